@@ -1,0 +1,43 @@
+"""The chat template: defined once, saved with the tokenizer, used by training, eval, serving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ChatML. Used for base models that ship no template of their own; the `generation` markers let
+# trl compute the loss on assistant turns only.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}"
+    "{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CHATML_SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+
+def to_messages(
+    instruction: str, output: str, extra_input: str = "", system_prompt: str | None = None
+) -> list[dict[str, str]]:
+    """One instruction/response pair as chat messages."""
+    user = f"{instruction}\n\n{extra_input}" if extra_input else instruction
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return messages + [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+
+
+def render_chat(
+    tokenizer: Any, messages: list[dict[str, str]], for_generation: bool = False
+) -> str:
+    """Text of a conversation under the tokenizer's own template; with `for_generation` the final
+    assistant turn is left open for the model to write."""
+    if for_generation and messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    return str(
+        tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=for_generation
+        )
+    )

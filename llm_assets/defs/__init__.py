@@ -1,0 +1,46 @@
+"""The Dagster layer: assets, checks and resources, built from a profile."""
+
+from typing import Any
+
+import dagster as dg
+
+from llm_assets.defs.cleaning import build_cleaning_defs
+from llm_assets.defs.datasets import build_dataset_defs
+from llm_assets.defs.evaluation import build_evaluation_defs
+from llm_assets.defs.export import build_export_defs
+from llm_assets.defs.resources import default_resources
+from llm_assets.defs.sources import build_source_defs
+from llm_assets.defs.training import build_training_defs
+from llm_assets.settings import Profile
+
+STAGE_BUILDERS = (
+    build_source_defs,
+    build_cleaning_defs,
+    build_dataset_defs,
+    build_training_defs,
+    build_evaluation_defs,
+    build_export_defs,
+)
+
+
+def build_assets_and_checks(profile: Profile) -> tuple[list[Any], list[Any]]:
+    assets: list[Any] = []
+    checks: list[Any] = []
+    for build in STAGE_BUILDERS:
+        stage_assets, stage_checks = build(profile)
+        assets += stage_assets
+        checks += stage_checks
+    return assets, checks
+
+
+def build_definitions(profile: Profile, resources: dict[str, Any] | None = None) -> dg.Definitions:
+    """Every asset, check and resource of `profile`. The in-process executor runs the steps one
+    after another in one process: torch and transformers are imported once, not once per step,
+    and on a 2-core machine parallel steps would only compete for the same cores."""
+    assets, checks = build_assets_and_checks(profile)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        resources=resources or default_resources(experiment_name=profile.tracking.experiment_name),
+        executor=dg.in_process_executor,
+    )

@@ -1,0 +1,139 @@
+"""Group `cleaning`: the cleaned corpus and the ledger that accounts for every input record."""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from llm_assets.cleaning.chain import clean_corpus
+from llm_assets.cleaning.expectations import (
+    cleaned_corpus_expectations,
+    ledger_expectations,
+    no_pii_expectations,
+)
+from llm_assets.cleaning.ledger import ledger_discrepancies, ledger_summary
+from llm_assets.defs.check_results import preview, to_check_result
+from llm_assets.defs.sources import raw_asset_name
+from llm_assets.expectations import run_suite
+from llm_assets.settings import Profile, section_digest
+from llm_assets.storage import frame_digest
+
+CLEANING_CODE_VERSION = "1"
+
+
+def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
+    raw_names = [raw_asset_name(source) for source in profile.sources]
+
+    @dg.multi_asset(
+        name="cleaning",
+        group_name="cleaning",
+        ins={name: dg.AssetIn(key=name) for name in raw_names},
+        outs={
+            "cleaned_corpus": dg.AssetOut(
+                code_version=f"{CLEANING_CODE_VERSION}-{section_digest(profile.cleaning)}",
+                kinds={"pandas"},
+                description="Records that passed every cleaning stage, PII redacted.",
+            ),
+            "cleaning_ledger": dg.AssetOut(
+                code_version=f"{CLEANING_CODE_VERSION}-{section_digest(profile.cleaning)}",
+                kinds={"pandas"},
+                description="One row per input record: kept, dropped or quarantined, and why.",
+            ),
+        },
+    )
+    def cleaning(context: dg.AssetExecutionContext, **raw_tables: pd.DataFrame) -> Any:
+        raw = pd.concat([raw_tables[name] for name in raw_names], ignore_index=True)
+        result = clean_corpus(raw, profile.cleaning)
+        summary = ledger_summary(result.ledger)
+        yield dg.Output(
+            result.corpus,
+            output_name="cleaned_corpus",
+            data_version=dg.DataVersion(frame_digest(result.corpus)),
+            metadata={
+                "dagster/row_count": len(result.corpus),
+                "by_source": dg.MetadataValue.json(
+                    result.corpus.groupby("source").size().to_dict()
+                ),
+                "pii_redacted": dg.MetadataValue.json(dict(result.pii_counts)),
+                "stages": dg.MetadataValue.md(
+                    pd.DataFrame(result.stage_counts).to_markdown(index=False)
+                ),
+                "preview": preview(result.corpus, ["source", "record_id", "text", "response"]),
+            },
+        )
+        yield dg.Output(
+            result.ledger,
+            output_name="cleaning_ledger",
+            data_version=dg.DataVersion(frame_digest(result.ledger)),
+            metadata={
+                "dagster/row_count": len(result.ledger),
+                "outcomes": dg.MetadataValue.md(summary.to_markdown(index=False)),
+                "kept": int((result.ledger["action"] == "kept").sum()),
+                "dropped": int((result.ledger["action"] == "dropped").sum()),
+                "quarantined": int((result.ledger["action"] == "quarantined").sum()),
+            },
+        )
+
+    return cleaning
+
+
+def _build_ledger_check(profile: Profile) -> dg.AssetChecksDefinition:
+    raw_names = [raw_asset_name(source) for source in profile.sources]
+
+    @dg.asset_check(
+        asset="cleaning_ledger",
+        additional_deps=raw_names,
+        blocking=True,
+        description="Raw totals equal kept + dropped + quarantined, per source, one row each.",
+    )
+    def cleaning_ledger_accounts_for_every_record(
+        context: dg.AssetCheckExecutionContext, cleaning_ledger: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        # Counts come from what each raw asset recorded, not from the cleaning step itself.
+        raw_counts = {}
+        for source, name in zip(profile.sources, raw_names, strict=True):
+            event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+            materialization = event.asset_materialization if event else None
+            if materialization is None:
+                return dg.AssetCheckResult(passed=False, description=f"{name} is not materialized")
+            raw_counts[source.name] = int(materialization.metadata["records"].value)  # type: ignore[arg-type]
+        problems = ledger_discrepancies(raw_counts, cleaning_ledger)
+        outcome = run_suite(cleaning_ledger, "cleaning_ledger", ledger_expectations())
+        passed = outcome.passed and not problems
+        return dg.AssetCheckResult(
+            passed=passed,
+            description="\n".join(problems) or outcome.summary(),
+            metadata={
+                "raw_records": sum(raw_counts.values()),
+                "ledger_rows": len(cleaning_ledger),
+                "discrepancies": dg.MetadataValue.json(problems),
+                "expectations_failed": len(outcome.failures),
+            },
+        )
+
+    return cleaning_ledger_accounts_for_every_record
+
+
+@dg.asset_check(
+    asset="cleaned_corpus", blocking=True, description="No identifier survived redaction."
+)
+def cleaned_corpus_has_no_pii(cleaned_corpus: pd.DataFrame) -> dg.AssetCheckResult:
+    return to_check_result(run_suite(cleaned_corpus, "cleaned_corpus_pii", no_pii_expectations()))
+
+
+@dg.asset_check(
+    asset="cleaned_corpus",
+    blocking=True,
+    description="Non-empty texts, no exact duplicates left, at least one record.",
+)
+def cleaned_corpus_is_well_formed(cleaned_corpus: pd.DataFrame) -> dg.AssetCheckResult:
+    return to_check_result(
+        run_suite(cleaned_corpus, "cleaned_corpus", cleaned_corpus_expectations())
+    )
+
+
+def build_cleaning_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
+    return (
+        [_build_cleaning_asset(profile)],
+        [_build_ledger_check(profile), cleaned_corpus_has_no_pii, cleaned_corpus_is_well_formed],
+    )

@@ -1,0 +1,63 @@
+"""Which assets a materialization needs: the selection, plus upstream that was never made, and
+optionally only what is stale."""
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+# Dagster's stale-status resolver is the one the UI's "Materialize stale" button uses; it is not
+# in the public API, so this module is the only place that touches it.
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
+
+
+def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    if not keys:
+        raise ValueError(f"asset selection {selection!r} matches no asset")
+    return set(keys)
+
+
+def _resolver(defs: dg.Definitions, instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
+    graph = defs.resolve_asset_graph()
+    assert isinstance(graph, AssetGraph)
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    return CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+
+
+def stale_status(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]
+) -> dict[dg.AssetKey, StaleStatus]:
+    resolver = _resolver(defs, instance)
+    return {key: resolver.get_status(key) for key in keys}
+
+
+def with_missing_upstream(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey]
+) -> set[dg.AssetKey]:
+    """`keys` plus every ancestor that has never been materialized in `instance`."""
+    graph = defs.resolve_asset_graph()
+    needed = set(keys)
+    frontier = list(keys)
+    while frontier:
+        for parent in graph.get(frontier.pop()).parent_keys:
+            if parent in needed or not graph.has(parent):
+                continue
+            if instance.get_latest_materialization_event(parent) is None:
+                needed.add(parent)
+                frontier.append(parent)
+    return needed
+
+
+def only_stale_or_missing(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey]
+) -> set[dg.AssetKey]:
+    statuses = stale_status(defs, instance, keys)
+    return {key for key, status in statuses.items() if status != StaleStatus.FRESH}

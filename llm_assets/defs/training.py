@@ -1,0 +1,187 @@
+"""Group `training`: the base model and the fine-tuned adapter, tracked in MLflow."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
+from llm_assets.settings import Profile, section_digest
+from llm_assets.storage import folder_digest, frame_digest
+
+BASE_MODEL_CODE_VERSION = "1"
+ADAPTER_CODE_VERSION = "1"
+
+
+def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
+    model_config = profile.model
+    training = profile.training
+
+    @dg.asset(
+        group_name="training",
+        code_version=f"{BASE_MODEL_CODE_VERSION}-{section_digest(model_config)}",
+        kinds={"pytorch", "huggingface"},
+    )
+    def base_model(
+        context: dg.AssetExecutionContext,
+        artifacts: ArtifactStoreResource,
+        cleaned_corpus: pd.DataFrame,
+    ) -> dg.Output[dict[str, Any]]:
+        """The model fine-tuning starts from: a tiny Llama pre-trained on the corpus, or a real
+        model loaded with `from_pretrained` from a local path or the Hugging Face cache."""
+        from llm_assets.training.base_model import (
+            build_tiny_base_model,
+            count_parameters,
+            resolve_pretrained,
+        )
+
+        manifest: dict[str, Any] = {
+            "kind": model_config.kind,
+            "model_id": model_config.id_or_path,
+            "revision": model_config.revision,
+            "license": model_config.license,
+        }
+        if model_config.kind == "pretrained":
+            path = resolve_pretrained(model_config)
+            manifest["path"] = path
+        else:
+            texts = [
+                f"{text}\n\n{response}" if isinstance(response, str) else text
+                for text, response in zip(
+                    cleaned_corpus["text"], cleaned_corpus["response"], strict=True
+                )
+            ]
+            with artifacts.new_folder("base_model", context.run.run_id) as folder:
+                summary = build_tiny_base_model(
+                    texts, model_config.tiny, folder, seed=profile.training.seed
+                )
+            path = str(artifacts.folder("base_model", context.run.run_id))
+            manifest.update(path=path, pretrain=summary.__dict__)
+        manifest["parameters"] = count_parameters(path)
+        manifest["weights_digest"] = folder_digest(Path(path))
+        return dg.Output(
+            manifest,
+            data_version=dg.DataVersion(manifest["weights_digest"]),
+            metadata={
+                "path": dg.MetadataValue.path(path),
+                "parameters": manifest["parameters"],
+                "model_id": model_config.id_or_path,
+                "license": model_config.license,
+                **{f"pretrain_{k}": v for k, v in manifest.get("pretrain", {}).items()},
+            },
+        )
+
+    @dg.asset(
+        group_name="training",
+        code_version=f"{ADAPTER_CODE_VERSION}-{section_digest(training)}",
+        kinds={"pytorch", "mlflow"},
+        pool="gpu",
+    )
+    def qlora_adapter(
+        context: dg.AssetExecutionContext,
+        artifacts: ArtifactStoreResource,
+        mlflow: MlflowResource,
+        base_model: dict[str, Any],
+        sft_dataset: Any,
+    ) -> dg.Output[dict[str, Any]]:
+        """The fine-tuned adapter (QLoRA by default; LoRA or a full model by `training.method`),
+        with the tokenizer and chat template it was trained with."""
+        import mlflow as mlflow_client
+
+        from llm_assets.training.sft import train_adapter
+
+        train_frame = sft_dataset["train"].to_pandas()
+        validation_frame = sft_dataset["validation"].to_pandas()
+        data_digests = {
+            "train": frame_digest(train_frame),
+            "validation": frame_digest(validation_frame),
+        }
+        inputs_digest = hashlib.sha256(
+            json.dumps(
+                [base_model["weights_digest"], data_digests, training.model_dump(mode="json")],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:16]
+        work_dir = artifacts.work_dir("qlora_adapter", inputs_digest)
+
+        with mlflow.start_run(context, run_name=f"qlora_adapter-{context.run.run_id[:8]}") as run:
+            mlflow_client.log_params(
+                {
+                    **{f"training.{k}": v for k, v in training.model_dump(mode="json").items()},
+                    "model.id_or_path": base_model["model_id"],
+                    "model.revision": base_model["revision"] or "",
+                    "model.weights_digest": base_model["weights_digest"],
+                    "data.train_digest": data_digests["train"],
+                    "data.validation_digest": data_digests["validation"],
+                    "data.max_length": profile.datasets.max_length,
+                }
+            )
+            for name, frame in (("train", train_frame), ("validation", validation_frame)):
+                dataset = mlflow_client.data.from_pandas(
+                    frame[["pair_id", "instruction", "input", "output"]],
+                    name=f"sft_dataset.{name}",
+                    digest=data_digests[name],
+                )
+                mlflow_client.log_input(dataset, context="training" if name == "train" else "eval")
+
+            def report(metrics: dict[str, float], step: int) -> None:
+                mlflow_client.log_metrics(metrics, step=step)
+                context.log.info(f"step {step}: {metrics}")
+
+            result = train_adapter(
+                base_model["path"],
+                sft_dataset["train"],
+                sft_dataset["validation"],
+                training,
+                profile.datasets.max_length,
+                work_dir,
+                report,
+            )
+            with artifacts.new_folder("qlora_adapter", context.run.run_id) as folder:
+                shutil.copytree(result.output_dir, folder, dirs_exist_ok=True)
+            path = artifacts.folder("qlora_adapter", context.run.run_id)
+            mlflow_client.log_metrics(
+                {
+                    "train_loss_final": result.train_loss,
+                    "rows_dropped_too_long": result.rows_dropped_too_long,
+                }
+            )
+            mlflow_client.log_artifacts(str(path), artifact_path="adapter")
+            run_url = mlflow.run_url(run)
+
+        manifest = {
+            "path": str(path),
+            "method": result.method,
+            "base_model_path": base_model["path"],
+            "base_model_id": base_model["model_id"],
+            "mlflow_run_id": run.info.run_id,
+            "global_step": result.global_step,
+            "train_loss": result.train_loss,
+            "resumed_from": result.resumed_from,
+            "weights_digest": folder_digest(path),
+        }
+        losses = [entry["loss"] for entry in result.log_history if "loss" in entry]
+        return dg.Output(
+            manifest,
+            data_version=dg.DataVersion(manifest["weights_digest"]),
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "mlflow_run": dg.MetadataValue.url(run_url),
+                "mlflow_run_id": run.info.run_id,
+                "method": result.method,
+                "steps": result.global_step,
+                "train_loss": result.train_loss,
+                "first_logged_loss": losses[0] if losses else float("nan"),
+                "last_logged_loss": losses[-1] if losses else float("nan"),
+                "resumed_from_checkpoint": result.resumed_from or "none",
+                "rows_dropped_too_long": result.rows_dropped_too_long,
+                "trainable_parameters": result.trainable_parameters,
+                "seconds": round(result.seconds, 1),
+            },
+        )
+
+    return [base_model, qlora_adapter], []

@@ -1,0 +1,227 @@
+"""Typed profiles: the one place that reads `conf/`.
+
+A profile is a YAML file whose sections map onto the models below. Only `sources:` is
+required; every other section has defaults that run on a 2-core CPU machine.
+`LLM_ASSETS_PROFILE` picks the profile; relative source paths are relative to the profile file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILE_ENV_VAR = "LLM_ASSETS_PROFILE"
+STATE_DIR_ENV_VAR = "LLM_ASSETS_STATE_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PROFILE_PATH = PROJECT_ROOT / "conf" / "default.yaml"
+
+SourceKind = Literal["jsonl", "csv", "documents", "instructions", "sql", "git"]
+IMPLEMENTED_SOURCE_KINDS = ("jsonl", "csv", "documents", "instructions")
+PiiEntity = Literal["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS"]
+ALL_PII_ENTITIES: list[PiiEntity] = ["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS"]
+ExportFormat = Literal["bnb-nf4"]
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the file and the key."""
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in conf must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(StrictModel):
+    name: Annotated[
+        str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="asset suffix: raw_<name>")
+    ]
+    kind: SourceKind
+    path: str = Field(description="glob, absolute or relative to the profile file")
+    text_field: str = Field("text", description="field holding the text (jsonl/csv)")
+    id_field: str | None = Field(None, description="field whose value becomes record_id")
+    response_field: str | None = Field(
+        None, description="field holding the answer to the text, e.g. a ticket's resolution"
+    )
+    prompt_fields: list[str] = Field(
+        default_factory=list,
+        description="fields put before text_field to form the prompt, e.g. [subject]",
+    )
+    max_record_chars: int = Field(200_000, gt=0, description="larger records are quarantined")
+
+    @model_validator(mode="after")
+    def _kind_is_implemented(self) -> SourceConfig:
+        if self.kind not in IMPLEMENTED_SOURCE_KINDS:
+            raise ValueError(
+                f"source kind '{self.kind}' has no reader yet; "
+                f"use one of {', '.join(IMPLEMENTED_SOURCE_KINDS)}"
+            )
+        return self
+
+
+class CleaningConfig(StrictModel):
+    normalize_unicode: bool = Field(True, description="repair mojibake (ftfy) and NFC-normalize")
+    redact_pii: bool = True
+    pii_entities: list[PiiEntity] = Field(default_factory=lambda: list(ALL_PII_ENTITIES))
+    exact_dedup: bool = True
+    min_chars: int = Field(20, ge=0, description="shorter texts are dropped as quality.too_short")
+
+
+class DatasetConfig(StrictModel):
+    validation_ratio: float = Field(0.1, gt=0, lt=0.5)
+    golden_size: int = Field(150, ge=0, description="rows held out for evaluation")
+    seed: int = 42
+    max_length: int = Field(512, gt=16, description="tokens; longer rows are dropped, not cut")
+    system_prompt: str | None = "You are the support assistant for our product."
+
+
+class TinyModelConfig(StrictModel):
+    """The embedded default base model: a small Llama built and pre-trained locally."""
+
+    vocab_size: int = Field(2048, ge=300)
+    hidden_size: int = Field(128, ge=32)
+    intermediate_size: int = Field(256, ge=32)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    num_key_value_heads: int = Field(2, ge=1)
+    max_position_embeddings: int = Field(1024, ge=64)
+    pretrain_steps: int = Field(150, ge=0)
+    pretrain_batch_size: int = Field(16, ge=1)
+    pretrain_block_size: int = Field(128, ge=16)
+    pretrain_learning_rate: float = Field(3e-3, gt=0)
+
+
+class ModelConfig(StrictModel):
+    kind: Literal["tiny", "pretrained"] = Field(
+        "tiny", description="tiny: build locally; pretrained: from_pretrained(id_or_path)"
+    )
+    id_or_path: str = Field("llm-assets/tiny-llama", description="hub id or local folder")
+    revision: str | None = None
+    license: str = "apache-2.0"
+    allowed_licenses: list[str] = Field(
+        default_factory=lambda: ["apache-2.0", "mit", "llama3", "llama3.1", "gemma"]
+    )
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+
+    @model_validator(mode="after")
+    def _license_is_allowed(self) -> ModelConfig:
+        if self.license not in self.allowed_licenses:
+            raise ValueError(
+                f"license '{self.license}' of '{self.id_or_path}' is not in allowed_licenses "
+                f"{self.allowed_licenses}; add it only if your use case permits it"
+            )
+        return self
+
+
+class TrainingConfig(StrictModel):
+    method: Literal["qlora", "lora", "full"] = "qlora"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = Field(2e-4, gt=0)
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of steps warming up")
+    num_train_epochs: float = Field(2.0, gt=0)
+    max_steps: int = Field(-1, description="overrides epochs when > 0")
+    per_device_train_batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    save_steps: int = Field(25, ge=1, description="checkpoint interval, for resuming")
+    assistant_only_loss: bool = Field(True, description="loss on assistant turns only")
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(5, ge=1)
+    seed: int = 42
+
+
+class EvaluationConfig(StrictModel):
+    max_eval_rows: int = Field(256, ge=1, description="rows of validation/golden scored")
+    batch_size: int = Field(16, ge=1)
+
+
+class ExportConfig(StrictModel):
+    formats: list[ExportFormat] = Field(default_factory=lambda: list[ExportFormat](["bnb-nf4"]))
+
+
+class TrackingConfig(StrictModel):
+    experiment_name: str = "llm_assets"
+
+
+class Profile(StrictModel):
+    sources: list[SourceConfig] = Field(min_length=1)
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    datasets: DatasetConfig = Field(default_factory=DatasetConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    # Set by the loader, not written in YAML: where relative source paths start.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _source_names_are_unique(self) -> Profile:
+        names = [source.name for source in self.sources]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"source names must be unique; repeated: {repeated}")
+        return self
+
+    def source_glob(self, source: SourceConfig) -> str:
+        path = Path(source.path)
+        return str(path if path.is_absolute() else self.base_dir / path)
+
+
+def section_digest(section: BaseModel) -> str:
+    """A short stable hash of a config section, used in code versions so edits re-run assets."""
+    payload = json.dumps(section.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationError) -> str:
+    lines = [f"{path}: invalid profile"]
+    for item in error.errors():
+        location = list(item["loc"])
+        # Name a source by its name, not its index, where the YAML gives one.
+        if len(location) >= 2 and location[0] == "sources" and isinstance(location[1], int):
+            sources = raw.get("sources") or []
+            if location[1] < len(sources) and isinstance(sources[location[1]], dict):
+                name = sources[location[1]].get("name")
+                if name:
+                    location[1] = f"{location[1]}({name})"
+        key = ".".join(str(part) for part in location) or "<top level>"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see llm_assets/settings.py for valid keys)"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
+    """Read and validate a profile: `path`, else $LLM_ASSETS_PROFILE, else conf/default.yaml."""
+    profile_path = Path(path or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH).resolve()
+    if not profile_path.is_file():
+        raise ProfileError(f"{profile_path}: profile not found (set {PROFILE_ENV_VAR} or PROFILE=)")
+    try:
+        raw = yaml.safe_load(profile_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{profile_path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{profile_path}: a profile is a mapping with at least 'sources:'")
+    try:
+        return Profile.model_validate({**raw, "base_dir": profile_path.parent})
+    except ValidationError as error:
+        raise ProfileError(_format_validation_error(profile_path, raw, error)) from None
+
+
+def state_dir() -> Path:
+    """Where assets, models and MLflow live: $LLM_ASSETS_STATE_DIR, else <DAGSTER_HOME>/var."""
+    explicit = os.environ.get(STATE_DIR_ENV_VAR)
+    if explicit:
+        return Path(explicit).resolve()
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT).resolve() / "var"

@@ -1,0 +1,224 @@
+"""The whole graph on the tiny test profile, materialized once per session with `materialize()`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from llm_assets.defs import build_assets_and_checks, build_definitions
+from llm_assets.defs.resources import default_resources
+from llm_assets.defs.selection import only_stale_or_missing, stale_status
+from llm_assets.settings import Profile, load_profile
+
+from ..conftest import TINY_PROFILE, _is_local
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class MaterializedGraph:
+    profile: Profile
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInProcessResult
+    state: Path
+    network_attempts: list[object]
+
+    def value(self, key: str) -> Any:
+        return self.defs.load_asset_value(key, instance=self.instance)
+
+
+def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance, **kwargs: Any) -> Any:
+    return dg.materialize(
+        [*(defs.assets or []), *(defs.asset_checks or [])],
+        instance=instance,
+        resources=defs.resources,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaterializedGraph]:
+    import socket
+
+    state = tmp_path_factory.mktemp("state")
+    profile = load_profile(TINY_PROFILE)
+    defs = build_definitions(profile, resources=default_resources(state))
+    attempts: list[object] = []
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self: socket.socket, address: object) -> None:
+        if not _is_local(address):
+            attempts.append(address)
+            raise OSError(f"network access attempted in an air-gapped test: {address}")
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    with dg.instance_for_test(temp_dir=str(state / "dagster")) as instance:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(socket.socket, "connect", guarded_connect)
+            result = materialize_all(defs, instance, raise_on_error=False)
+        yield MaterializedGraph(profile, defs, instance, result, state, attempts)
+
+
+def test_every_asset_and_check_succeeds_offline(graph: MaterializedGraph) -> None:
+    assert graph.result.success
+    materialized = {
+        event.asset_key.to_user_string()
+        for event in graph.result.get_asset_materialization_events()
+    }
+    expected = {
+        key.to_user_string() for key in graph.defs.resolve_asset_graph().get_all_asset_keys()
+    }
+    assert materialized == expected
+    evaluations = [
+        event.event_specific_data.asset_check_evaluation  # type: ignore[union-attr]
+        for event in graph.result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert len(evaluations) == len(graph.defs.resolve_asset_graph().asset_check_keys)
+    assert all(evaluation.passed for evaluation in evaluations), [
+        (e.check_name, e.description) for e in evaluations if not e.passed
+    ]
+    assert graph.network_attempts == []
+
+
+def test_table_assets_load_as_dataframes_and_datasets(graph: MaterializedGraph) -> None:
+    from datasets import DatasetDict
+
+    corpus = graph.value("cleaned_corpus")
+    assert isinstance(corpus, pd.DataFrame)
+    assert {"record_id", "source", "text"} <= set(corpus.columns)
+    splits = graph.value("sft_dataset")
+    assert isinstance(splits, DatasetDict) and set(splits) == {"train", "validation"}
+    assert splits["train"][0]["messages"][-1]["role"] == "assistant"
+    golden = graph.value("golden_set")
+    assert 20 <= len(golden) <= 40
+    assert not set(golden["pair_id"]) & set(splits["train"]["pair_id"])
+
+
+def test_ledger_accounts_for_the_sample_defects(graph: MaterializedGraph) -> None:
+    ledger = graph.value("cleaning_ledger")
+    raw_total = sum(len(graph.value(f"raw_{s.name}")) for s in graph.profile.sources)
+    assert len(ledger) == raw_total
+    reasons = set(ledger["reason"].dropna())
+    assert {
+        "source.malformed_json",
+        "source.empty_text",
+        "source.missing_field",
+        "dedup.exact",
+    } <= reasons
+    duplicates = ledger[ledger["reason"] == "dedup.exact"]
+    assert duplicates["duplicate_of"].notna().all()
+    corpus = graph.value("cleaned_corpus")
+    assert not corpus["text"].str.contains(r"[\w.+-]+@[\w-]+\.[\w.]+", regex=True).any()
+
+
+def test_mlflow_run_names_data_code_and_dagster_run(graph: MaterializedGraph) -> None:
+    import mlflow
+
+    adapter = graph.value("qlora_adapter")
+    client = mlflow.MlflowClient(
+        tracking_uri=graph.defs.resources["mlflow"].resolved_tracking_uri()
+    )
+    run = client.get_run(adapter["mlflow_run_id"])
+    assert run.data.tags["dagster.run_id"] == graph.result.run_id
+    assert run.data.tags["dagster.asset_key"] == "qlora_adapter"
+    assert run.data.tags["git_commit"]
+    splits = graph.value("sft_dataset")
+    from llm_assets.storage import frame_digest
+
+    assert run.data.params["data.train_digest"] == frame_digest(splits["train"].to_pandas())
+    assert run.data.params["training.method"] == "qlora"
+    inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    assert inputs["sft_dataset.train"] == run.data.params["data.train_digest"]
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert len(losses) >= 3
+    assert "eval.golden_perplexity_tuned" in run.data.metrics
+
+
+def test_qlora_trains_on_a_4bit_base_and_beats_it(graph: MaterializedGraph) -> None:
+    adapter = graph.value("qlora_adapter")
+    assert adapter["method"] == "qlora"
+    assert (Path(adapter["path"]) / "adapter_model.safetensors").is_file()
+    assert (
+        "chat_template" in (Path(adapter["path"]) / "tokenizer_config.json").read_text()
+        or (Path(adapter["path"]) / "chat_template.jinja").is_file()
+    )
+    report = graph.value("eval_report")
+    assert report["validation_perplexity_tuned"] < report["validation_perplexity_base"]
+    assert Path(report["report_path"]).read_text().startswith("# Evaluation report")
+
+
+def test_quantized_export_is_reloaded_and_measured(graph: MaterializedGraph) -> None:
+    export = graph.value("quantized_export")
+    rows = {row["format"]: row for row in export["exports"]}
+    assert set(rows) == {"merged-fp32", "bnb-nf4"}
+    assert rows["bnb-nf4"]["size_bytes"] < rows["merged-fp32"]["size_bytes"]
+    assert math.isfinite(rows["bnb-nf4"]["perplexity"])
+    assert (Path(rows["bnb-nf4"]["path"]) / "tokenizer_config.json").is_file()
+
+
+def test_unchanged_work_is_not_redone(graph: MaterializedGraph) -> None:
+    everything = set(graph.defs.resolve_asset_graph().get_all_asset_keys())
+    assert only_stale_or_missing(graph.defs, graph.instance, everything) == set()
+
+    # Re-reading unchanged sources yields the same data versions: nothing downstream is stale.
+    sources = {key for key in everything if key.to_user_string().startswith("raw_")}
+    rerun = materialize_all(graph.defs, graph.instance, selection=list(sources))
+    assert rerun.success
+    assert only_stale_or_missing(graph.defs, graph.instance, everything) == set()
+
+    # A training setting changed in conf makes training and what follows stale, nothing before.
+    changed = graph.profile.model_copy(
+        update={"training": graph.profile.training.model_copy(update={"lora_r": 4})}
+    )
+    changed_defs = build_definitions(changed, resources=graph.defs.resources)
+    stale = {
+        key.to_user_string()
+        for key in only_stale_or_missing(changed_defs, graph.instance, everything)
+    }
+    assert stale == {"qlora_adapter", "eval_report", "quantized_export"}
+    statuses = stale_status(changed_defs, graph.instance, everything)
+    assert statuses[dg.AssetKey("base_model")].value == "FRESH"
+
+
+def test_failing_blocking_check_stops_training(tmp_path: Path) -> None:
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(
+        "\n".join(
+            f'{{"id": "T{i}", "body": "Please email me at user{i}@example.com about sync {i}",'
+            f' "answer": "We replied to your request number {i}."}}'
+            for i in range(10)
+        )
+    )
+    profile_path = tmp_path / "leaky.yaml"
+    profile_path.write_text(
+        "sources:\n  - {name: tickets, kind: jsonl, path: tickets.jsonl, text_field: body,"
+        " id_field: id, response_field: answer}\ncleaning: {redact_pii: false}\n"
+    )
+    profile = load_profile(profile_path)
+    assets, checks = build_assets_and_checks(profile)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*assets, *checks],
+            instance=instance,
+            resources=default_resources(tmp_path / "state"),
+            raise_on_error=False,
+        )
+        failed = {
+            e.event_specific_data.asset_check_evaluation.check_name  # type: ignore[union-attr]
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and not e.event_specific_data.asset_check_evaluation.passed  # type: ignore[union-attr]
+        }
+        assert "cleaned_corpus_has_no_pii" in failed
+        assert instance.get_latest_materialization_event(dg.AssetKey("cleaned_corpus")) is not None
+        for downstream in ("sft_pairs", "base_model", "qlora_adapter"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(downstream)) is None

@@ -1,0 +1,66 @@
+import pandas as pd
+
+from llm_assets.cleaning.chain import clean_corpus
+from llm_assets.cleaning.ledger import ledger_discrepancies
+from llm_assets.cleaning.normalize import dedup_key, normalize_text
+from llm_assets.settings import CleaningConfig
+from llm_assets.sources.records import RawRecord, quarantined, records_to_frame
+
+
+def _raw() -> pd.DataFrame:
+    return records_to_frame(
+        [
+            RawRecord(
+                "T-1", "tickets", "t.jsonl#L1", "Sync stops at 99%. Mail me: a@b.io", "Restart."
+            ),
+            RawRecord(
+                "T-2", "tickets", "t.jsonl#L2", "sync stops at 99%.  mail me: a@b.io", "restart."
+            ),
+            RawRecord("T-3", "tickets", "t.jsonl#L3", "hi", "ok"),
+            quarantined("tickets", "t.jsonl#L4", "source.malformed_json", "t.jsonl#L4: bad"),
+            RawRecord("d.md", "docs", "d.md", "# Title\n\nA document about selective sync."),
+        ]
+    )
+
+
+def test_clean_corpus_accounts_for_every_record() -> None:
+    result = clean_corpus(_raw(), CleaningConfig(min_chars=5))
+    ledger = result.ledger.set_index("record_id")
+    assert ledger.loc["T-1", "action"] == "kept"
+    assert ledger.loc["T-2", "reason"] == "dedup.exact"
+    assert ledger.loc["T-2", "duplicate_of"] == "tickets/T-1"
+    assert ledger.loc["T-3", "reason"] == "quality.too_short"
+    assert ledger.loc["tickets:t.jsonl#L4", "action"] == "quarantined"
+    assert ledger.loc["tickets:t.jsonl#L4", "detail"] == "t.jsonl#L4: bad"
+    assert ledger_discrepancies({"tickets": 4, "docs": 1}, result.ledger) == []
+    assert list(result.corpus["record_id"]) == ["T-1", "d.md"]
+
+
+def test_clean_corpus_redacts_pii_in_prompt_and_answer() -> None:
+    result = clean_corpus(_raw(), CleaningConfig(min_chars=5))
+    assert "<EMAIL>" in result.corpus.loc[0, "text"]
+    # Redaction runs before dedup, so the dropped re-send was redacted (and counted) too.
+    assert result.pii_counts["EMAIL"] == 2
+    assert result.corpus.loc[0, "pii_redactions"] == 1
+
+
+def test_ledger_discrepancies_reports_lost_and_repeated_records() -> None:
+    result = clean_corpus(_raw(), CleaningConfig(min_chars=5))
+    lost = result.ledger.iloc[1:]
+    assert any(
+        "4 raw records but 3" in p for p in ledger_discrepancies({"tickets": 4, "docs": 1}, lost)
+    )
+    repeated = pd.concat([result.ledger, result.ledger.iloc[:1]])
+    assert any(
+        "share a (source, record_id)" in p
+        for p in ledger_discrepancies({"tickets": 4, "docs": 1}, repeated)
+    )
+
+
+def test_normalize_text_repairs_mojibake_and_whitespace() -> None:
+    assert normalize_text("cafÃ©  is\u00a0open\r\n\r\n\r\n\r\nnow ") == "café is open\n\nnow"
+
+
+def test_dedup_key_ignores_case_and_spacing_only() -> None:
+    assert dedup_key("Hello  World", None) == dedup_key("hello world", "")
+    assert dedup_key("Hello World") != dedup_key("Hello Word")

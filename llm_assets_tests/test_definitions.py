@@ -1,0 +1,62 @@
+import dagster as dg
+
+from llm_assets.defs import build_definitions
+from llm_assets.settings import load_profile
+
+from .conftest import PROJECT_ROOT, TINY_PROFILE
+
+STABLE_KEYS = {
+    "cleaned_corpus",
+    "cleaning_ledger",
+    "sft_dataset",
+    "golden_set",
+    "base_model",
+    "qlora_adapter",
+    "eval_report",
+    "quantized_export",
+}
+
+
+def test_definitions_load_with_stable_keys_groups_and_checks() -> None:
+    defs = build_definitions(load_profile(PROJECT_ROOT / "conf" / "default.yaml"))
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert STABLE_KEYS <= keys
+    assert {"raw_docs", "raw_tickets", "raw_faq"} <= keys
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups["raw_tickets"] == "sources"
+    assert groups["cleaned_corpus"] == groups["cleaning_ledger"] == "cleaning"
+    assert groups["qlora_adapter"] == "training"
+    assert groups["quantized_export"] == "export"
+    checks = {check.name for check in graph.asset_check_keys}
+    assert "cleaning_ledger_accounts_for_every_record" in checks
+    assert "cleaned_corpus_has_no_pii" in checks
+
+
+def test_code_location_module_loads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib
+
+    monkeypatch.setenv("LLM_ASSETS_PROFILE", str(TINY_PROFILE))
+    module = importlib.import_module("llm_assets.definitions")
+    module = importlib.reload(module)
+    assert isinstance(module.defs, dg.Definitions)
+
+
+def test_loading_the_code_location_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llm_assets.definitions; "
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'mlflow') "
+        "if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "LLM_ASSETS_PROFILE": str(TINY_PROFILE)},
+    )
+    assert out.stdout.strip() == ""
