@@ -8,7 +8,7 @@ from llm_assets.cleaning.ledger import ACTIONS
 
 # Strict shapes only: a check must not fail on text the redactor rightly left alone.
 RESIDUAL_PII_REGEXES = [
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     r"\b\d{3}-\d{2}-\d{4}\b",
     r"\b\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}\b",
 ]

@@ -1,5 +1,6 @@
 """The Dagster layer: assets, checks and resources, built from a profile."""
 
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -12,6 +13,9 @@ from llm_assets.defs.resources import default_resources
 from llm_assets.defs.sources import build_source_defs
 from llm_assets.defs.training import build_training_defs
 from llm_assets.settings import Profile
+
+# Data versions on outputs are how unchanged work is skipped; Dagster marks the parameter beta.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 STAGE_BUILDERS = (
     build_source_defs,

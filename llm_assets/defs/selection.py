@@ -59,5 +59,16 @@ def with_missing_upstream(
 def only_stale_or_missing(
     defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey]
 ) -> set[dg.AssetKey]:
+    """The assets of `keys` that are stale or missing, plus their descendants within `keys`:
+    Dagster calls a child fresh until its stale parent is re-made, but it will be out of date
+    the moment that happens, so one run does both."""
+    graph = defs.resolve_asset_graph()
     statuses = stale_status(defs, instance, keys)
-    return {key for key, status in statuses.items() if status != StaleStatus.FRESH}
+    needed = {key for key, status in statuses.items() if status != StaleStatus.FRESH}
+    frontier = list(needed)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child in keys and child not in needed:
+                needed.add(child)
+                frontier.append(child)
+    return needed

@@ -60,6 +60,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaterializedGrap
             raise OSError(f"network access attempted in an air-gapped test: {address}")
         real_connect(self, address)  # type: ignore[arg-type]
 
+    (state / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(state / "dagster")) as instance:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(socket.socket, "connect", guarded_connect)
@@ -78,7 +79,7 @@ def test_every_asset_and_check_succeeds_offline(graph: MaterializedGraph) -> Non
     }
     assert materialized == expected
     evaluations = [
-        event.event_specific_data.asset_check_evaluation  # type: ignore[union-attr]
+        event.event_specific_data
         for event in graph.result.all_events
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
@@ -213,10 +214,9 @@ def test_failing_blocking_check_stops_training(tmp_path: Path) -> None:
             raise_on_error=False,
         )
         failed = {
-            e.event_specific_data.asset_check_evaluation.check_name  # type: ignore[union-attr]
+            e.event_specific_data.check_name  # type: ignore[union-attr]
             for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and not e.event_specific_data.asset_check_evaluation.passed  # type: ignore[union-attr]
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed  # type: ignore[union-attr]
         }
         assert "cleaned_corpus_has_no_pii" in failed
         assert instance.get_latest_materialization_event(dg.AssetKey("cleaned_corpus")) is not None

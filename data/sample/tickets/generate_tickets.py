@@ -46,7 +46,7 @@ N_HTML_NOISE = 20
 N_FILLER_NOISE = 20
 N_QUOTED_REPLY = 10
 # 1-based line numbers in tickets.jsonl that become the deliberately bad lines
-BAD_LINES = {248: "malformed_json", 297: "empty_body", 351: "missing_body", 405: "json_array"}
+BAD_LINES = {248: "malformed_json", 297: "empty_body", 353: "missing_body", 408: "json_array"}
 
 # --------------------------------------------------------------------------------------
 # People, companies and personal data (all fictional)
@@ -241,7 +241,7 @@ P = [
         "Finder shows 0 KB for cloud files"],
      body=[
         "After my MacBook wakes from sleep, online-only files in Finder show as 0 bytes and won't open.",
-        "On {os}, some files with the cloud icon show 0 bytes. Opening them does nothing.",
+        "On {macos}, some files with the cloud icon show 0 bytes. Opening them does nothing.",
         "Cloud files appear empty in Finder every morning until I restart Aurora."],
      extra=["I'm on {ver}.", "Restarting the app fixes it temporarily."],
      res=[
@@ -435,7 +435,7 @@ P = [
         "On my new Mac I can't make files online-only, the option is missing.",
         "Finder doesn't show the cloud icons and everything downloads fully.",
         "I think I clicked 'Don't allow' on a popup during setup and now online-only files don't work."],
-     extra=["{os}."],
+     extra=["{macos}."],
      res=[
         "Online-only files need the Aurora Sync file provider extension. Open System Settings → Privacy & Security, allow the extension for Aurora Sync, then restart the app. After that, right-click a file and choose Aurora Sync → Make online-only.",
         "It sounds like the file provider extension wasn't allowed on first launch. Allow it under System Settings → Privacy & Security and restart Aurora Sync. The cloud icons and the Make online-only option will then appear."]),
@@ -470,7 +470,7 @@ P = [
      extra=["The website loads in the browser."],
      res=[
         "E-NET-101 means the app couldn't open a connection at all, usually because of a firewall. Aurora Sync needs outgoing HTTPS on TCP 443 to app., api., sync., blocks. and notify.aurorasync.example; notify also uses WebSockets. Please ask IT to allow *.aurorasync.example. If you're on public Wi-Fi, open a browser first in case there's a captive portal to accept.",
-        "Since it works at home, the office firewall is most likely blocking one of our hosts. Ask IT to allow outgoing TCP 443 to *.aurorasync.example, including WebSocket connections to notify.aurorasync.example. If that doesn't fix it, send us a diagnostics bundle from `aurora diag --bundle`."]),
+        "If the app works on other networks, the office firewall is most likely blocking one of our hosts. Ask IT to allow outgoing TCP 443 to *.aurorasync.example, including WebSocket connections to notify.aurorasync.example. If that doesn't fix it, send us a diagnostics bundle from `aurora diag --bundle`."]),
     dict(area="network", subj=[
         "E-TLS-203 secure connection could not be verified", "Certificate error E-TLS-203",
         "TLS error behind corporate proxy"],
@@ -1172,7 +1172,7 @@ TONE_OPENERS = {
 }
 # extras that fit any message, and extras that only fit when something is broken
 GENERIC_EXTRAS = ["I couldn't find anything in the help centre.",
-                  "I read the docs but I'm still not sure.", "Thanks for your time."]
+                  "I read the docs but I'm still not sure.", "Hopefully this is an easy one."]
 FAULT_EXTRAS = [
     "This started after the last update.", "I already tried restarting.",
     "I've been a customer for years and never had this.", "Not sure if this is a bug or me.",
@@ -1182,7 +1182,7 @@ FAULT_WORDS = re.compile(
     r"error|E-[A-Z]+-\d+|stuck|fail|won't|doesn't|don't|never|not (?:working|uploading)|slow|"
     r"stop|missing|broken|crash|loop|keeps|can't|frozen|isn't", re.IGNORECASE)
 CLOSINGS = ["Thanks!", "Any help appreciated.", "Please advise.", "Thanks in advance.",
-            "Cheers.", "Thank you.", "Let me know what you need from me.",
+            "Thank you.", "Let me know what you need from me.",
             "Appreciate a quick reply."]
 RES_PREFIX = ["Thanks for getting in touch.", "Sorry for the trouble!", "Thanks for the report.",
               "Happy to help with this."]
@@ -1200,9 +1200,9 @@ NEAR_DUP_WORDS = {
     "Thanks!": "Thank you!", "computer": "PC", "really": "very", "folder": "directory",
     "app": "client", "week": "month", "morning": "afternoon",
 }
-NEAR_DUP_ADDED = ["Any update on this?", "Still happening today.", "I'm on version 4.2.1 now.",
-                  "Sorry, forgot to mention I'm on a Mac.", "Following up on my earlier message.",
-                  "Restarting did not help."]
+NEAR_DUP_ADDED = ["Any update on this?", "Following up on my earlier message.",
+                  "Please let me know.", "Thanks again.", "Sending this again in case it got lost.",
+                  "Would appreciate an answer."]
 
 # --------------------------------------------------------------------------------------
 # Generation helpers
@@ -1297,7 +1297,7 @@ class Gen:
                              f"You can text me on {self.phone_us()}."])
         if kind == "phone_intl":
             return r.choice([f"Best number to reach me: {self.phone_intl()}.",
-                             f"I'm in Europe this week, my mobile is {self.phone_intl()}.",
+                             f"I'm travelling this week, my mobile is {self.phone_intl()}.",
                              f"Please call our office on {self.phone_intl()}."])
         if kind == "ip":
             public = self.ip()
@@ -1313,24 +1313,36 @@ class Gen:
                              f"{other} from our finance team asked me to follow up on this.",
                              f"I'm writing on behalf of my manager, {other}.",
                              f"{other} set this up originally but has left the company."])
+        billing = area == "billing"
         if kind == "address":
-            return r.choice([f"Our billing address is {self.address()}.",
-                             f"Please update the address on the account to {self.address()}.",
-                             f"For the invoice: {cust['company']}, {self.address()}."])
+            if billing:
+                return r.choice([f"Our billing address is {self.address()}.",
+                                 f"Please update the address on the account to {self.address()}.",
+                                 f"For the invoice: {cust['company']}, {self.address()}."])
+            return r.choice([f"Our office is at {self.address()}, in case that matters.",
+                             f"I work from home at {self.address()}, same problem there.",
+                             f"The account is registered to {self.address()}."])
         if kind == "ssn":
             return r.choice([f"To verify it's me, my SSN is {self.ssn()}.",
                              f"Not sure what you need for verification, my social is {self.ssn()}.",
                              f"If you need ID, my social security number is {self.ssn()}."])
         if kind == "card":
             card = r.choice(TEST_CARDS)
-            return r.choice([f"The card that was charged is {card}.",
-                             f"Card number {card}, exp 09/28, in case you need it.",
-                             f"Please put the new card on the account: {card}.",
-                             f"I paid with {card} if you need to look it up."])
+            if billing:
+                return r.choice([f"The card that was charged is {card}.",
+                                 f"Card number {card}, exp 09/28, in case you need it.",
+                                 f"Please put the new card on the account: {card}.",
+                                 f"I paid with {card} if you need to look it up."])
+            return r.choice([f"If you need to verify the account, the card on file is {card}.",
+                             f"We pay with the company card {card}, so it's a paid account.",
+                             f"To prove it's my account: I pay with {card}."])
         iban = r.choice(EXAMPLE_IBANS)
-        return r.choice([f"Please send the refund to IBAN {iban}.",
-                         f"Our bank details: IBAN {iban}.",
-                         f"You can transfer the money back to {iban}."])
+        if billing:
+            return r.choice([f"Please send the refund to IBAN {iban}.",
+                             f"Our bank details: IBAN {iban}.",
+                             f"You can transfer the money back to {iban}."])
+        return r.choice([f"We pay by bank transfer from {iban}, if that helps find our account.",
+                         f"Our account is paid from IBAN {iban}, in case you need to verify us."])
 
     def signature(self, cust: dict, channel: str) -> str:
         r = self.rng
@@ -1364,6 +1376,7 @@ class Gen:
         folder = r.choice(FOLDERS)
         return dict(
             os=r.choice(DESKTOP_OS), linux=r.choice(LINUX_OS), ver=r.choice(VERSIONS),
+            macos=r.choice([o for o in DESKTOP_OS if o.startswith("macOS")]),
             device=device, file=file, stem=file.rsplit(".", 1)[0], folder=folder,
             folder_leaf=folder.split("/")[-1], n=r.choice([3, 7, 12, 48, 112, 356, 1204]),
             gb=r.choice([18, 40, 75, 120, 260, 480]), phone=r.choice(PHONES), idp=r.choice(IDPS),
@@ -1390,10 +1403,13 @@ class Gen:
             subject = "URGENT - " + subject
 
         sentences: list[str] = []
-        tone = r.choices(["none", "angry", "urgent", "polite"], [60, 12, 12, 16])[0]
+        core = r.choice(problem["body"]).format(**ctx)
+        if FAULT_WORDS.search(core):
+            tone = r.choices(["none", "angry", "urgent", "polite"], [56, 15, 15, 14])[0]
+        else:
+            tone = r.choices(["none", "polite"], [80, 20])[0]
         if tone != "none":
             sentences.append(r.choice(TONE_OPENERS[tone]))
-        core = r.choice(problem["body"]).format(**ctx)
         sentences.append(core)
         if r.random() < 0.45:
             pool = problem["extra"] * 2 + GENERIC_EXTRAS
@@ -1427,7 +1443,8 @@ class Gen:
             body = sep.join(parts)
 
         res = r.choice(problem["res"]).format(**ctx)
-        if r.random() < 0.25:
+        if r.random() < 0.25 and not res.startswith(("Thanks", "Sorry", "I'm sorry", "We're sorry",
+                                                         "Good news")):
             res = r.choice(RES_PREFIX) + " " + res
         if r.random() < 0.25:
             res = res + " " + r.choice(RES_SUFFIX)
@@ -1489,26 +1506,32 @@ class Gen:
         return body + "\n\n" + header + "\n" + "\n".join(("> " + q) if q else ">" for q in quoted)
 
     def near_dup(self, body: str) -> str:
+        """A small edit to the message paragraph: one word swapped, a sentence added or dropped."""
         r = self.rng
+        paragraphs = body.split("\n")
+        p = max(range(len(paragraphs)), key=lambda k: len(paragraphs[k]))
+        main = paragraphs[p]
         for _ in range(20):
-            op = r.randrange(3)
-            if op == 0:
-                candidates = [w for w in NEAR_DUP_WORDS if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", body)]
+            op = r.choice(["swap", "swap", "add", "add", "drop"])
+            if op == "swap":
+                candidates = [w for w in NEAR_DUP_WORDS
+                              if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", main)]
                 if not candidates:
                     continue
                 w = r.choice(candidates)
-                new = re.sub(rf"(?<!\w){re.escape(w)}(?!\w)", NEAR_DUP_WORDS[w], body, count=1)
-            elif op == 1:
-                add = r.choice(NEAR_DUP_ADDED)
-                parts = body.split("\n\n")
-                i = 1 if len(parts) > 2 else len(parts) - 1
-                parts[i] = parts[i] + " " + add
-                new = "\n\n".join(parts)
-            else:
-                new = body.rstrip(".!") + r.choice([" :(", " !!", "?", ". Thanks."])
-            if dedup_key(new) != dedup_key(body):
-                return new
-        return body + " Any update?"
+                new = re.sub(rf"(?<!\w){re.escape(w)}(?!\w)", NEAR_DUP_WORDS[w], main, count=1)
+            elif op == "add":
+                new = main + " " + r.choice(NEAR_DUP_ADDED)
+            else:  # drop the last sentence (an extra, a closing or a contact detail)
+                sentences = re.split(r"(?<=[.!?]) ", main)
+                if len(sentences) < 3:
+                    continue
+                new = " ".join(sentences[:-1])
+            if dedup_key(new) != dedup_key(main):
+                paragraphs[p] = new
+                return "\n".join(paragraphs)
+        paragraphs[p] = main + " Any update?"
+        return "\n".join(paragraphs)
 
     def space_case_variant(self, t: dict) -> dict:
         r = self.rng
