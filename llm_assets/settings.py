@@ -152,6 +152,15 @@ class TrackingConfig(StrictModel):
     experiment_name: str = "llm_assets"
 
 
+class ExecutionConfig(StrictModel):
+    """How Dagster runs the steps of a run launched from the UI, a schedule or `dagster` CLI."""
+
+    executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process", description="in_process: one process, heavy imports paid once"
+    )
+    max_concurrent: int = Field(2, ge=1, description="parallel steps with multiprocess")
+
+
 class Profile(StrictModel):
     sources: list[SourceConfig] = Field(min_length=1)
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
@@ -161,6 +170,7 @@ class Profile(StrictModel):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     # Set by the loader, not written in YAML: where relative source paths start.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -60,3 +60,35 @@ def test_loading_the_code_location_does_not_import_torch() -> None:
         env={**__import__("os").environ, "LLM_ASSETS_PROFILE": str(TINY_PROFILE)},
     )
     assert out.stdout.strip() == ""
+
+
+def test_selection_adds_upstream_that_was_never_materialized() -> None:
+    from llm_assets.defs.selection import resolve_selection, with_missing_upstream
+
+    defs = build_definitions(load_profile(TINY_PROFILE))
+    with dg.instance_for_test() as instance:
+        wanted = with_missing_upstream(defs, instance, resolve_selection(defs, "eval_report"))
+    names = {key.to_user_string() for key in wanted}
+    assert names == {
+        "raw_docs",
+        "raw_tickets",
+        "cleaned_corpus",
+        "cleaning_ledger",
+        "sft_pairs",
+        "golden_set",
+        "sft_dataset",
+        "base_model",
+        "qlora_adapter",
+        "eval_report",
+    }
+
+
+def test_check_profile_command_reports_bad_profiles(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from llm_assets.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - {name: t, kind: jsonl, path: t.jsonl, text_feild: body}\n")
+    assert main(["check-profile", str(TINY_PROFILE), str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert f"ok: {TINY_PROFILE}" in captured.out
+    assert "sources.0(t).text_feild: unknown key" in captured.err

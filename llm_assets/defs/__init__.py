@@ -37,14 +37,23 @@ def build_assets_and_checks(profile: Profile) -> tuple[list[Any], list[Any]]:
     return assets, checks
 
 
+def executor_for(profile: Profile) -> dg.ExecutorDefinition:
+    """In-process by default: torch and transformers are imported once, not once per step, and on
+    a 2-core machine parallel steps would only compete for the same cores
+    (benchmarks/bench_pipeline.py measures both)."""
+    if profile.execution.executor == "multiprocess":
+        return dg.multiprocess_executor.configured(
+            {"max_concurrent": profile.execution.max_concurrent}
+        )
+    return dg.in_process_executor
+
+
 def build_definitions(profile: Profile, resources: dict[str, Any] | None = None) -> dg.Definitions:
-    """Every asset, check and resource of `profile`. The in-process executor runs the steps one
-    after another in one process: torch and transformers are imported once, not once per step,
-    and on a 2-core machine parallel steps would only compete for the same cores."""
+    """Every asset, check and resource of `profile`."""
     assets, checks = build_assets_and_checks(profile)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         resources=resources or default_resources(experiment_name=profile.tracking.experiment_name),
-        executor=dg.in_process_executor,
+        executor=executor_for(profile),
     )

@@ -18,7 +18,13 @@ def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:
     keys = dg.AssetSelection.from_string(selection).resolve(graph)
     if not keys:
         raise ValueError(f"asset selection {selection!r} matches no asset")
-    return set(keys)
+    return with_execution_siblings(defs, set(keys))
+
+
+def with_execution_siblings(defs: dg.Definitions, keys: set[dg.AssetKey]) -> set[dg.AssetKey]:
+    """Assets made by one step are made together: cleaned_corpus comes with cleaning_ledger."""
+    graph = defs.resolve_asset_graph()
+    return {sibling for key in keys for sibling in graph.get(key).execution_set_asset_keys}
 
 
 def _resolver(defs: dg.Definitions, instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
@@ -53,7 +59,7 @@ def with_missing_upstream(
             if instance.get_latest_materialization_event(parent) is None:
                 needed.add(parent)
                 frontier.append(parent)
-    return needed
+    return with_execution_siblings(defs, needed)
 
 
 def only_stale_or_missing(
@@ -71,4 +77,4 @@ def only_stale_or_missing(
             if child in keys and child not in needed:
                 needed.add(child)
                 frontier.append(child)
-    return needed
+    return with_execution_siblings(defs, needed)

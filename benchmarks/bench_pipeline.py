@@ -1,0 +1,132 @@
+"""How long the whole graph takes to materialize, step by step, in-process against multiprocess.
+
+    .venv/bin/python benchmarks/bench_pipeline.py                      # conf/default.yaml
+    .venv/bin/python benchmarks/bench_pipeline.py --profile llm_assets_tests/profiles/tiny.yaml
+
+Each executor materializes every asset of the same profile into its own fresh Dagster instance
+and state folder, launched the way the UI launches runs (`dagster asset materialize`). Prints a
+table and writes benchmarks/results/bench_pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXECUTORS = ("in_process", "multiprocess")
+
+
+def profile_for(profile_path: Path, executor: str, folder: Path) -> Path:
+    """A copy of the profile with absolute source paths and the given executor."""
+    from llm_assets.settings import load_profile
+
+    profile = load_profile(profile_path)
+    raw = yaml.safe_load(profile_path.read_text())
+    for source, validated in zip(raw["sources"], profile.sources, strict=True):
+        source["path"] = profile.source_glob(validated)
+    raw["execution"] = {"executor": executor, "max_concurrent": os.cpu_count() or 2}
+    path = folder / "profile.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def materialize(profile_path: Path, executor: str) -> dict[str, object]:
+    import dagster as dg
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-{executor}-") as tmp:
+        home = Path(tmp)
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "LLM_ASSETS_PROFILE": str(profile_for(profile_path, executor, home)),
+            "LLM_ASSETS_STATE_DIR": str(home / "var"),
+        }
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "llm_assets.definitions",
+                "--select",
+                "*",
+            ],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - started
+        if completed.returncode != 0:
+            print(completed.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"{executor}: materialization failed")
+        previous_home = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(home)
+        cwd = os.getcwd()
+        os.chdir(home)
+        try:
+            with dg.DagsterInstance.get() as instance:
+                (run,) = instance.get_runs()
+                steps = {
+                    stat.step_key: round((stat.end_time or 0) - (stat.start_time or 0), 2)
+                    for stat in instance.get_run_step_stats(run.run_id)
+                }
+        finally:
+            os.chdir(cwd)
+            if previous_home is None:
+                os.environ.pop("DAGSTER_HOME")
+            else:
+                os.environ["DAGSTER_HOME"] = previous_home
+    return {"wall_seconds": round(wall, 1), "steps": steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", type=Path, default=ROOT / "conf" / "default.yaml")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks/results/bench_pipeline.json"
+    )
+    args = parser.parse_args()
+
+    results = {executor: materialize(args.profile.resolve(), executor) for executor in EXECUTORS}
+    steps = sorted(set().union(*(results[e]["steps"] for e in EXECUTORS)))  # type: ignore[arg-type]
+    print(f"\nprofile: {args.profile}   machine: {os.cpu_count()} cores, {platform.machine()}\n")
+    print(f"{'step':58} {'in_process s':>13} {'multiprocess s':>15}")
+    for step in steps:
+        cells = [results[e]["steps"].get(step, float("nan")) for e in EXECUTORS]  # type: ignore[union-attr]
+        print(f"{step:58} {cells[0]:>13.2f} {cells[1]:>15.2f}")
+    walls = [float(results[e]["wall_seconds"]) for e in EXECUTORS]  # type: ignore[arg-type]
+    ratio = walls[1] / walls[0]
+    print(f"{'WALL CLOCK (process start to finish)':58} {walls[0]:>13.1f} {walls[1]:>15.1f}")
+    print(f"\nmultiprocess / in_process wall-clock ratio: {ratio:.2f}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "profile": str(args.profile),
+                "cores": os.cpu_count(),
+                "results": results,
+                "multiprocess_over_in_process": round(ratio, 3),
+                "command": "python benchmarks/bench_pipeline.py --profile " + str(args.profile),
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
