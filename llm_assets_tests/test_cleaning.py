@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 
 from llm_assets.cleaning.chain import clean_corpus
@@ -64,3 +66,20 @@ def test_normalize_text_repairs_mojibake_and_whitespace() -> None:
 def test_dedup_key_ignores_case_and_spacing_only() -> None:
     assert dedup_key("Hello  World", None) == dedup_key("hello world", "")
     assert dedup_key("Hello World") != dedup_key("Hello Word")
+
+
+def test_clean_corpus_redacts_pii_in_provenance_fields() -> None:
+    raw = records_to_frame(
+        [
+            RawRecord(
+                "T-9",
+                "tickets",
+                "t#L9",
+                "A long enough question about sync.",
+                "Answer.",
+                fields={"customer_email": "jane@example.com", "channel": "email"},
+            )
+        ]
+    )
+    fields = json.loads(clean_corpus(raw, CleaningConfig()).corpus.loc[0, "fields"])
+    assert fields == {"customer_email": "<EMAIL>", "channel": "email"}

@@ -69,7 +69,8 @@ def clean_corpus(raw: pd.DataFrame, config: CleaningConfig) -> CleaningResult:
     pii_counts: Counter[str] = Counter()
     redactions = pd.Series(0, index=records.index, dtype="int64")
     if config.redact_pii:
-        for column in ("text", "response"):
+        # `fields` (provenance such as a customer's email) is JSON text; placeholders keep it valid.
+        for column in ("text", "response", "fields"):
             redacted = []
             for index, value in records[column].items():
                 if not isinstance(value, str):

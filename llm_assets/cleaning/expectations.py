@@ -43,7 +43,7 @@ def no_pii_expectations() -> list[Any]:
         gx.expectations.ExpectColumnValuesToNotMatchRegexList(
             column=column, regex_list=RESIDUAL_PII_REGEXES
         )
-        for column in ("text", "response")
+        for column in ("text", "response", "fields")
     ]
 
 

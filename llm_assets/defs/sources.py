@@ -39,7 +39,11 @@ def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinit
                 "records": len(records),
                 "unreadable": len(unreadable),
                 "path": profile.source_glob(source),
-                "preview": preview(records, ["record_id", "uri", "text", "read_error"]),
+                # No text in the preview: raw records still hold PII, and metadata is kept forever.
+                "preview": preview(
+                    records.assign(chars=records["text"].str.len()),
+                    ["record_id", "uri", "chars", "read_error"],
+                ),
             },
         )
 

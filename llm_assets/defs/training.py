@@ -3,7 +3,6 @@
 import hashlib
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -37,6 +36,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             build_tiny_base_model,
             count_parameters,
             resolve_pretrained,
+            weights_identity,
         )
 
         manifest: dict[str, Any] = {
@@ -62,13 +62,13 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             path = str(artifacts.folder("base_model", context.run.run_id))
             manifest.update(path=path, pretrain=summary.__dict__)
         manifest["parameters"] = count_parameters(path)
-        manifest["weights_digest"] = folder_digest(Path(path))
+        manifest["weights_digest"] = weights_identity(path)
         return dg.Output(
             manifest,
             data_version=dg.DataVersion(manifest["weights_digest"]),
             metadata={
                 "path": dg.MetadataValue.path(path),
-                "parameters": manifest["parameters"],
+                "parameters": manifest["parameters"] or "unknown (not safetensors)",
                 "model_id": model_config.id_or_path,
                 "license": model_config.license,
                 **{f"pretrain_{k}": v for k, v in manifest.get("pretrain", {}).items()},

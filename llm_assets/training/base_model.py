@@ -8,6 +8,7 @@ fine-tuning starts from a model that knows the domain's words.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,19 @@ def resolve_pretrained(config: ModelConfig) -> str:
         ) from error
 
 
-def count_parameters(model_dir: str) -> int:
+def weights_identity(model_dir: str) -> str:
+    """What names these weights exactly: the commit of a Hugging Face cache snapshot (hashing
+    14 GB on every run would be waste), else a digest of the folder's files."""
+    from llm_assets.storage import folder_digest
+
+    path = Path(model_dir)
+    if path.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", path.name):
+        return f"hf:{path.name}"
+    return folder_digest(path)
+
+
+def count_parameters(model_dir: str) -> int | None:
+    """Parameters stored in the folder's safetensors files; None for other weight formats."""
     import json
 
     from safetensors import safe_open
@@ -171,6 +184,8 @@ def count_parameters(model_dir: str) -> int:
         if index.is_file()
         else ["model.safetensors"]
     )
+    if not all((Path(model_dir) / name).is_file() for name in files):
+        return None
     for name in files:
         with safe_open(str(Path(model_dir) / name), framework="pt") as weights:
             for key in weights.keys():
