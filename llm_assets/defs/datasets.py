@@ -78,17 +78,28 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    @dg.asset_check(
-        asset=sft_dataset,
-        blocking=True,
-        description="Rows have a prompt, a non-empty bounded answer as the last turn, and no PII.",
-    )
-    def sft_dataset_rows_are_well_formed(sft_dataset: Any) -> dg.AssetCheckResult:
-        frame = pd.concat([split.to_pandas() for split in sft_dataset.values()], ignore_index=True)
+    def rows_are_well_formed(frame: pd.DataFrame, suite: str) -> dg.AssetCheckResult:
         outcome = run_suite(
-            sft_rows_for_validation(frame), "sft_dataset", sft_rows_expectations(MAX_OUTPUT_CHARS)
+            sft_rows_for_validation(frame), suite, sft_rows_expectations(MAX_OUTPUT_CHARS)
         )
         return to_check_result(outcome, rows=len(frame))
+
+    well_formed = "Rows have a prompt, a non-empty bounded answer as the last turn, and no PII."
+
+    @dg.asset_check(asset=sft_pairs, blocking=True, description=well_formed)
+    def sft_pairs_rows_are_well_formed(sft_pairs: pd.DataFrame) -> dg.AssetCheckResult:
+        return rows_are_well_formed(sft_pairs, "sft_pairs")
+
+    @dg.asset_check(asset=golden_set, blocking=True, description=well_formed)
+    def golden_set_rows_are_well_formed(golden_set: pd.DataFrame) -> dg.AssetCheckResult:
+        return rows_are_well_formed(golden_set, "golden_set")
+
+    @dg.asset_check(asset=sft_dataset, blocking=True, description=well_formed)
+    def sft_dataset_rows_are_well_formed(sft_dataset: Any) -> dg.AssetCheckResult:
+        frame = pd.concat(
+            [sft_dataset[name].to_pandas() for name in sft_dataset], ignore_index=True
+        )
+        return rows_are_well_formed(frame, "sft_dataset")
 
     # On sft_dataset, not golden_set: sft_dataset is built after golden_set, and a blocking check
     # on golden_set that read sft_dataset would make the graph circular.
@@ -101,7 +112,7 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     def sft_dataset_excludes_golden_set(
         sft_dataset: Any, golden_set: pd.DataFrame
     ) -> dg.AssetCheckResult:
-        training = pd.concat([split.to_pandas() for split in sft_dataset.values()])
+        training = pd.concat([sft_dataset[name].to_pandas() for name in sft_dataset])
         leaked = shared_pairs(golden_set, training)
         return dg.AssetCheckResult(
             passed=leaked.empty,
@@ -113,5 +124,10 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     return (
         [sft_pairs, golden_set, sft_dataset],
-        [sft_dataset_rows_are_well_formed, sft_dataset_excludes_golden_set],
+        [
+            sft_pairs_rows_are_well_formed,
+            golden_set_rows_are_well_formed,
+            sft_dataset_rows_are_well_formed,
+            sft_dataset_excludes_golden_set,
+        ],
     )
