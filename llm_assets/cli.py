@@ -16,6 +16,7 @@ from pathlib import Path
 from llm_assets.settings import (
     DEFAULT_PROFILE_PATH,
     PROFILE_ENV_VAR,
+    PROJECT_ROOT,
     ProfileError,
     load_profile,
     state_dir,
@@ -48,8 +49,13 @@ def materialize(args: argparse.Namespace) -> int:
         with_missing_upstream,
     )
 
-    profile_path = args.profile or os.environ.get(PROFILE_ENV_VAR) or str(DEFAULT_PROFILE_PATH)
+    profile_path = Path(
+        args.profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH
+    ).resolve()
     profile = load_profile(profile_path)
+    # The repository's dagster.yaml keeps state under var/ relative to DAGSTER_HOME.
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    os.chdir(os.environ["DAGSTER_HOME"])
     defs = build_definitions(profile)
     instance = dg.DagsterInstance.get()
     wanted = with_missing_upstream(defs, instance, resolve_selection(defs, args.select))

@@ -33,8 +33,12 @@ class SuiteOutcome:
 @functools.cache
 def _context() -> Any:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    return gx.get_context(mode="ephemeral")
+    context = gx.get_context(mode="ephemeral")
+    # Progress bars would flood the Dagster compute logs, one per expectation suite.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
 
 
 def run_suite(frame: pd.DataFrame, suite_name: str, expectations: list[Any]) -> SuiteOutcome:
