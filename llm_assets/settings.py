@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,9 +22,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE_PATH = PROJECT_ROOT / "conf" / "default.yaml"
 
 SourceKind = Literal["jsonl", "csv", "documents", "instructions", "sql", "git"]
-IMPLEMENTED_SOURCE_KINDS = ("jsonl", "csv", "documents", "instructions")
-PiiEntity = Literal["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS"]
-ALL_PII_ENTITIES: list[PiiEntity] = ["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS"]
+PiiEntity = Literal[
+    "EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "PERSON", "ADDRESS"
+]
+ALL_PII_ENTITIES: list[PiiEntity] = [
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "SSN",
+    "IP_ADDRESS",
+    "PERSON",
+    "ADDRESS",
+]
 ExportFormat = Literal["bnb-nf4"]
 
 
@@ -39,12 +49,27 @@ class StrictModel(BaseModel):
 
 
 class SourceConfig(StrictModel):
+    # Kinds whose `path` is a glob of input files, and the keys only some kinds use.
+    FILE_KINDS: ClassVar[tuple[str, ...]] = ("jsonl", "csv", "documents", "instructions")
+    KIND_SPECIFIC_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "template": ("jsonl", "csv", "sql"),
+        "response_template": ("jsonl", "csv", "sql"),
+        "url": ("sql",),
+        "query": ("sql",),
+        "include": ("git",),
+        "exclude": ("git",),
+    }
+
     name: Annotated[
         str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="asset suffix: raw_<name>")
     ]
     kind: SourceKind
-    path: str = Field(description="glob, absolute or relative to the profile file")
-    text_field: str = Field("text", description="field holding the text (jsonl/csv)")
+    path: str | None = Field(
+        None,
+        description="files: a glob (jsonl, csv, documents, instructions); git: the repository "
+        "folder; absolute or relative to the profile file; not used by sql",
+    )
+    text_field: str = Field("text", description="field holding the text (jsonl/csv/sql)")
     id_field: str | None = Field(None, description="field whose value becomes record_id")
     response_field: str | None = Field(
         None, description="field holding the answer to the text, e.g. a ticket's resolution"
@@ -53,24 +78,180 @@ class SourceConfig(StrictModel):
         default_factory=list,
         description="fields put before text_field to form the prompt, e.g. [subject]",
     )
+    template: str | None = Field(
+        None,
+        description="the text as a str.format template over a row's fields, e.g. "
+        "'{subject}\\n\\n{body}' (jsonl/csv/sql); replaces text_field and prompt_fields",
+    )
+    response_template: str | None = Field(
+        None,
+        description="the answer as a str.format template over a row's fields (jsonl/csv/sql); "
+        "replaces response_field",
+    )
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy database URL (sql); ${ENV_VAR} placeholders are filled from the "
+        "environment, so passwords stay out of the profile",
+    )
+    query: str | None = Field(None, description="SQL query whose rows become records (sql)")
+    include: list[str] = Field(
+        default_factory=lambda: ["**/*"],
+        description="globs of tracked files to read, relative to the repository folder (git), "
+        "e.g. ['**/*.py', 'docs/**/*.md']",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="globs of tracked files to leave out (git)"
+    )
     max_record_chars: int = Field(200_000, gt=0, description="larger records are quarantined")
 
+    @property
+    def reads_files(self) -> bool:
+        """Whether `path` is a glob of input files (the kinds read file by file)."""
+        return self.kind in self.FILE_KINDS
+
+    @property
+    def url_password(self) -> str | None:
+        """The password part of `url` as written (a ${ENV_VAR} placeholder, or a literal)."""
+        scheme, separator, rest = (self.url or "").partition("://")
+        userinfo, at, _host = rest.partition("/")[0].rpartition("@")
+        _user, colon, password = userinfo.partition(":")
+        return password if separator and at and colon else None
+
+    @property
+    def redacted_url(self) -> str | None:
+        """`url` as written in the profile, any password in it replaced by ***."""
+        password = self.url_password
+        if self.url is None or not password:
+            return self.url
+        return self.url.replace(f":{password}@", ":***@", 1)
+
+    @staticmethod
+    def template_problem(template: str) -> str | None:
+        """Why a str.format template cannot be used on a row, or None if it can."""
+        import string
+
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as error:
+            return f"{error} (write a literal brace as {{{{ or }}}})"
+        names = [name for _, name, _, _ in parsed if name is not None]
+        if not names:
+            return "names no field; write fields in braces, e.g. {body}"
+        for name in names:
+            if not name or name.isdigit() or any(char in name for char in ".[]"):
+                return f"{{{name}}} is not a field name; use plain names such as {{body}}"
+        return None
+
     @model_validator(mode="after")
-    def _kind_is_implemented(self) -> SourceConfig:
-        if self.kind not in IMPLEMENTED_SOURCE_KINDS:
-            raise ValueError(
-                f"source kind '{self.kind}' has no reader yet; "
-                f"use one of {', '.join(IMPLEMENTED_SOURCE_KINDS)}"
-            )
+    def _settings_fit_the_kind(self) -> SourceConfig:
+        given = self.model_fields_set
+        if self.kind == "sql":
+            missing = [key for key in ("url", "query") if not getattr(self, key)]
+            if missing:
+                raise ValueError(f"kind sql needs {' and '.join(missing)}")
+            if self.path is not None:
+                raise ValueError("kind sql reads `url` and `query`, not `path`; remove `path`")
+            if self.url_password and not self.url_password.startswith("${"):
+                raise ValueError(
+                    "url holds a password; put it in an environment variable instead, e.g. "
+                    "postgresql://user:${DB_PASSWORD}@host/db"
+                )
+        elif not self.path:
+            what = "the repository folder" if self.kind == "git" else "a glob of input files"
+            raise ValueError(f"kind {self.kind} needs `path`: {what}")
+        misplaced = [
+            key
+            for key, kinds in self.KIND_SPECIFIC_KEYS.items()
+            if key in given and self.kind not in kinds
+        ]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} not used by kind {self.kind}; remove it")
+        if self.template is not None and given & {"text_field", "prompt_fields"}:
+            raise ValueError("template replaces text_field and prompt_fields; set only one")
+        if self.response_template is not None and "response_field" in given:
+            raise ValueError("response_template replaces response_field; set only one")
+        for key in ("template", "response_template"):
+            template = getattr(self, key)
+            if template is not None:
+                problem = self.template_problem(template)
+                if problem:
+                    raise ValueError(f"{key} {template!r}: {problem}")
+        if self.kind == "git" and not self.include:
+            raise ValueError("include is empty: list globs of files to read, e.g. ['**/*.md']")
         return self
 
 
+NoiseStep = Literal["markup", "quoted_reply", "signature", "filler", "boilerplate"]
+
+
+class NoiseConfig(StrictModel):
+    steps: list[NoiseStep] = Field(
+        default_factory=lambda: list[NoiseStep](
+            ["markup", "quoted_reply", "signature", "filler", "boilerplate"]
+        ),
+        description="noise removed, in order",
+    )
+    boilerplate_min_fraction: float = Field(
+        0.3, gt=0, le=1, description="a line in at least this share of a source's documents…"
+    )
+    boilerplate_min_documents: int = Field(10, ge=2, description="…and in at least this many")
+
+
+class QualityThresholds(StrictModel):
+    """When a text is dropped (Gopher/C4-style heuristics, language, toxicity); the defaults keep
+    real prose, support tickets and Markdown documentation with code and tables."""
+
+    enabled: bool = True
+    min_words: int = 3
+    max_words: int = 100_000
+    min_mean_word_length: float = 2.5
+    max_mean_word_length: float = 12.0
+    max_symbol_word_ratio: float = Field(0.1, description="'#' and ellipses per word")
+    max_digit_ratio: float = Field(0.25, description="digits among non-space prose characters")
+    max_ellipsis_line_fraction: float = 0.3
+    max_bullet_line_fraction: float = 0.95
+    max_duplicate_line_fraction: float = 0.3
+    max_duplicate_paragraph_fraction: float = 0.3
+    max_top_ngram_fraction: tuple[float, float, float] = Field(
+        (0.2, 0.18, 0.16), description="share of word characters in the top 2-, 3-, 4-gram"
+    )
+    max_duplicate_5gram_fraction: float = 0.15
+    min_unique_word_fraction: float = Field(0.35, description="distinct/all words, 15+ words")
+    repetition_min_words: int = Field(50, description="short texts repeat n-grams naturally")
+    min_stop_words: int = 2
+    stop_words_min_words: int = 50
+    languages: tuple[str, ...] = Field(("en",), description="ISO 639-1; empty: no check")
+    language_min_letters: int = 60
+    min_language_confidence: float = Field(0.9, description="only a confident other language")
+    toxic_min_score: float = 2.0
+    toxic_max_ratio: float = Field(0.1, description="short texts: toxic score per word")
+    extra_toxic_words: tuple[str, ...] = ()
+
+
+class NearDuplicateConfig(StrictModel):
+    enabled: bool = True
+    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard of word shingles")
+    num_perm: int = Field(128, ge=16, description="MinHash permutations")
+    shingle_size: int = Field(5, ge=1, description="words per shingle")
+
+
 class CleaningConfig(StrictModel):
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
     normalize_unicode: bool = Field(True, description="repair mojibake (ftfy) and NFC-normalize")
     redact_pii: bool = True
     pii_entities: list[PiiEntity] = Field(default_factory=lambda: list(ALL_PII_ENTITIES))
-    exact_dedup: bool = True
+    pii_pseudonymize: bool = Field(
+        False, description="<PERSON_1>-style placeholders, the same for the same value in a run"
+    )
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
     min_chars: int = Field(20, ge=0, description="shorter texts are dropped as quality.too_short")
+    exact_dedup: bool = True
+    near_dedup: NearDuplicateConfig = Field(default_factory=NearDuplicateConfig)
+    forget_file: str | None = Field(
+        None,
+        description="file of record ids to remove (deletion requests, legal holds), one per "
+        "line as <source>/<record_id> or <record_id>; relative to the profile",
+    )
 
 
 class DatasetConfig(StrictModel):
@@ -182,7 +363,17 @@ class Profile(StrictModel):
             raise ValueError(f"source names must be unique; repeated: {repeated}")
         return self
 
+    def forget_path(self) -> Path | None:
+        if self.cleaning.forget_file is None:
+            return None
+        path = Path(self.cleaning.forget_file)
+        return path if path.is_absolute() else self.base_dir / path
+
     def source_glob(self, source: SourceConfig) -> str:
+        """Where a source reads from: its glob or folder made absolute; for sql, its URL with
+        the password hidden."""
+        if source.path is None:
+            return source.redacted_url or ""
         path = Path(source.path)
         return str(path if path.is_absolute() else self.base_dir / path)
 

@@ -2,10 +2,10 @@ import json
 
 import pandas as pd
 
-from llm_assets.cleaning.chain import clean_corpus
+from llm_assets.cleaning.chain import clean_corpus, read_forget_requests
 from llm_assets.cleaning.ledger import ledger_discrepancies
 from llm_assets.cleaning.normalize import dedup_key, normalize_text
-from llm_assets.settings import CleaningConfig
+from llm_assets.settings import CleaningConfig, NearDuplicateConfig
 from llm_assets.sources.records import RawRecord, quarantined, records_to_frame
 
 
@@ -31,7 +31,7 @@ def test_clean_corpus_accounts_for_every_record() -> None:
     assert ledger.loc["T-1", "action"] == "kept"
     assert ledger.loc["T-2", "reason"] == "dedup.exact"
     assert ledger.loc["T-2", "duplicate_of"] == "tickets/T-1"
-    assert ledger.loc["T-3", "reason"] == "quality.too_short"
+    assert ledger.loc["T-3", "reason"] == "quality.too_few_words"
     assert ledger.loc["tickets:t.jsonl#L4", "action"] == "quarantined"
     assert ledger.loc["tickets:t.jsonl#L4", "detail"] == "t.jsonl#L4: bad"
     assert ledger_discrepancies({"tickets": 4, "docs": 1}, result.ledger) == []
@@ -83,3 +83,46 @@ def test_clean_corpus_redacts_pii_in_provenance_fields() -> None:
     )
     fields = json.loads(clean_corpus(raw, CleaningConfig()).corpus.loc[0, "fields"])
     assert fields == {"customer_email": "<EMAIL>", "channel": "email"}
+
+
+def test_clean_corpus_drops_forgotten_noisy_low_quality_and_near_duplicate_records() -> None:
+    base = "The desktop client stops syncing at 99 percent after the update to version 4.2"
+    raw = records_to_frame(
+        [
+            RawRecord("T-1", "tickets", "t#L1", f"{base} on my laptop.", "Reinstall it."),
+            RawRecord("T-2", "tickets", "t#L2", f"{base} on my desktop.", "Reinstall it."),
+            RawRecord("T-3", "tickets", "t#L3", "asdf qwer zxcv " * 10, "ok"),
+            RawRecord(
+                "T-4",
+                "tickets",
+                "t#L4",
+                "Um, sharing links expire too early.<br>Thanks,\nJane\nSent from my iPhone",
+                "Set the expiry in the link settings.",
+            ),
+            RawRecord("T-5", "tickets", "t#L5", "Please delete my data, this is my request.", "x"),
+        ]
+    )
+    config = CleaningConfig(
+        min_chars=5, near_dedup=NearDuplicateConfig(threshold=0.7, shingle_size=3)
+    )
+    result = clean_corpus(raw, config, forget={"tickets/T-5"})
+    ledger = result.ledger.set_index("record_id")
+    assert ledger.loc["T-5", "reason"] == "forget.request"
+    assert ledger.loc["T-2", "reason"] == "dedup.near"
+    assert ledger.loc["T-2", "duplicate_of"] == "tickets/T-1"
+    assert ledger.loc["T-3", "reason"] == "quality.repetition"
+    assert "quality.repetition" in ledger.loc["T-3", "detail"]
+    kept = result.corpus.set_index("record_id")
+    assert kept.loc["T-4", "text"] == "Sharing links expire too early."
+    assert ledger_discrepancies({"tickets": 5}, result.ledger) == []
+    stages = [row["stage"] for row in result.stage_counts]
+    assert stages[:3] == ["forget", "source.readable", "noise"]
+    assert result.rewrites["noise.signature"] == 1
+    assert result.near_duplicate_index is not None
+
+
+def test_read_forget_requests_ignores_comments_and_blanks() -> None:
+    assert read_forget_requests(["# GDPR 2026-11", "tickets/T-5  # Jane", "", "d.md"]) == {
+        "tickets/T-5",
+        "d.md",
+    }

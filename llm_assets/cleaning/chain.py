@@ -1,16 +1,29 @@
-"""The cleaning chain: raw records in; a cleaned corpus and a ledger out, none unaccounted for."""
+"""The cleaning chain: raw records in; a cleaned corpus and a ledger out, none unaccounted for.
+
+Stages, in order: forget requests, quarantine of unreadable records, noise removal,
+normalization, PII redaction, quality filters, minimum length, exact dedup, near-duplicate
+dedup. A stage either rewrites texts or removes records; every removal leaves a ledger row with
+a `stage.code` reason, and every record still standing at the end a `kept` row.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from llm_assets.cleaning.dedup import mark_exact_duplicates
+from llm_assets.cleaning.dedup import (
+    NearDuplicateIndex,
+    mark_exact_duplicates,
+    mark_near_duplicates,
+)
 from llm_assets.cleaning.ledger import LEDGER_COLUMNS, ledger_rows
+from llm_assets.cleaning.noise import remove_noise
 from llm_assets.cleaning.normalize import dedup_key, normalize_text
-from llm_assets.cleaning.pii import redact_pii
+from llm_assets.cleaning.pii import redact_pii_batch
+from llm_assets.cleaning.quality import quality_reasons
 from llm_assets.settings import CleaningConfig
 
 CORPUS_COLUMNS = [
@@ -23,6 +36,7 @@ CORPUS_COLUMNS = [
     "fields",
     "pii_redactions",
 ]
+TEXT_COLUMNS = ("text", "response")
 
 
 @dataclass
@@ -31,94 +45,216 @@ class CleaningResult:
     ledger: pd.DataFrame
     stage_counts: list[dict[str, object]] = field(default_factory=list)
     pii_counts: Counter[str] = field(default_factory=Counter)
+    rewrites: dict[str, int] = field(default_factory=dict)
+    near_duplicate_index: NearDuplicateIndex | None = None
 
 
-def _map_optional(values: pd.Series, function) -> pd.Series:  # type: ignore[no-untyped-def]
-    return values.map(lambda value: function(value) if isinstance(value, str) else value)
+class _Run:
+    """Book-keeping shared by the stages: the ledger so far and the per-stage counts."""
+
+    def __init__(self) -> None:
+        self.ledger_parts: list[pd.DataFrame] = []
+        self.stage_counts: list[dict[str, object]] = []
+
+    def remove(
+        self,
+        records: pd.DataFrame,
+        drop: pd.Series,
+        stage: str,
+        action: str,
+        reason: pd.Series | str,
+        detail: pd.Series | str | None = None,
+        duplicate_of: pd.Series | None = None,
+    ) -> pd.DataFrame:
+        """Records without the `drop` ones, which go to the ledger with `reason` (a code, or one
+        per record as a Series aligned with `records`, like `detail` and `duplicate_of`)."""
+
+        def dropped(value: pd.Series | str | None) -> pd.Series | str | None:
+            return value[drop] if isinstance(value, pd.Series) else value
+
+        self.ledger_parts.append(
+            ledger_rows(
+                records[drop],
+                action,
+                dropped(reason),
+                detail=dropped(detail),
+                duplicate_of=duplicate_of[drop] if duplicate_of is not None else None,
+            )
+        )
+        self.count(stage, len(records), len(records) - int(drop.sum()))
+        return records[~drop]
+
+    def count(self, stage: str, before: int, after: int, changed: int | None = None) -> None:
+        row: dict[str, object] = {"stage": stage, "in": before, "out": after}
+        row["removed"] = before - after
+        row["texts_changed"] = changed if changed is not None else 0
+        self.stage_counts.append(row)
 
 
-def clean_corpus(raw: pd.DataFrame, config: CleaningConfig) -> CleaningResult:
+def _rewrite(records: pd.DataFrame, rewrite: Callable[[str], str]) -> int:
+    """Apply `rewrite` to every present text of TEXT_COLUMNS in place; how many records changed."""
+    changed = pd.Series(False, index=records.index)
+    for column in TEXT_COLUMNS:
+        before = records[column]
+        after = before.map(lambda value: rewrite(value) if isinstance(value, str) else value)
+        changed |= before.fillna("") != after.fillna("")
+        records[column] = after
+    return int(changed.sum())
+
+
+def _redact_columns(
+    records: pd.DataFrame, config: CleaningConfig, pii_counts: Counter[str], redactions: pd.Series
+) -> int:
+    """Redact TEXT_COLUMNS and `fields` in place, in one batch so pseudonyms agree across them;
+    `fields` (provenance such as a customer's email) is JSON text, and placeholders keep it valid.
+    Returns how many records changed."""
+    columns = (*TEXT_COLUMNS, "fields")
+    cells = [
+        (column, index, value)
+        for column in columns
+        for index, value in records[column].items()
+        if isinstance(value, str)
+    ]
+    results = redact_pii_batch(
+        [value for _, _, value in cells], config.pii_entities, config.pii_pseudonymize
+    )
+    for (column, index, _), (clean, counts) in zip(cells, results, strict=True):
+        records.at[index, column] = clean
+        pii_counts.update(counts)
+        redactions[index] += sum(counts.values())
+    return int((redactions > 0).sum())
+
+
+def read_forget_requests(lines: list[str]) -> set[str]:
+    """Ids from a forget file: '<source>/<record_id>' or a bare record id; '#' starts a comment."""
+    ids = set()
+    for line in lines:
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            ids.add(entry)
+    return ids
+
+
+def clean_corpus(
+    raw: pd.DataFrame,
+    config: CleaningConfig,
+    forget: set[str] | None = None,
+    near_duplicate_index: NearDuplicateIndex | None = None,
+) -> CleaningResult:
     """Run every enabled stage over the raw records of all sources, in order.
 
-    Stages: quarantine unreadable records, normalize, redact PII, drop too-short texts,
-    drop exact duplicates. Each record leaves exactly one ledger row.
+    `forget` holds ids to remove ('<source>/<record_id>' or a bare record id);
+    `near_duplicate_index` (from an earlier run) makes its records count as earlier.
     """
-    ledger_parts: list[pd.DataFrame] = []
-    stage_counts: list[dict[str, object]] = []
+    run = _Run()
+    rewrites: dict[str, int] = {}
+    records = raw.copy()
 
-    def record_stage(stage: str, before: int, after: int) -> None:
-        stage_counts.append({"stage": stage, "in": before, "out": after, "removed": before - after})
-
-    unreadable = raw["read_error"].notna()
-    ledger_parts.append(
-        ledger_rows(
-            raw[unreadable],
-            "quarantined",
-            raw.loc[unreadable, "read_error"],
-            detail=raw.loc[unreadable, "error_detail"],
+    if forget:
+        keys = records["source"].astype(str) + "/" + records["record_id"].astype(str)
+        forgotten = keys.isin(forget) | records["record_id"].astype(str).isin(forget)
+        records = run.remove(
+            records,
+            forgotten,
+            "forget",
+            "dropped",
+            "forget.request",
+            detail="listed in the profile's forget_file",
         )
+
+    unreadable = records["read_error"].notna()
+    records = run.remove(
+        records,
+        unreadable,
+        "source.readable",
+        "quarantined",
+        records["read_error"],
+        detail=records["error_detail"],
     )
-    records = raw[~unreadable].copy()
-    record_stage("source.readable", len(raw), len(records))
+    records = records.copy()
+
+    if config.noise.steps:
+        changed = pd.Series(False, index=records.index)
+        for column in TEXT_COLUMNS:
+            cleaned, counts = remove_noise(
+                records,
+                column,
+                config.noise.steps,
+                config.noise.boilerplate_min_fraction,
+                config.noise.boilerplate_min_documents,
+            )
+            changed |= records[column].fillna("") != cleaned.fillna("")
+            records[column] = cleaned
+            for step, count in counts.items():
+                rewrites[step] = rewrites.get(step, 0) + count
+        run.count("noise", len(records), len(records), int(changed.sum()))
 
     if config.normalize_unicode:
-        records["text"] = _map_optional(records["text"], normalize_text)
-        records["response"] = _map_optional(records["response"], normalize_text)
-        record_stage("normalize", len(records), len(records))
+        run.count("normalize", len(records), len(records), _rewrite(records, normalize_text))
 
     pii_counts: Counter[str] = Counter()
     redactions = pd.Series(0, index=records.index, dtype="int64")
     if config.redact_pii:
-        # `fields` (provenance such as a customer's email) is JSON text; placeholders keep it valid.
-        for column in ("text", "response", "fields"):
-            redacted = []
-            for index, value in records[column].items():
-                if not isinstance(value, str):
-                    redacted.append(value)
-                    continue
-                clean, counts = redact_pii(value, config.pii_entities)
-                pii_counts.update(counts)
-                redactions[index] += sum(counts.values())
-                redacted.append(clean)
-            records[column] = redacted
-        record_stage("pii", len(records), len(records))
+        changed = _redact_columns(records, config, pii_counts, redactions)
+        run.count("pii", len(records), len(records), changed)
     records["pii_redactions"] = redactions
 
-    too_short = records["text"].str.len() < config.min_chars
-    ledger_parts.append(
-        ledger_rows(
-            records[too_short],
+    if config.quality.enabled:
+        reasons = records["text"].map(lambda text: quality_reasons(text, config.quality))
+        failing = reasons.map(bool)
+        records = run.remove(
+            records,
+            failing,
+            "quality",
             "dropped",
-            "quality.too_short",
-            detail=f"fewer than min_chars={config.min_chars} characters after cleaning",
+            reasons.map(lambda found: found[0] if found else None),
+            detail=reasons.map(lambda found: "failed: " + ", ".join(found) if found else None),
         )
+
+    too_short = records["text"].str.len() < config.min_chars
+    records = run.remove(
+        records,
+        too_short,
+        "quality.min_chars",
+        "dropped",
+        "quality.too_short",
+        detail=f"fewer than min_chars={config.min_chars} characters after cleaning",
     )
-    before = len(records)
-    records = records[~too_short]
-    record_stage("quality.min_chars", before, len(records))
 
     if config.exact_dedup:
         duplicate_of = mark_exact_duplicates(records)
-        is_duplicate = duplicate_of.notna()
-        ledger_parts.append(
-            ledger_rows(
-                records[is_duplicate],
-                "dropped",
-                "dedup.exact",
-                detail="same text as an earlier record after normalization",
-                duplicate_of=duplicate_of[is_duplicate],
-            )
+        records = run.remove(
+            records,
+            duplicate_of.notna(),
+            "dedup.exact",
+            "dropped",
+            "dedup.exact",
+            detail="same text as an earlier record after normalization",
+            duplicate_of=duplicate_of,
         )
-        before = len(records)
-        records = records[~is_duplicate]
-        record_stage("dedup.exact", before, len(records))
 
-    ledger_parts.append(ledger_rows(records, "kept", None))
-    ledger = pd.concat(ledger_parts, ignore_index=True)[LEDGER_COLUMNS]
+    index = near_duplicate_index
+    if config.near_dedup.enabled:
+        near = config.near_dedup
+        duplicate_of, index = mark_near_duplicates(
+            records, near.threshold, near.num_perm, near.shingle_size, index=index
+        )
+        records = run.remove(
+            records,
+            duplicate_of.notna(),
+            "dedup.near",
+            "dropped",
+            "dedup.near",
+            detail=f"estimated Jaccard >= {near.threshold} with an earlier record",
+            duplicate_of=duplicate_of,
+        )
 
+    run.ledger_parts.append(ledger_rows(records, "kept", None))
+    ledger = pd.concat(run.ledger_parts, ignore_index=True)[LEDGER_COLUMNS]
+    records = records.copy()
     records["content_hash"] = [
         dedup_key(text, response)
         for text, response in zip(records["text"], records["response"], strict=True)
     ]
     corpus = records[CORPUS_COLUMNS].reset_index(drop=True)
-    return CleaningResult(corpus, ledger, stage_counts, pii_counts)
+    return CleaningResult(corpus, ledger, run.stage_counts, pii_counts, rewrites, index)

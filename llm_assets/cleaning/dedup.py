@@ -1,10 +1,40 @@
-"""Duplicate removal across all sources: the first occurrence is kept, later ones name it."""
+"""Duplicate removal across all sources: the first occurrence is kept, later ones name it.
+
+Exact duplicates compare a normalized hash; near duplicates compare MinHash signatures of word
+shingles through an LSH index (datasketch), verified by the signatures' Jaccard estimate. The
+index holds the kept records only, so a later near duplicate always names a kept record, and it
+can be saved and passed to the next run: records indexed earlier count as earlier.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from llm_assets.cleaning.normalize import dedup_key
+
+DEFAULT_NEAR_DUP_THRESHOLD = 0.8
+DEFAULT_NUM_PERM = 128
+DEFAULT_SHINGLE_SIZE = 5
+DEFAULT_NEAR_DUP_COLUMNS = ("text", "response")
+MINHASH_SEED = 1
+# datasketch's default permutation scheme since 2.0: h -> a*fmix32(h) + b mod 2^32.
+_SCHEME = "affine32"
+_WORD = re.compile(r"\w+")
+# Shingles per block when hashing; bounds the (shingles x num_perm) matrix to ~32 MiB.
+_BLOCK_SHINGLES = 1 << 16
+# Fixed odd multipliers that mix the token hashes of a shingle position by position.
+_POSITION_MULTIPLIERS = np.random.default_rng(20261122).integers(
+    1, 1 << 63, size=64, dtype=np.uint64
+) | np.uint64(1)
 
 
 def mark_exact_duplicates(records: pd.DataFrame) -> pd.Series:
@@ -22,3 +52,261 @@ def mark_exact_duplicates(records: pd.DataFrame) -> pd.Series:
             first_of[key] = f"{source}/{record_id}"
             duplicate_of.append(None)
     return pd.Series(duplicate_of, index=records.index, dtype="string")
+
+
+@functools.cache
+def _lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's (bands, rows) for the threshold, memoized: it integrates numerically."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+@dataclass
+class NearDuplicateIndex:
+    """The kept records' keys and MinHash signatures, in the order they were kept, with an LSH.
+
+    Persist it with `save`/`load` (a NumPy .npz: keys, signatures, parameters) or pickle; the
+    LSH is rebuilt from the signatures on first use, so it is never stored.
+    """
+
+    threshold: float = DEFAULT_NEAR_DUP_THRESHOLD
+    num_perm: int = DEFAULT_NUM_PERM
+    shingle_size: int = DEFAULT_SHINGLE_SIZE
+    seed: int = MINHASH_SEED
+    keys: list[str] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list, repr=False)
+    _lsh: Any = field(default=None, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lsh": None}
+
+    @property
+    def signatures(self) -> np.ndarray:
+        """(len(self), num_perm) uint32 signatures of the kept records."""
+        if not self.rows:
+            return np.empty((0, self.num_perm), dtype=np.uint32)
+        return np.vstack(self.rows)
+
+    def _minhash(self, signature: np.ndarray) -> Any:
+        from datasketch import LeanMinHash
+
+        return LeanMinHash(seed=self.seed, hashvalues=signature, scheme=_SCHEME)
+
+    def lsh(self) -> Any:
+        """The datasketch MinHashLSH over every kept signature (built on first use)."""
+        if self._lsh is None:
+            from datasketch import MinHashLSH
+
+            bands = _lsh_bands(self.threshold, self.num_perm)
+            self._lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=bands)
+            with self._lsh.insertion_session() as session:
+                for position, signature in enumerate(self.rows):
+                    session.insert(position, self._minhash(signature), check_duplication=False)
+        return self._lsh
+
+    def candidates(self, signature: np.ndarray) -> list[int]:
+        """Positions of kept signatures that share an LSH band with `signature`."""
+        return list(self.lsh().query(self._minhash(signature)))
+
+    def add(self, key: str, signature: np.ndarray) -> None:
+        """Index a kept record."""
+        position = len(self.keys)
+        self.lsh().insert(position, self._minhash(signature), check_duplication=False)
+        self.keys.append(key)
+        self.rows.append(signature)
+
+    def save(self, path: str | Path) -> None:
+        """Write keys, signatures and parameters to `path` (.npz)."""
+        np.savez_compressed(
+            path,
+            keys=np.array(self.keys, dtype=str),
+            signatures=self.signatures,
+            params=np.array([self.threshold, self.num_perm, self.shingle_size, self.seed]),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> NearDuplicateIndex:
+        """Read an index written by `save`."""
+        with np.load(path, allow_pickle=False) as data:
+            threshold, num_perm, shingle_size, seed = data["params"].tolist()
+            signatures = data["signatures"].astype(np.uint32)
+            return cls(
+                threshold=float(threshold),
+                num_perm=int(num_perm),
+                shingle_size=int(shingle_size),
+                seed=int(seed),
+                keys=[str(key) for key in data["keys"]],
+                rows=list(signatures),
+            )
+
+
+class _Vocabulary(dict[str, int]):
+    """Word -> stable 64-bit hash, each distinct word hashed once."""
+
+    def __missing__(self, token: str) -> int:
+        digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+        value = self[token] = int.from_bytes(digest, "little")
+        return value
+
+
+def _token_hashes(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of the case-folded word tokens of all texts, concatenated, and each text's
+    token count. Hashes are stable across processes (blake2b), computed once per distinct word."""
+    vocabulary = _Vocabulary()
+    hashes: list[int] = []
+    lengths: list[int] = []
+    for text in texts:
+        tokens = _WORD.findall(text.casefold())
+        hashes.extend(map(vocabulary.__getitem__, tokens))
+        lengths.append(len(tokens))
+    return np.array(hashes, dtype=np.uint64), np.array(lengths, dtype=np.int64)
+
+
+def _fmix32(values: np.ndarray) -> np.ndarray:
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
+def shingle_hashes(
+    token_hashes: np.ndarray, lengths: np.ndarray, shingle_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """32-bit hashes of every run of `shingle_size` tokens inside each text (a text shorter than
+    that is one shingle), concatenated, and each text's shingle count."""
+    if not 1 <= shingle_size <= len(_POSITION_MULTIPLIERS):
+        raise ValueError(f"shingle_size must be in 1..{len(_POSITION_MULTIPLIERS)}")
+    total = len(token_hashes)
+    # Position-weighted sum over each window, with uint64 wrap-around.
+    windows = max(total - shingle_size + 1, 0)
+    combined = np.zeros(windows, dtype=np.uint64)
+    for offset in range(shingle_size):
+        combined += token_hashes[offset : offset + windows] * _POSITION_MULTIPLIERS[offset]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    counts = np.where(lengths >= shingle_size, lengths - shingle_size + 1, (lengths > 0) * 1)
+    positions = np.concatenate(
+        [np.arange(s, s + c) for s, c, n in zip(starts, counts, lengths, strict=True) if n]
+        or [np.empty(0, dtype=np.int64)]
+    ).astype(np.int64)
+    short = (lengths > 0) & (lengths < shingle_size)
+    if short.any():
+        # The window at a short text's start runs past it; recompute over the text alone.
+        combined = np.concatenate([combined, np.zeros(int(short.sum()), dtype=np.uint64)])
+        shingle_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        for extra, text in enumerate(np.flatnonzero(short)):
+            start, length = int(starts[text]), int(lengths[text])
+            window = token_hashes[start : start + length] * _POSITION_MULTIPLIERS[:length]
+            combined[windows + extra] = window.sum(dtype=np.uint64)
+            positions[shingle_start[text]] = windows + extra
+    selected = combined[positions]
+    # Fold to 32 bits after a 64-bit avalanche (splitmix64 finalizer).
+    selected = (selected ^ (selected >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    selected = (selected ^ (selected >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    selected = selected ^ (selected >> np.uint64(31))
+    return (selected >> np.uint64(32)).astype(np.uint32), counts
+
+
+def minhash_signatures(
+    texts: Sequence[str], num_perm: int = DEFAULT_NUM_PERM, shingle_size: int = DEFAULT_SHINGLE_SIZE
+) -> np.ndarray:
+    """(len(texts), num_perm) uint32 MinHash signatures of the texts' word shingles.
+
+    Equal to datasketch's `MinHash(num_perm, seed=1)` (scheme 'affine32') updated with the same
+    32-bit shingle hashes; computed for many texts at once with NumPy. A text without words gets
+    the empty signature (all 0xFFFFFFFF).
+    """
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=MINHASH_SEED, scheme=_SCHEME).permutations
+    signatures = np.full((len(texts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    tokens, lengths = _token_hashes(texts)
+    shingles, counts = shingle_hashes(tokens, lengths, shingle_size)
+    mixed = _fmix32(shingles)
+    ends = np.cumsum(counts)
+    text = 0
+    while text < len(texts):
+        # A block of whole texts holding at most _BLOCK_SHINGLES shingles (or one large text).
+        first_shingle = int(ends[text] - counts[text])
+        last = int(np.searchsorted(ends, first_shingle + _BLOCK_SHINGLES, side="right"))
+        last = max(last, text + 1)
+        block = slice(text, last)
+        block_counts = counts[block]
+        block_shingles = mixed[first_shingle : int(ends[last - 1])]
+        if len(block_shingles):
+            # (num_perm, shingles) keeps each text's shingles contiguous: a fast reduceat.
+            permuted = np.multiply.outer(a, block_shingles)
+            permuted += b[:, None]
+            nonempty = block_counts > 0
+            offsets = (np.cumsum(block_counts) - block_counts)[nonempty]
+            minima = np.minimum.reduceat(permuted, offsets, axis=1)
+            signatures[np.arange(text, last)[nonempty]] = minima.T
+        text = last
+    return signatures
+
+
+def near_duplicate_texts(records: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The text near-dedup compares for each record: the given columns joined, missing as empty."""
+    parts = [
+        records[column].map(lambda value: value if isinstance(value, str) else "")
+        for column in columns
+    ]
+    return ["\n".join(values) for values in zip(*parts, strict=True)]
+
+
+def mark_near_duplicates(
+    records: pd.DataFrame,
+    threshold: float = DEFAULT_NEAR_DUP_THRESHOLD,
+    num_perm: int = DEFAULT_NUM_PERM,
+    shingle_size: int = DEFAULT_SHINGLE_SIZE,
+    index: NearDuplicateIndex | None = None,
+    columns: Sequence[str] = DEFAULT_NEAR_DUP_COLUMNS,
+) -> tuple[pd.Series, NearDuplicateIndex]:
+    """For each record, '<source>/<record_id>' of the kept record it nearly repeats, else <NA>.
+
+    Records are taken in order; a record whose estimated Jaccard similarity of word shingles
+    (`shingle_size` words, `columns` joined) to a kept record is >= `threshold` is a duplicate of
+    the most similar one (the earliest on ties), otherwise it is kept and indexed. Records in
+    `index` (from earlier runs) count as earlier. Returns the marks and the updated index (the
+    one passed in, extended in place, or a new one). Texts without words are never marked.
+    """
+    if index is None:
+        index = NearDuplicateIndex(threshold, num_perm, shingle_size)
+    elif (index.threshold, index.num_perm, index.shingle_size) != (
+        threshold,
+        num_perm,
+        shingle_size,
+    ):
+        raise ValueError(
+            "the near-duplicate index was built with threshold="
+            f"{index.threshold}, num_perm={index.num_perm}, shingle_size={index.shingle_size} "
+            f"but this run asks for {threshold}, {num_perm}, {shingle_size}: use the same "
+            "settings, or start a new index (delete the saved one) to re-index everything"
+        )
+    signatures = minhash_signatures(
+        near_duplicate_texts(records, columns), num_perm, index.shingle_size
+    )
+    empty = np.iinfo(np.uint32).max
+    duplicate_of: list[str | None] = []
+    for source, record_id, signature in zip(
+        records["source"], records["record_id"], signatures, strict=True
+    ):
+        if (signature == empty).all():
+            duplicate_of.append(None)
+            continue
+        best: tuple[float, int] | None = None
+        for position in index.candidates(signature):
+            similarity = float(np.mean(index.rows[position] == signature))
+            if similarity >= threshold and (best is None or (similarity, -position) > best):
+                best = (similarity, -position)
+        if best is None:
+            index.add(f"{source}/{record_id}", signature)
+            duplicate_of.append(None)
+        else:
+            duplicate_of.append(index.keys[-best[1]])
+    return pd.Series(duplicate_of, index=records.index, dtype="string"), index

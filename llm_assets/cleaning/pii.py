@@ -1,16 +1,49 @@
-"""Redaction of structured identifiers by pattern, each checked where a checksum exists.
+"""PII redaction with Microsoft Presidio, offline.
 
-Replacements are typed placeholders (`<EMAIL>`, `<PHONE>`, ...) so a model learns where such
-values go without ever seeing one.
+Replacements are typed placeholders (`<EMAIL>`, `<PHONE>`, `<PERSON>`, ...) so a model learns
+where such values go without ever seeing one; with `pseudonymize=True` the same value gets the
+same numbered placeholder within a batch (`<PERSON_1>` ... `<PERSON_1>`), through a keyed hash,
+so a model can still learn that two mentions are one person.
+
+Presidio's analyzer normally needs a spaCy model; none can be downloaded here, so it runs on a
+blank English pipeline (tokens only) and every entity comes from a recognizer: Presidio's own
+(email, credit card with Luhn, IBAN with its checksum, IP, phone numbers through `phonenumbers`)
+with the project's checks on top (dates, versions, prices and error codes are not phone numbers),
+and the offline detectors of `pii_names` for people and street addresses.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import re
+import secrets
+import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from llm_assets.cleaning.pii_names import find_person_names, find_street_addresses
+
+PII_ENTITIES = (
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "SSN",
+    "IP_ADDRESS",
+    "PERSON",
+    "ADDRESS",
+)
+# Minimum recognizer score to redact; Presidio's own phone and weak patterns sit at 0.4.
+SCORE_THRESHOLD = 0.35
+# When detections overlap, the merged span takes the type ranked first here.
+_PRIORITY = {entity: rank for rank, entity in enumerate(PII_ENTITIES)}
+_PRIORITY.update({"ADDRESS": 1, "PERSON": 8})
+
+Span = tuple[int, int, str]
 
 
 def luhn_is_valid(digits: str) -> bool:
@@ -25,9 +58,11 @@ def luhn_is_valid(digits: str) -> bool:
 
 def iban_is_valid(candidate: str) -> bool:
     compact = candidate.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", compact):
+        return False
     rearranged = compact[4:] + compact[:4]
     as_digits = "".join(str(int(char, 36)) for char in rearranged)
-    return len(compact) >= 15 and int(as_digits) % 97 == 1
+    return int(as_digits) % 97 == 1
 
 
 def _card_is_valid(match: str) -> bool:
@@ -43,75 +78,306 @@ def _ip_is_valid(match: str) -> bool:
     return True
 
 
+_DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
+
+
 def _phone_is_plausible(match: str) -> bool:
-    digits = re.sub(r"\D", "", match)
-    # ISO dates and version numbers share the shape of short phone numbers.
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", match.strip()):
+    """Dates, versions, prices and bare counters share the shape of short phone numbers."""
+    core = match.strip()
+    if _DATE_LIKE.fullmatch(core):
         return False
+    if re.fullmatch(r"\d+(?:\.\d+){1,3}", core) and not re.fullmatch(r"\d{3}\.\d{3}\.\d{4}", core):
+        return False  # 4.2.1, 12.99, 2023.11.05.3; but 555.555.5555 is a phone number
+    digits = re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", core)[0])
     return 9 <= len(digits) <= 15
 
 
-@dataclass(frozen=True)
-class PiiPattern:
-    entity: str
-    regex: re.Pattern[str]
-    is_valid: Callable[[str], bool] | None = None
+def _inside_token(text: str, start: int, end: int) -> bool:
+    """A match glued to letters or codes (INV-2026-702092, ports 3000-8080) is not a number."""
+    before = text[max(0, start - 2) : start]
+    after = text[end : end + 2]
+    return bool(re.search(r"(?:\w|\w-)$", before) or re.match(r"\w|-\w", after))
 
 
-# Order is priority when matches overlap: a card number also looks like a phone number.
-PII_PATTERNS: tuple[PiiPattern, ...] = (
-    PiiPattern(
-        "EMAIL",
-        re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-    ),
-    PiiPattern(
-        "IBAN",
-        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
-        iban_is_valid,
-    ),
-    PiiPattern("CREDIT_CARD", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _card_is_valid),
-    PiiPattern("SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
-    PiiPattern(
-        "IP_ADDRESS",
-        re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b"),
-        _ip_is_valid,
-    ),
-    PiiPattern(
-        "PHONE",
-        re.compile(
-            r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?"
-            r"\d{2,4}(?:[ .-]\d{2,4}){1,4}(?!\w)"
-        ),
-        _phone_is_plausible,
-    ),
+def _ssn_is_valid(match: str) -> bool:
+    area, group, serial = match.split("-")
+    return area not in {"000", "666"} and area[0] != "9" and group != "00" and serial != "0000"
+
+
+# Phone shapes that phonenumbers' strict matcher leaves out: extensions, (0) trunk prefixes.
+_PHONE_REGEX = (
+    r"(?<![\w+/.-])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(0\)[ ]?)?(?:\(\d{1,5}\)[ .-]?)?"
+    r"\d{2,12}(?:[ .-]\d{2,8}){0,4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w-]|\.\d)"
 )
+_SSN_REGEX = r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"
 
 
-def find_pii(text: str, entities: Iterable[str]) -> list[tuple[int, int, str]]:
-    """Non-overlapping (start, end, entity) spans, earlier patterns winning overlaps."""
-    wanted = set(entities)
-    taken: list[tuple[int, int, str]] = []
-    for pattern in PII_PATTERNS:
-        if pattern.entity not in wanted:
+def _import_presidio() -> None:
+    """Import Presidio without the transformers/torch stack it probes for and we never use.
+
+    Presidio imports transformers (and thinc imports torch) when installed, which costs seconds
+    on every process start; hiding them during the import makes those optional paths fall back.
+    """
+    hidden = [name for name in ("transformers", "torch") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import presidio_analyzer  # noqa: F401
+        import presidio_anonymizer  # noqa: F401
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
+def _recognizers() -> list[Any]:
+    """Presidio recognizers for every entity, under the project's entity names."""
+    from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+    )
+
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+        # Presidio checks the domain against the public suffix list, which misses internal
+        # (corp.local, company.internal) and reserved (.example) domains that an organisation's
+        # own data is full of: for redaction, any well-formed address counts.
+        def validate_result(self, pattern_text: str) -> bool:
+            domain = pattern_text.rsplit("@", 1)[-1]
+            return bool(re.fullmatch(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}", domain))
+
+    class CheckedPatternRecognizer(PatternRecognizer):  # type: ignore[misc]
+        """A pattern recognizer whose matches must pass a plain Python check."""
+
+        def __init__(self, entity: str, regex: str, score: float, check: Any) -> None:
+            super().__init__(
+                supported_entity=entity,
+                name=f"{entity.title()}PatternRecognizer",
+                patterns=[Pattern(entity.lower(), regex, score)],
+            )
+            self._check = check
+
+        def validate_result(self, pattern_text: str) -> bool | None:
+            return None if self._check(pattern_text) else False
+
+    class CheckedPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc]
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            return [
+                result
+                for result in super().analyze(text, entities, nlp_artifacts)
+                if _phone_is_plausible(text[result.start : result.end])
+                and not _inside_token(text, result.start, result.end)
+            ]
+
+    class SpanRecognizer(EntityRecognizer):  # type: ignore[misc]
+        """Wraps a pure `text -> [(start, end)]` detector from `pii_names`."""
+
+        def __init__(self, entity: str, find: Any, score: float) -> None:
+            self._find = find
+            self._score = score
+            super().__init__(supported_entities=[entity], name=f"{entity.title()}Recognizer")
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            entity = self.supported_entities[0]
+            return [
+                RecognizerResult(entity, start, end, self._score) for start, end in self._find(text)
+            ]
+
+    return [
+        OfflineEmailRecognizer(supported_entity="EMAIL"),
+        CreditCardRecognizer(supported_entity="CREDIT_CARD"),
+        CheckedPatternRecognizer(
+            "CREDIT_CARD", r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])", 0.9, _card_is_valid
+        ),
+        IbanRecognizer(supported_entity="IBAN"),
+        CheckedPatternRecognizer(
+            "IBAN",
+            r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+            0.9,
+            iban_is_valid,
+        ),
+        CheckedPatternRecognizer("SSN", _SSN_REGEX, 0.85, _ssn_is_valid),
+        IpRecognizer(supported_entity="IP_ADDRESS"),
+        CheckedPhoneRecognizer(
+            supported_entity="PHONE", supported_regions=("US", "GB", "DE", "FR", "CA", "IN")
+        ),
+        CheckedPatternRecognizer("PHONE", _PHONE_REGEX, 0.5, _phone_is_plausible),
+        SpanRecognizer("PERSON", find_person_names, 0.7),
+        SpanRecognizer("ADDRESS", find_street_addresses, 0.75),
+    ]
+
+
+def blank_nlp_engine() -> Any:
+    """A Presidio NLP engine on `spacy.blank("en")`: tokens and lower-cased lemmas, no model.
+
+    Token lemmas feed Presidio's context enhancer ("phone", "card", "ssn" near a match raise its
+    score); a blank pipeline has none, so a one-line component sets each to the lower-cased text.
+    """
+    import spacy
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from spacy.language import Language
+
+    if "lowercase_lemma" not in Language.factories:
+
+        @Language.component("lowercase_lemma")
+        def lowercase_lemma(doc: Any) -> Any:
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
+
+    class BlankSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+        def load(self) -> None:
+            nlp = spacy.blank("en")
+            nlp.add_pipe("lowercase_lemma")
+            self.nlp = {"en": nlp}  # type: ignore[assignment]
+
+    engine = BlankSpacyNlpEngine(models=[{"lang_code": "en", "model_name": "blank:en"}])
+    engine.load()
+    return engine
+
+
+@lru_cache(maxsize=1)
+def pii_analyzer() -> Any:
+    """The process-wide Presidio AnalyzerEngine with the project's recognizers (built once)."""
+    _import_presidio()
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in _recognizers():
+        registry.add_recognizer(recognizer)
+    return AnalyzerEngine(
+        registry=registry, nlp_engine=blank_nlp_engine(), supported_languages=["en"]
+    )
+
+
+def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
+    """Skip recognizers that cannot fire (no digit, no '@', no capital): most texts are cheap."""
+    has_digit = any(char.isdigit() for char in text)
+    keep = []
+    for entity in wanted:
+        if entity == "EMAIL" and "@" not in text:
             continue
-        for match in pattern.regex.finditer(text):
-            start, end = match.span()
-            if pattern.is_valid and not pattern.is_valid(match.group()):
-                continue
-            if any(start < taken_end and taken_start < end for taken_start, taken_end, _ in taken):
-                continue
-            taken.append((start, end, pattern.entity))
-    return sorted(taken)
+        if entity in {"PHONE", "CREDIT_CARD", "IBAN", "SSN", "ADDRESS"} and not has_digit:
+            continue
+        if entity == "IP_ADDRESS" and not (has_digit or ":" in text):
+            continue
+        if entity == "PERSON" and text.islower():
+            continue
+        keep.append(entity)
+    return keep
+
+
+def _merge(results: Iterable[tuple[int, int, str, float]]) -> list[Span]:
+    """Overlapping detections become one span, typed by the highest score, then priority."""
+    merged: list[list[Any]] = []
+    for start, end, entity, score in sorted(results):
+        if merged and start < merged[-1][1]:
+            group = merged[-1]
+            group[1] = max(group[1], end)
+            if (score, -_PRIORITY[entity]) > (group[3], -_PRIORITY[group[2]]):
+                group[2], group[3] = entity, score
+        else:
+            merged.append([start, end, entity, score])
+    return [(start, end, entity) for start, end, entity, _ in merged]
+
+
+def find_pii(text: str, entities: Iterable[str]) -> list[Span]:
+    """Non-overlapping (start, end, entity) spans of the requested entities, in text order."""
+    wanted = _validated(entities)
+    run = _entities_worth_running(text, wanted)
+    if not run or not text.strip():
+        return []
+    results = pii_analyzer().analyze(
+        text=text, language="en", entities=run, score_threshold=SCORE_THRESHOLD
+    )
+    return _merge((r.start, r.end, r.entity_type, r.score) for r in results)
+
+
+def _validated(entities: Iterable[str]) -> list[str]:
+    wanted = list(dict.fromkeys(entities))
+    unknown = [entity for entity in wanted if entity not in _PRIORITY]
+    if unknown:
+        raise ValueError(
+            f"unknown PII entities {unknown}: cleaning.pii_entities takes {list(PII_ENTITIES)}"
+        )
+    return wanted
+
+
+class Pseudonymizer:
+    """Numbered placeholders, the same for the same value: `<PERSON_1>`, `<EMAIL_2>` ...
+
+    Values are keyed by an HMAC of their normalized form (case, spaces and separators folded),
+    so the table never holds the value itself and a fresh key per run makes numbers unlinkable
+    across runs.
+    """
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._numbers: dict[str, dict[bytes, int]] = {}
+
+    def placeholder(self, entity: str, value: str) -> str:
+        normalized = " ".join(value.casefold().split())
+        if entity not in {"PERSON", "ADDRESS", "EMAIL"}:
+            normalized = re.sub(r"[\s().-]", "", normalized)
+        digest = hmac.new(self._key, f"{entity}\0{normalized}".encode(), hashlib.sha256).digest()
+        numbers = self._numbers.setdefault(entity, {})
+        number = numbers.setdefault(digest, len(numbers) + 1)
+        return f"<{entity}_{number}>"
+
+
+def _apply(text: str, spans: Sequence[Span], pseudonymizer: Pseudonymizer | None) -> str:
+    """Presidio's anonymizer over the merged spans: a fixed placeholder, or a pseudonym."""
+    if not spans:
+        return text
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    operators = {
+        entity: (
+            OperatorConfig(
+                "custom", {"lambda": lambda value, e=entity: pseudonymizer.placeholder(e, value)}
+            )
+            if pseudonymizer
+            else OperatorConfig("replace", {"new_value": f"<{entity}>"})
+        )
+        for entity in {entity for _, _, entity in spans}
+    }
+    results = [RecognizerResult(entity, start, end, 1.0) for start, end, entity in spans]
+    return str(_anonymizer().anonymize(text, results, operators).text)
+
+
+@lru_cache(maxsize=1)
+def _anonymizer() -> Any:
+    _import_presidio()
+    from presidio_anonymizer import AnonymizerEngine
+
+    return AnonymizerEngine()
 
 
 def redact_pii(text: str, entities: Iterable[str]) -> tuple[str, Counter[str]]:
     """The text with each identifier replaced by `<ENTITY>`, and how many of each were found."""
     spans = find_pii(text, entities)
-    counts: Counter[str] = Counter(entity for _, _, entity in spans)
-    pieces, cursor = [], 0
-    for start, end, entity in spans:
-        pieces.append(text[cursor:start])
-        pieces.append(f"<{entity}>")
-        cursor = end
-    pieces.append(text[cursor:])
-    return "".join(pieces), counts
+    return _apply(text, spans, None), Counter(entity for _, _, entity in spans)
+
+
+def redact_pii_batch(
+    texts: Sequence[str],
+    entities: Iterable[str],
+    pseudonymize: bool = False,
+    key: bytes | None = None,
+) -> list[tuple[str, Counter[str]]]:
+    """`redact_pii` over many texts with one analyzer; pseudonyms are consistent across the batch.
+
+    `key` seeds the pseudonym hash (a random one per call when left out).
+    """
+    wanted = _validated(entities)
+    pseudonymizer = Pseudonymizer(key) if pseudonymize else None
+    out: list[tuple[str, Counter[str]]] = []
+    for text in texts:
+        spans = find_pii(text, wanted)
+        out.append((_apply(text, spans, pseudonymizer), Counter(e for _, _, e in spans)))
+    return out

@@ -1,11 +1,12 @@
 """Group `cleaning`: the cleaned corpus and the ledger that accounts for every input record."""
 
+import hashlib
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from llm_assets.cleaning.chain import clean_corpus
+from llm_assets.cleaning.chain import clean_corpus, read_forget_requests
 from llm_assets.cleaning.expectations import (
     cleaned_corpus_expectations,
     ledger_expectations,
@@ -13,16 +14,35 @@ from llm_assets.cleaning.expectations import (
 )
 from llm_assets.cleaning.ledger import ledger_discrepancies, ledger_summary
 from llm_assets.defs.check_results import preview, to_check_result
+from llm_assets.defs.resources import MlflowResource
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.expectations import run_suite
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import frame_digest
 
-CLEANING_CODE_VERSION = "1"
+CLEANING_CODE_VERSION = "2"
+
+
+def _forget_requests(profile: Profile) -> set[str]:
+    path = profile.forget_path()
+    if path is None:
+        return set()
+    if not path.is_file():
+        raise FileNotFoundError(f"cleaning.forget_file: {path} does not exist")
+    return read_forget_requests(path.read_text(encoding="utf-8").splitlines())
+
+
+def _cleaning_code_version(profile: Profile) -> str:
+    """Config digest plus the forget file's content: a new deletion request re-runs cleaning
+    and, through data versions, everything derived from the forgotten records."""
+    forget = sorted(_forget_requests(profile))
+    digest = hashlib.sha256("\n".join(forget).encode()).hexdigest()[:8] if forget else "none"
+    return f"{CLEANING_CODE_VERSION}-{section_digest(profile.cleaning)}-forget-{digest}"
 
 
 def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
     raw_names = [raw_asset_name(source) for source in profile.sources]
+    code_version = _cleaning_code_version(profile)
 
     @dg.multi_asset(
         name="cleaning",
@@ -30,21 +50,43 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
         ins={name: dg.AssetIn(key=name) for name in raw_names},
         outs={
             "cleaned_corpus": dg.AssetOut(
-                code_version=f"{CLEANING_CODE_VERSION}-{section_digest(profile.cleaning)}",
+                code_version=code_version,
                 kinds={"pandas"},
                 description="Records that passed every cleaning stage, PII redacted.",
             ),
             "cleaning_ledger": dg.AssetOut(
-                code_version=f"{CLEANING_CODE_VERSION}-{section_digest(profile.cleaning)}",
+                code_version=code_version,
                 kinds={"pandas"},
                 description="One row per input record: kept, dropped or quarantined, and why.",
             ),
         },
     )
-    def cleaning(context: dg.AssetExecutionContext, **raw_tables: pd.DataFrame) -> Any:
+    def cleaning(
+        context: dg.AssetExecutionContext, mlflow: MlflowResource, **raw_tables: pd.DataFrame
+    ) -> Any:
+        import mlflow as mlflow_client
+
         raw = pd.concat([raw_tables[name] for name in raw_names], ignore_index=True)
-        result = clean_corpus(raw, profile.cleaning)
+        result = clean_corpus(raw, profile.cleaning, forget=_forget_requests(profile))
         summary = ledger_summary(result.ledger)
+        stages = pd.DataFrame(result.stage_counts)
+        with mlflow.start_run(context, f"cleaning-{context.run.run_id[:8]}") as run:
+            mlflow_client.log_params(
+                {f"cleaning.{k}": v for k, v in profile.cleaning.model_dump(mode="json").items()}
+            )
+            mlflow_client.log_metrics(
+                {
+                    **{
+                        f"stage.{row['stage']}.removed": row["removed"]
+                        for row in result.stage_counts
+                    },
+                    **{f"rewrite.{step}": count for step, count in result.rewrites.items()},
+                    **{f"pii.{entity}": count for entity, count in result.pii_counts.items()},
+                    "records.raw": len(raw),
+                    "records.kept": len(result.corpus),
+                }
+            )
+            run_url = mlflow.run_url(run)
         yield dg.Output(
             result.corpus,
             output_name="cleaned_corpus",
@@ -55,9 +97,9 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
                     result.corpus.groupby("source").size().to_dict()
                 ),
                 "pii_redacted": dg.MetadataValue.json(dict(result.pii_counts)),
-                "stages": dg.MetadataValue.md(
-                    pd.DataFrame(result.stage_counts).to_markdown(index=False)
-                ),
+                "stages": dg.MetadataValue.md(stages.to_markdown(index=False)),
+                "texts_rewritten": dg.MetadataValue.json(result.rewrites),
+                "mlflow_run": dg.MetadataValue.url(run_url),
                 "preview": preview(result.corpus, ["source", "record_id", "text", "response"]),
             },
         )

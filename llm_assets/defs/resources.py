@@ -153,7 +153,9 @@ class MlflowResource(dg.ConfigurableResource):
         mlflow = self._client_ready()
         tags = {
             "dagster.run_id": context.run.run_id,
-            "dagster.asset_key": context.asset_key.to_user_string(),
+            "dagster.asset_key": ",".join(
+                sorted(key.to_user_string() for key in context.selected_asset_keys)
+            ),
             "dagster.partition": context.partition_key if context.has_partition_key else "",
             "git_commit": git_commit(),
         }

@@ -23,7 +23,8 @@ def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinit
         group_name="sources",
         code_version=f"{READER_CODE_VERSION}-{section_digest(source)}",
         kinds={"pandas", source.kind},
-        description=f"Every record of source '{source.name}' ({source.kind}: {source.path}), "
+        description=f"Every record of source '{source.name}' "
+        f"({source.kind}: {profile.source_glob(source)}), "
         "readable or not; unreadable ones carry `read_error`.",
     )
     def raw_records(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:

@@ -1,4 +1,4 @@
-"""Document folders: Markdown, HTML and plain text, one record per file."""
+"""Document folders: Markdown, HTML, plain text, PDF and Word, one record per file."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 from llm_assets.settings import SourceConfig
+from llm_assets.sources.office_documents import Extracted, docx_text, pdf_text
 from llm_assets.sources.records import RawRecord, display_path, matching_files, quarantined
 
-DOCUMENT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".html", ".htm"}
+TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".html", ".htm"}
+DOCUMENT_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx"}
 
 
 def html_to_markdown(html: str) -> str | None:
@@ -37,19 +39,14 @@ def markdown_title(text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def read_document(path: Path, shown: str, source: SourceConfig) -> RawRecord:
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        return quarantined(source.name, shown, "source.unreadable_file", f"{shown}: {error}")
+def text_document(raw: bytes, path: Path, shown: str) -> Extracted:
+    """Markdown, HTML (main content, as Markdown) or plain text, decoded as UTF-8."""
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        return quarantined(
-            source.name,
-            shown,
-            "source.invalid_utf8",
-            f"{shown}: not UTF-8 at byte {error.start} ({error.reason})",
+        return Extracted(
+            reason="source.invalid_utf8",
+            detail=f"{shown}: not UTF-8 at byte {error.start} ({error.reason})",
         )
     suffix = path.suffix.lower()
     title: str | None
@@ -61,6 +58,24 @@ def read_document(path: Path, shown: str, source: SourceConfig) -> RawRecord:
     else:
         text = content
         title = markdown_title(text) if suffix in {".md", ".markdown"} else path.stem
+    return Extracted(text=text, fields={"title": title})
+
+
+def read_document(path: Path, shown: str, source: SourceConfig) -> RawRecord:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return quarantined(source.name, shown, "source.unreadable_file", f"{shown}: {error}")
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        extracted = pdf_text(raw, shown, source.max_record_chars)
+    elif suffix == ".docx":
+        extracted = docx_text(raw, shown)
+    else:
+        extracted = text_document(raw, path, shown)
+    if extracted.reason:
+        return quarantined(source.name, shown, extracted.reason, extracted.detail or shown)
+    text = extracted.text
     if not text.strip():
         return quarantined(source.name, shown, "source.empty_text", f"{shown}: no text content")
     if len(text) > source.max_record_chars:
@@ -70,12 +85,13 @@ def read_document(path: Path, shown: str, source: SourceConfig) -> RawRecord:
             "source.too_large",
             f"{shown}: {len(text)} characters > max_record_chars={source.max_record_chars}",
         )
+    title = extracted.fields.get("title") or markdown_title(text) or path.stem
     return RawRecord(
         record_id=shown,
         source=source.name,
         uri=shown,
         text=text,
-        fields={"title": title or path.stem, "format": suffix.lstrip(".")},
+        fields={**extracted.fields, "title": title, "format": suffix.lstrip(".")},
     )
 
 

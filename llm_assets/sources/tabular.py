@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,47 +17,123 @@ from llm_assets.sources.records import RawRecord, display_path, matching_files, 
 def _text_of(value: Any) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list | bool | int | float):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)  # dates, decimals and other database types
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names a str.format template uses, in order, each once."""
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    return list(dict.fromkeys(names))
+
+
+def render_template(template: str, row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(text, None), or (None, the first field the row lacks). Strings and numbers render as
+    themselves, so format specs such as {amount:.2f} work; null as an empty string; lists and
+    objects as JSON; other values (dates, decimals) as their str()."""
+    for name in template_fields(template):
+        if name not in row:
+            return None, name
+    values = {
+        name: value
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+        else _text_of(value) or ""
+        for name, value in row.items()
+    }
+    return template.format_map(values).strip(), None
+
+
+def _text_and_response(
+    row: dict[str, Any], source: SourceConfig, where: str
+) -> tuple[str, str | None] | RawRecord:
+    """(text, response) of a row, or a quarantined record saying what is wrong with it."""
+
+    def problem(reason: str, detail: str) -> RawRecord:
+        return quarantined(source.name, where, reason, f"{where}: {detail}")
+
+    def rendered(key: str, template: str) -> str | RawRecord:
+        try:
+            text, missing = render_template(template, row)
+        except (ValueError, TypeError) as error:  # a format spec that does not fit the value
+            return problem("source.template_error", f"{key} {template!r}: {error}")
+        if missing is not None:
+            return problem(
+                "source.missing_field",
+                f"no field '{missing}' (used by {key}); fields are {sorted(row)}",
+            )
+        return text or ""
+
+    if source.template is not None:
+        text = rendered("template", source.template)
+        if isinstance(text, RawRecord):
+            return text
+        if not text:
+            return problem("source.empty_text", f"template {source.template!r} renders empty")
+    else:
+        if source.text_field not in row:
+            return problem(
+                "source.missing_field",
+                f"no field '{source.text_field}' (text_field); fields are {sorted(row)}",
+            )
+        body = _text_of(row[source.text_field])
+        if body is None or not body.strip():
+            return problem("source.empty_text", f"'{source.text_field}' is empty")
+        prompt_parts = [_text_of(row.get(name)) for name in source.prompt_fields]
+        text = "\n\n".join([part for part in prompt_parts if part] + [body])
+    response: str | RawRecord | None
+    if source.response_template is not None:
+        response = rendered("response_template", source.response_template)
+        if isinstance(response, RawRecord):
+            return response
+        response = response or None  # a template over empty fields: no answer
+    else:
+        response = _text_of(row.get(source.response_field)) if source.response_field else None
+    return text, response
+
+
+def used_fields(source: SourceConfig) -> set[str]:
+    """The fields a record's text, response and id come from; the rest are kept in `fields`."""
+    if source.template is not None:
+        used = set(template_fields(source.template))
+    else:
+        used = {source.text_field, *source.prompt_fields}
+    if source.response_template is not None:
+        used.update(template_fields(source.response_template))
+    elif source.response_field:
+        used.add(source.response_field)
+    if source.id_field:
+        used.add(source.id_field)
+    return used
 
 
 def row_to_record(row: Any, source: SourceConfig, uri: str, seen_ids: set[str]) -> RawRecord:
     """Map one parsed row onto a record, or a quarantined record saying what is wrong with it."""
-    where = f"{uri}"
     if not isinstance(row, dict):
         return quarantined(
             source.name,
             uri,
             "source.not_an_object",
-            f"{where}: expected an object, got {type(row).__name__}",
+            f"{uri}: expected an object, got {type(row).__name__}",
         )
-    if source.text_field not in row:
-        return quarantined(
-            source.name,
-            uri,
-            "source.missing_field",
-            f"{where}: no field '{source.text_field}' (text_field); fields are {sorted(row)}",
-        )
-    text = _text_of(row[source.text_field])
-    if text is None or not text.strip():
-        return quarantined(
-            source.name, uri, "source.empty_text", f"{where}: '{source.text_field}' is empty"
-        )
+    text_and_response = _text_and_response(row, source, uri)
+    if isinstance(text_and_response, RawRecord):
+        return text_and_response
+    text, response = text_and_response
     if len(text) > source.max_record_chars:
         return quarantined(
             source.name,
             uri,
             "source.too_large",
-            f"{where}: {len(text)} characters > max_record_chars={source.max_record_chars}",
+            f"{uri}: {len(text)} characters > max_record_chars={source.max_record_chars}",
         )
-    prompt_parts = [_text_of(row.get(name)) for name in source.prompt_fields]
-    full_text = "\n\n".join([part for part in prompt_parts if part] + [text])
-    response = _text_of(row.get(source.response_field)) if source.response_field else None
-
     record_id = uri
     if source.id_field:
         if row.get(source.id_field) in (None, ""):
             return quarantined(
-                source.name, uri, "source.missing_id", f"{where}: no '{source.id_field}' (id_field)"
+                source.name, uri, "source.missing_id", f"{uri}: no '{source.id_field}' (id_field)"
             )
         record_id = str(row[source.id_field])
     if record_id in seen_ids:
@@ -64,16 +141,16 @@ def row_to_record(row: Any, source: SourceConfig, uri: str, seen_ids: set[str]) 
             source.name,
             uri,
             "source.duplicate_id",
-            f"{where}: {source.id_field}={record_id!r} was already used by an earlier record",
+            f"{uri}: {source.id_field}={record_id!r} was already used by an earlier record",
         )
     seen_ids.add(record_id)
-    used = {source.text_field, source.id_field, source.response_field, *source.prompt_fields}
+    used = used_fields(source)
     extra = {key: value for key, value in row.items() if key not in used}
     return RawRecord(
         record_id=record_id,
         source=source.name,
         uri=uri,
-        text=full_text,
+        text=text,
         response=response,
         fields=extra,
     )

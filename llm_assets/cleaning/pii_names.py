@@ -1,0 +1,262 @@
+"""Offline detectors for the names of people and of places (street addresses).
+
+No NER model can be downloaded, so people are found with gazetteers shipped on PyPI (the
+`gender-guesser` first-name dictionary, about 45,000 given names from Europe and beyond, and the
+`names` package's US census first and last names) plus rules on capitalisation and context: a
+known first name followed by a capitalised word, a title (`Mr`, `Dr.`, `Frau`), or a cue
+(`Thanks,` on the line before, `my colleague`, `Dear`, `Customer name:`). Street addresses are
+patterns: US/UK number + street name + suffix (`St`, `Avenue`, `Mews`), UK flats (`Flat 7, Ben
+Pike`), German `Musterstraße 12`, each with an optional unit, city and postcode.
+
+Both return `(start, end)` character spans; pure functions, no Presidio needed.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+# Given names that are also ordinary English words: a known surname or a cue must back them up.
+AMBIGUOUS_FIRST_NAMES = frozenset(
+    """will may max grant mark bill rose art june april august summer dawn joy hope faith grace
+    ray guy pat sue chase hunter drew lane miles page case rich frank jack sky crystal ruby
+    pearl amber iris ivy holly lily daisy violet autumn winter china georgia virginia jordan
+    paris don gene carol sandy dusty rusty cliff brook dale glen heath wade reed rod penny bud
+    buck colt duke earl king prince major sonny angel star ginger candy misty storm river forest
+    stone early price long young white brown green black gray grey west north south east
+    christian sterling lincoln tuesday saturday sunday monday friday march august dean
+    victoria patch power mac ace ali bo cole jay sol tom""".split()
+)
+
+# Words that look like given names in the gazetteers but head titles, UI labels and products.
+NOT_NAMES = frozenset(
+    """the a an hi hey hello dear thanks thank cheers regards best kind warm sincerely please
+    our my your their his her its this that these those we i you he she it they team support
+    customer client account admin manager product head sales data cloud server windows office
+    studio visual code google microsoft chrome firefox safari apple android linux ubuntu tier
+    settings security console release notes order invoice patch build click save changes access
+    retries timeout single sign error http api sql report platform pro plan premium enterprise
+    january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
+    mr mrs ms miss dr prof herr frau sir madam""".split()
+)
+
+TITLES = r"(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sir|Madam|Herr|Frau|Fr|Hr|Ing|Dipl\.-Ing|Mag)\.?"
+# Things that come before a person's name.
+CUE = re.compile(
+    r"(?:\b(?:colleague|coworker|co-worker|manager|boss|customer|client|user|agent|technician"
+    r"|engineer|contact|name(?:\s+is)?|named|called|this\s+is|i\s+am|i'm|spoke\s+(?:with|to)"
+    r"|talked\s+to|speak\s+to|ask|asked|by|to|from|with|behalf\s+of|cc|attn|dear|hi|hello|hey"
+    r"|thanks|regards|signed|approved|reported|assigned|escalated|forwarding|contact\s+person)"
+    r"[\s:,]*$)",
+    re.IGNORECASE,
+)
+# A name alone on a line after a closing formula: "Thanks,\nJane Doe".
+SIGN_OFF = re.compile(
+    r"(?:thanks|thank you|regards|best|cheers|sincerely|kind regards|best regards|warm regards"
+    r"|many thanks|viele grüße|mit freundlichen grüßen|beste grüße|gruß|grüße),?\s*\n\s*$",
+    re.IGNORECASE,
+)
+
+_UPPER = "A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČ"
+_LOWER = "a-zß-öø-ÿłśżźćńšžčğı"
+NAME_WORD = (
+    rf"(?:[{_UPPER}]['’])?[{_UPPER}]"
+    rf"(?:[{_LOWER}]+(?:['’\-][{_UPPER}]?[{_LOWER}]+)*|[{_LOWER}]?[{_UPPER}][{_LOWER}]+)"
+)
+PARTICLE = r"(?:von|van|de|der|den|du|da|di|del|della|la|le|zu|vom|zur|ten|ter|af|al|bin)"
+INITIAL = rf"[{_UPPER}]\."
+# Words separated by single spaces (never a newline), optional middle initials and particles.
+NAME_RUN = re.compile(
+    rf"(?<![\w@.])(?:{TITLES}\s)?(?:{NAME_WORD}|{INITIAL})"
+    rf"(?:[ \t]+(?:{PARTICLE}[ \t]+){{0,2}}(?:{TITLES}(?=\s)|{NAME_WORD}|{INITIAL}))*(?![\w@])"
+)
+_TITLE_ONLY = re.compile(rf"{TITLES}$")
+_TOKEN = re.compile(rf"{TITLES}(?=\s)|{NAME_WORD}|{INITIAL}|{PARTICLE}")
+
+
+def _package_text(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    """Lower-cased given names: gender-guesser's dictionary and the US census lists."""
+    found: set[str] = set()
+    for line in _package_text("gender_guesser", "data/nam_dict.txt").splitlines():
+        if line.startswith(("#", "=")) or len(line) < 4:
+            continue
+        for part in re.split(r"[+\- ]", line[3:29].strip()):
+            if len(part) > 1:
+                found.add(part.lower())
+    for list_name in ("dist.male.first", "dist.female.first"):
+        found.update(
+            line.split()[0].lower()
+            for line in _package_text("names", list_name).split("\n")
+            if line
+        )
+    return frozenset(found - NOT_NAMES)
+
+
+@lru_cache(maxsize=1)
+def last_names(top: int = 25_000) -> frozenset[str]:
+    """The `top` most frequent US census surnames, lower-cased (rarer ones are mostly words)."""
+    lines = [line for line in _package_text("names", "dist.all.last").split("\n") if line]
+    return frozenset(line.split()[0].lower() for line in lines[:top]) - NOT_NAMES
+
+
+@lru_cache(maxsize=1)
+def not_names() -> frozenset[str]:
+    """NOT_NAMES and spaCy's English stop words ("Could", "Please" open sentences, not names)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return NOT_NAMES | frozenset(STOP_WORDS)
+
+
+def _is_first(word: str) -> bool:
+    return re.split(r"[-’']", word)[0].lower() in first_names()
+
+
+def _is_last(word: str) -> bool:
+    return word.lower() in last_names() or word.lower() in first_names()
+
+
+def _is_word(token: str) -> bool:
+    return not token.endswith(".") and not re.fullmatch(PARTICLE, token)
+
+
+def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] | None:
+    """The (start, end) of a person's name inside one run of capitalised words, if any."""
+    words = [token.group() for token in tokens]
+    titled = [i for i, w in enumerate(words[:-1]) if _TITLE_ONLY.match(w)]
+    has_title = bool(titled)
+    if has_title:  # "Dear Dr Wilson": the name starts at the title
+        tokens, words = tokens[titled[0] :], words[titled[0] :]
+    cue = bool(CUE.search(before)) or bool(SIGN_OFF.search(before))
+    strong_cue = bool(SIGN_OFF.search(before)) or bool(
+        re.search(r"(?:dear|name\s*(?:is)?|attn|this\s+is)[\s:,]*$", before, re.IGNORECASE)
+    )
+    if has_title:
+        names = [w for w in words[1:] if _is_word(w)]
+        if names and all(w.lower() not in NOT_NAMES for w in names):
+            return tokens[0].start(), tokens[-1].end()
+        return None
+    # Drop leading capitalised non-names ("Customer", "Please"), which may themselves be cues.
+    start = 0
+    while start < len(words) and (
+        words[start].lower() in not_names() or not _is_word(words[start])
+    ):
+        start += 1
+        cue = True if start and words[start - 1].lower() in {"dear", "hi", "hello", "hey"} else cue
+    rest = words[start:]
+    if not rest:
+        return None
+    last_word = next((w for w in reversed(rest) if _is_word(w)), rest[0])
+    end = len(words) - 1
+    while end > start and not _is_word(words[end]) and not words[end].endswith("."):
+        end -= 1
+    span = (tokens[start].start(), tokens[end].end())
+    first = rest[0]
+    if len([w for w in rest if _is_word(w)]) >= 2:
+        if any(w.lower() in not_names() for w in rest if _is_word(w)):
+            return None
+        if _is_first(first):
+            if first.lower() not in AMBIGUOUS_FIRST_NAMES or _is_last(last_word) or cue:
+                return span
+            return None
+        if strong_cue or (cue and (_is_last(last_word) or _is_first(last_word))):
+            return span
+        return None
+    # A single name: only a given name right after a greeting or a sign-off.
+    if _is_first(first) and first.lower() not in AMBIGUOUS_FIRST_NAMES and (strong_cue or cue):
+        if re.search(
+            r"(?:dear|hi|hello|hey|thanks|name\s*(?:is)?|by|with|to)[\s:,]*$", before, re.I
+        ):
+            return span
+        if SIGN_OFF.search(before):
+            return span
+    return None
+
+
+def find_person_names(text: str) -> list[tuple[int, int]]:
+    """Character spans of people's names in `text` (title included when present)."""
+    spans: list[tuple[int, int]] = []
+    for run in NAME_RUN.finditer(text):
+        tokens = list(_TOKEN.finditer(text, run.start(), run.end()))
+        if not tokens:
+            continue
+        line_start = text.rfind("\n", 0, run.start())
+        before = text[max(0, run.start() - 40) : run.start()]
+        if line_start >= 0 and run.start() - line_start <= 2:
+            # The run starts a line: look back over the line break too (sign-offs).
+            before = text[max(0, line_start - 40) : run.start()]
+        found = _person_in_run(tokens, before)
+        if found:
+            spans.append(found)
+    return spans
+
+
+# USPS street suffixes (and the plurals Faker and real addresses use), UK street types.
+STREET_SUFFIXES = """Alley Aly Annex Arcade Avenue Ave Av Bayou Beach Bend Bluff Bluffs Bottom
+Boulevard Blvd Branch Bridge Brdg Brook Brooks Burg Burgs Bypass Camp Canyon Cape Causeway
+Center Centers
+Centre Circle Cir Circles Cliff Cliffs Close Club Common Commons Corner Corners Course Court Ct
+Courts Cove Coves Creek Crescent Cres Crest Crossing Crossroad Curve Dale Dam Divide Drive Dr
+Drives Estate Estates Expressway Expy Extension Ext Extensions Fall Falls Ferry Field Fields
+Flat Flats Ford Fords Forest Forge Forges Fork Forks Fort Freeway Fwy Garden Gardens Gateway
+Glen Glens Green Greens Grove Groves Harbor Harbors Haven Heights Hts Highway Hwy Hill Hills
+Hollow Inlet Island Islands Isle Junction Junctions Key Keys Knoll Knolls Lake Lakes Land
+Landing Lane Ln Light Lights Loaf Lock Locks Lodge Loop Mall Manor Manors Meadow Meadows Mews
+Mill Mills Mission Motorway Mount Mountain Mountains Neck Orchard Oval Overpass Park Parks
+Parkway Pkwy Parkways Pass Passage Path Pike Pine Pines Place Pl Plain Plains Plaza Point
+Points Port Ports Prairie Radial Ramp Ranch Rapid Rapids Rest Ridge Ridges River Road Rd Roads
+Route Row Rue Run Shoal Shoals Shore Shores Skyway Spring Springs Spur Spurs Square Sq Squares
+Station Stravenue Stream Street St Streets Summit Terrace Ter Throughway Trace Track Trafficway
+Trail Trl Trailer Tunnel Turnpike Underpass Union Unions Valley Valleys Via Viaduct View Views
+Village Villages Ville Vista Walk Walks Wall Way Ways Well Wells Wharf Yard Yards""".split()
+_SUFFIX = "|".join(sorted(STREET_SUFFIXES, key=len, reverse=True))
+_STREET_WORD = rf"(?:{NAME_WORD}|\d{{1,3}}(?:st|nd|rd|th)|[NSEW]\.?)"
+_UNIT = r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Fl(?:oor)?\.?|Room|Rm\.?|#)\s*#?[\w-]{1,6})"
+_CITY = (
+    rf"{NAME_WORD}(?:[ \-](?:(?:am|an der|an|im|in der|ob der|bei|sur)\s)?{NAME_WORD})"
+    r"{0,3}"
+)
+_UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}"
+_US_TAIL = rf"(?:,\s*{_CITY},?\s+[A-Z]{{2}}\s+\d{{5}}(?:-\d{{4}})?)"
+_UK_TAIL = rf"(?:(?:,\s*{_CITY}){{0,2}},\s*{_UK_POSTCODE}\b)"
+_DE_TAIL = rf"(?:,?\s+(?:D-)?\d{{5}}\s+{_CITY})"
+_GERMAN_STREET = (
+    rf"(?:(?:{NAME_WORD}\s)?{NAME_WORD}(?:-{NAME_WORD})*-?(?:[Ss]tra(?:ß|ss)e|[Ss]tr\.|[Gg]asse|[Ww]eg|[Aa]llee"
+    r"|[Pp]latz|[Rr]ing|[Dd]amm|[Uu]fer|[Cc]haussee|[Ss]teig|[Pp]fad|[Mm]arkt|[Kk]ai)"
+    r"|(?:Am|An der|Auf dem|Im|Zum|Zur|In der)\s+\w+)"
+)
+
+ADDRESS_PATTERNS = (
+    # US/UK: 221B Baker Street, Apt 4, Springfield, IL 62704 / 10 Downing St, London, SW1A 2AA
+    re.compile(
+        rf"\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?,?\s+(?:{_STREET_WORD}\s+){{1,4}}(?:{_SUFFIX})\b\.?"
+        rf"{_UNIT}?(?:{_US_TAIL}|{_UK_TAIL}|(?:,\s*{_CITY})(?=\s*$))?"
+    ),
+    # UK flats: Flat 7, Ben Pike, Willisburgh, L0U 8XJ
+    re.compile(
+        rf"\b(?:Flat|Studio|Apartment|Unit|Suite)\s+\d{{1,4}}[A-Za-z]?,?\s+"
+        rf"(?:{_STREET_WORD}\s+){{1,4}}(?:{_SUFFIX})\b(?:{_UK_TAIL}|{_US_TAIL})?"
+    ),
+    # German: Rose-Krebs-Straße 7, 63608 Zschopau / Drewesgasse 7/6
+    re.compile(
+        rf"\b{_GERMAN_STREET}\s+\d{{1,5}}\s?[a-z]?(?:\s?[-/]\s?\d{{1,5}}[a-z]?)?\b{_DE_TAIL}?"
+    ),
+)
+
+
+def find_street_addresses(text: str) -> list[tuple[int, int]]:
+    """Character spans of street addresses (US, UK and German shapes) in `text`."""
+    spans: list[tuple[int, int]] = []
+    for pattern in ADDRESS_PATTERNS:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            while end > start and text[end - 1] in " ,":
+                end -= 1
+            spans.append((start, end))
+    return spans
