@@ -240,6 +240,10 @@ class CleaningConfig(StrictModel):
     normalize_unicode: bool = Field(True, description="repair mojibake (ftfy) and NFC-normalize")
     redact_pii: bool = True
     pii_entities: list[PiiEntity] = Field(default_factory=lambda: list(ALL_PII_ENTITIES))
+    pii_allow_list: list[str] = Field(
+        default_factory=list,
+        description="terms never redacted: product or company names that look like names",
+    )
     pii_pseudonymize: bool = Field(
         False, description="<PERSON_1>-style placeholders, the same for the same value in a run"
     )

@@ -114,3 +114,11 @@ def test_checksums() -> None:
 )
 def test_emails_on_internal_and_reserved_domains_are_redacted(address: str) -> None:
     assert redact_pii(f"write to {address} today", ["EMAIL"])[0] == "write to <EMAIL> today"
+
+
+def test_allow_list_keeps_product_names_that_look_like_people() -> None:
+    text = "Hello Aurora Sync support,\nThe sync stopped.\nThanks,\nJane Doe"
+    assert redact_pii(text, ["PERSON"])[0].startswith("Hello <PERSON> support")
+    redacted, _ = redact_pii(text, ["PERSON"], allow=["aurora sync"])
+    assert redacted.startswith("Hello Aurora Sync support")
+    assert redacted.endswith("Thanks,\n<PERSON>")

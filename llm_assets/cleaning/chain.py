@@ -116,7 +116,10 @@ def _redact_columns(
         if isinstance(value, str)
     ]
     results = redact_pii_batch(
-        [value for _, _, value in cells], config.pii_entities, config.pii_pseudonymize
+        [value for _, _, value in cells],
+        config.pii_entities,
+        config.pii_pseudonymize,
+        allow=config.pii_allow_list,
     )
     for (column, index, _), (clean, counts) in zip(cells, results, strict=True):
         records.at[index, column] = clean

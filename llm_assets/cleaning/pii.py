@@ -286,8 +286,10 @@ def _merge(results: Iterable[tuple[int, int, str, float]]) -> list[Span]:
     return [(start, end, entity) for start, end, entity, _ in merged]
 
 
-def find_pii(text: str, entities: Iterable[str]) -> list[Span]:
-    """Non-overlapping (start, end, entity) spans of the requested entities, in text order."""
+def find_pii(text: str, entities: Iterable[str], allow: Iterable[str] = ()) -> list[Span]:
+    """Non-overlapping (start, end, entity) spans of the requested entities, in text order.
+    A span whose text is one of `allow` (case-insensitive; product and company names that look
+    like people's names, such as "Aurora") is not PII."""
     wanted = _validated(entities)
     run = _entities_worth_running(text, wanted)
     if not run or not text.strip():
@@ -295,7 +297,12 @@ def find_pii(text: str, entities: Iterable[str]) -> list[Span]:
     results = pii_analyzer().analyze(
         text=text, language="en", entities=run, score_threshold=SCORE_THRESHOLD
     )
-    return _merge((r.start, r.end, r.entity_type, r.score) for r in results)
+    allowed = {term.casefold() for term in allow}
+    return _merge(
+        (r.start, r.end, r.entity_type, r.score)
+        for r in results
+        if text[r.start : r.end].strip().casefold() not in allowed
+    )
 
 
 def _validated(entities: Iterable[str]) -> list[str]:
@@ -358,9 +365,11 @@ def _anonymizer() -> Any:
     return AnonymizerEngine()
 
 
-def redact_pii(text: str, entities: Iterable[str]) -> tuple[str, Counter[str]]:
+def redact_pii(
+    text: str, entities: Iterable[str], allow: Iterable[str] = ()
+) -> tuple[str, Counter[str]]:
     """The text with each identifier replaced by `<ENTITY>`, and how many of each were found."""
-    spans = find_pii(text, entities)
+    spans = find_pii(text, entities, allow)
     return _apply(text, spans, None), Counter(entity for _, _, entity in spans)
 
 
@@ -369,6 +378,7 @@ def redact_pii_batch(
     entities: Iterable[str],
     pseudonymize: bool = False,
     key: bytes | None = None,
+    allow: Iterable[str] = (),
 ) -> list[tuple[str, Counter[str]]]:
     """`redact_pii` over many texts with one analyzer; pseudonyms are consistent across the batch.
 
@@ -378,6 +388,6 @@ def redact_pii_batch(
     pseudonymizer = Pseudonymizer(key) if pseudonymize else None
     out: list[tuple[str, Counter[str]]] = []
     for text in texts:
-        spans = find_pii(text, wanted)
+        spans = find_pii(text, wanted, allow)
         out.append((_apply(text, spans, pseudonymizer), Counter(e for _, _, e in spans)))
     return out
