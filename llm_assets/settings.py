@@ -235,9 +235,18 @@ class NearDuplicateConfig(StrictModel):
     shingle_size: int = Field(5, ge=1, description="words per shingle")
 
 
+class NormalizeConfig(StrictModel):
+    repair_unicode: bool = Field(True, description="repair mojibake (ftfy) and NFC-normalize")
+    expand_contractions: bool = Field(False, description="can't -> cannot, we're -> we are")
+    terminology: dict[str, str] = Field(
+        default_factory=dict,
+        description="term -> preferred form, whole words in any case, e.g. {e-mail: email}",
+    )
+
+
 class CleaningConfig(StrictModel):
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
-    normalize_unicode: bool = Field(True, description="repair mojibake (ftfy) and NFC-normalize")
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     redact_pii: bool = True
     pii_entities: list[PiiEntity] = Field(default_factory=lambda: list(ALL_PII_ENTITIES))
     pii_allow_list: list[str] = Field(

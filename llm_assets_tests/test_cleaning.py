@@ -4,7 +4,12 @@ import pandas as pd
 
 from llm_assets.cleaning.chain import clean_corpus, read_forget_requests
 from llm_assets.cleaning.ledger import ledger_discrepancies
-from llm_assets.cleaning.normalize import dedup_key, normalize_text
+from llm_assets.cleaning.normalize import (
+    apply_terminology,
+    dedup_key,
+    expand_contractions,
+    normalize_text,
+)
 from llm_assets.settings import CleaningConfig, NearDuplicateConfig
 from llm_assets.sources.records import RawRecord, quarantined, records_to_frame
 
@@ -126,3 +131,21 @@ def test_read_forget_requests_ignores_comments_and_blanks() -> None:
         "tickets/T-5",
         "d.md",
     }
+
+
+def test_normalize_text_keeps_indentation_and_code_blocks() -> None:
+    text = "Run   this:\n\n```\ndef f():\n    return  1\n```\n    indented   line  \n"
+    assert normalize_text(text) == (
+        "Run this:\n\n```\ndef f():\n    return  1\n```\n    indented line"
+    )
+
+
+def test_expand_contractions_and_terminology() -> None:
+    assert expand_contractions("We can't sync and it's slow; they're stuck.") == (
+        "We cannot sync and it is slow; they are stuck."
+    )
+    assert expand_contractions("Don't worry, I'm here") == "Do not worry, I am here"
+    terms = {"e-mail": "email", "AuroraSync": "Aurora Sync"}
+    assert apply_terminology("Send an E-mail from aurorasync.", terms) == (
+        "Send an email from Aurora Sync."
+    )

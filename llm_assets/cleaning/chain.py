@@ -21,7 +21,12 @@ from llm_assets.cleaning.dedup import (
 )
 from llm_assets.cleaning.ledger import LEDGER_COLUMNS, ledger_rows
 from llm_assets.cleaning.noise import remove_noise
-from llm_assets.cleaning.normalize import dedup_key, normalize_text
+from llm_assets.cleaning.normalize import (
+    apply_terminology,
+    dedup_key,
+    expand_contractions,
+    normalize_text,
+)
 from llm_assets.cleaning.pii import redact_pii_batch
 from llm_assets.cleaning.quality import quality_reasons
 from llm_assets.settings import CleaningConfig
@@ -128,6 +133,18 @@ def _redact_columns(
     return int((redactions > 0).sum())
 
 
+def _normalizer(config: CleaningConfig) -> Callable[[str], str]:
+    settings = config.normalize
+
+    def normalize(text: str) -> str:
+        text = normalize_text(text, settings.repair_unicode)
+        if settings.expand_contractions:
+            text = expand_contractions(text)
+        return apply_terminology(text, settings.terminology)
+
+    return normalize
+
+
 def read_forget_requests(lines: list[str]) -> set[str]:
     """Ids from a forget file: '<source>/<record_id>' or a bare record id; '#' starts a comment."""
     ids = set()
@@ -192,8 +209,7 @@ def clean_corpus(
                 rewrites[step] = rewrites.get(step, 0) + count
         run.count("noise", len(records), len(records), int(changed.sum()))
 
-    if config.normalize_unicode:
-        run.count("normalize", len(records), len(records), _rewrite(records, normalize_text))
+    run.count("normalize", len(records), len(records), _rewrite(records, _normalizer(config)))
 
     pii_counts: Counter[str] = Counter()
     redactions = pd.Series(0, index=records.index, dtype="int64")
