@@ -149,3 +149,12 @@ def test_expand_contractions_and_terminology() -> None:
     assert apply_terminology("Send an E-mail from aurorasync.", terms) == (
         "Send an email from Aurora Sync."
     )
+
+
+def test_code_sources_skip_noise_and_prose_filters() -> None:
+    code = "-- migration\nSELECT id FROM users;\n<div>kept</div>\n" + "x = 1\n" * 60
+    raw = records_to_frame([RawRecord("m.sql", "code", "m.sql", code)])
+    kept = clean_corpus(raw, CleaningConfig(), code_sources={"code"}).corpus
+    assert kept.loc[0, "text"] == code.strip("\n")
+    as_prose = clean_corpus(raw, CleaningConfig()).ledger
+    assert as_prose.loc[0, "action"] == "dropped"

@@ -160,9 +160,12 @@ def clean_corpus(
     config: CleaningConfig,
     forget: set[str] | None = None,
     near_duplicate_index: NearDuplicateIndex | None = None,
+    code_sources: set[str] | None = None,
 ) -> CleaningResult:
     """Run every enabled stage over the raw records of all sources, in order.
 
+    Records of `code_sources` (git repositories) skip noise removal and the prose quality
+    filters, which would mangle or drop source files.
     `forget` holds ids to remove ('<source>/<record_id>' or a bare record id);
     `near_duplicate_index` (from an earlier run) makes its records count as earlier.
     """
@@ -193,18 +196,20 @@ def clean_corpus(
     )
     records = records.copy()
 
+    # Source code is not prose: no signature/markup stripping, no prose statistics.
+    prose = ~records["source"].isin(code_sources or set())
     if config.noise.steps:
         changed = pd.Series(False, index=records.index)
         for column in TEXT_COLUMNS:
             cleaned, counts = remove_noise(
-                records,
+                records[prose],
                 column,
                 config.noise.steps,
                 config.noise.boilerplate_min_fraction,
                 config.noise.boilerplate_min_documents,
             )
-            changed |= records[column].fillna("") != cleaned.fillna("")
-            records[column] = cleaned
+            changed[prose] |= records.loc[prose, column].fillna("") != cleaned.fillna("")
+            records.loc[prose, column] = cleaned
             for step, count in counts.items():
                 rewrites[step] = rewrites.get(step, 0) + count
         run.count("noise", len(records), len(records), int(changed.sum()))
@@ -219,7 +224,14 @@ def clean_corpus(
     records["pii_redactions"] = redactions
 
     if config.quality.enabled:
-        reasons = records["text"].map(lambda text: quality_reasons(text, config.quality))
+        prose = ~records["source"].isin(code_sources or set())
+        reasons = (
+            records["text"]
+            .where(prose, None)
+            .map(
+                lambda text: quality_reasons(text, config.quality) if isinstance(text, str) else []
+            )
+        )
         failing = reasons.map(bool)
         records = run.remove(
             records,

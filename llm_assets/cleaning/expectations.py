@@ -25,14 +25,18 @@ def raw_records_expectations(source_name: str) -> list[Any]:
     ]
 
 
-def cleaned_corpus_expectations() -> list[Any]:
+def cleaned_corpus_expectations(min_chars: int, max_chars: int) -> list[Any]:
     import great_expectations as gx
 
     return [
         gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="record_id"),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["source", "record_id"]),
         gx.expectations.ExpectColumnValuesToNotBeNull(column="text"),
         gx.expectations.ExpectColumnValuesToBeUnique(column="content_hash"),
-        gx.expectations.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
+        gx.expectations.ExpectColumnValueLengthsToBeBetween(
+            column="text", min_value=max(min_chars, 1), max_value=max_chars
+        ),
     ]
 
 

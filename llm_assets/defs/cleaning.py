@@ -67,7 +67,12 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
         import mlflow as mlflow_client
 
         raw = pd.concat([raw_tables[name] for name in raw_names], ignore_index=True)
-        result = clean_corpus(raw, profile.cleaning, forget=_forget_requests(profile))
+        result = clean_corpus(
+            raw,
+            profile.cleaning,
+            forget=_forget_requests(profile),
+            code_sources={source.name for source in profile.sources if source.kind == "git"},
+        )
         summary = ledger_summary(result.ledger)
         stages = pd.DataFrame(result.stage_counts)
         with mlflow.start_run(context, f"cleaning-{context.run.run_id[:8]}") as run:
@@ -163,19 +168,27 @@ def cleaned_corpus_has_no_pii(cleaned_corpus: pd.DataFrame) -> dg.AssetCheckResu
     return to_check_result(run_suite(cleaned_corpus, "cleaned_corpus_pii", no_pii_expectations()))
 
 
-@dg.asset_check(
-    asset="cleaned_corpus",
-    blocking=True,
-    description="Non-empty texts, no exact duplicates left, at least one record.",
-)
-def cleaned_corpus_is_well_formed(cleaned_corpus: pd.DataFrame) -> dg.AssetCheckResult:
-    return to_check_result(
-        run_suite(cleaned_corpus, "cleaned_corpus", cleaned_corpus_expectations())
+def _build_well_formed_check(profile: Profile) -> dg.AssetChecksDefinition:
+    max_chars = max(source.max_record_chars for source in profile.sources)
+
+    @dg.asset_check(
+        asset="cleaned_corpus",
+        blocking=True,
+        description="Unique non-null ids, texts within length bounds, no exact duplicates left.",
     )
+    def cleaned_corpus_is_well_formed(cleaned_corpus: pd.DataFrame) -> dg.AssetCheckResult:
+        expectations = cleaned_corpus_expectations(profile.cleaning.min_chars, max_chars)
+        return to_check_result(run_suite(cleaned_corpus, "cleaned_corpus", expectations))
+
+    return cleaned_corpus_is_well_formed
 
 
 def build_cleaning_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     return (
         [_build_cleaning_asset(profile)],
-        [_build_ledger_check(profile), cleaned_corpus_has_no_pii, cleaned_corpus_is_well_formed],
+        [
+            _build_ledger_check(profile),
+            cleaned_corpus_has_no_pii,
+            _build_well_formed_check(profile),
+        ],
     )
