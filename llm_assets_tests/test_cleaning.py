@@ -158,3 +158,34 @@ def test_code_sources_skip_noise_and_prose_filters() -> None:
     assert kept.loc[0, "text"] == code.strip("\n")
     as_prose = clean_corpus(raw, CleaningConfig()).ledger
     assert as_prose.loc[0, "action"] == "dropped"
+
+
+def test_near_duplicate_index_is_reused_and_pruned_between_runs() -> None:
+    base = (
+        "After the 4.2 update the desktop client stops syncing at ninety nine percent and the "
+        "status icon keeps spinning while the activity log shows nothing new for hours"
+    )
+    first = [
+        RawRecord("T-1", "tickets", "t#L1", f"{base} on my work laptop.", "Reinstall."),
+        RawRecord(
+            "T-2", "tickets", "t#L2", "How do I share a folder with my whole team?", "Share."
+        ),
+    ]
+    config = CleaningConfig(near_dedup=NearDuplicateConfig(threshold=0.7, shingle_size=3))
+    run1 = clean_corpus(records_to_frame(first), config)
+    assert run1.near_duplicate_index is not None
+    assert sorted(run1.near_duplicate_index.keys) == ["tickets/T-1", "tickets/T-2"]
+
+    # Next quarter: T-2 was deleted at the source, T-3 nearly repeats T-1.
+    later = [
+        first[0],
+        RawRecord("T-3", "tickets", "t#L3", f"{base} on my home laptop.", "Reinstall."),
+    ]
+    run2 = clean_corpus(
+        records_to_frame(later), config, near_duplicate_index=run1.near_duplicate_index
+    )
+    ledger = run2.ledger.set_index("record_id")
+    assert ledger.loc["T-1", "action"] == "kept"
+    assert ledger.loc["T-3", "duplicate_of"] == "tickets/T-1"
+    assert run2.near_duplicate_index is not None
+    assert run2.near_duplicate_index.keys == ["tickets/T-1"]

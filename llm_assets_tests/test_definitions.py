@@ -74,6 +74,7 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
         "raw_tickets",
         "cleaned_corpus",
         "cleaning_ledger",
+        "near_duplicate_index",
         "sft_pairs",
         "golden_set",
         "sft_dataset",

@@ -267,6 +267,11 @@ def clean_corpus(
     index = near_duplicate_index
     if config.near_dedup.enabled:
         near = config.near_dedup
+        if index is not None:
+            # Signatures of records gone from the sources, forgotten or filtered out this run
+            # must not linger: they would mark new records as copies of nothing in the corpus.
+            present = records["source"].astype(str) + "/" + records["record_id"].astype(str)
+            index.keep_only(set(present))
         duplicate_of, index = mark_near_duplicates(
             records, near.threshold, near.num_perm, near.shingle_size, index=index
         )

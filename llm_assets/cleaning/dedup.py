@@ -77,6 +77,8 @@ class NearDuplicateIndex:
     seed: int = MINHASH_SEED
     keys: list[str] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list, repr=False)
+    # Content digest per key: a re-read record with unchanged content is not hashed again.
+    digests: list[str] = field(default_factory=list, repr=False)
     _lsh: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -113,18 +115,36 @@ class NearDuplicateIndex:
         """Positions of kept signatures that share an LSH band with `signature`."""
         return list(self.lsh().query(self._minhash(signature)))
 
-    def add(self, key: str, signature: np.ndarray) -> None:
+    def add(self, key: str, signature: np.ndarray, digest: str = "") -> None:
         """Index a kept record."""
         position = len(self.keys)
         self.lsh().insert(position, self._minhash(signature), check_duplication=False)
         self.keys.append(key)
         self.rows.append(signature)
+        self.digests.append(digest)
+
+    def digest_by_key(self) -> dict[str, str]:
+        return dict(zip(self.keys, self.digests or [""] * len(self.keys), strict=True))
+
+    def keep_only(self, keys: set[str]) -> int:
+        """Drop every indexed record whose key is not in `keys` (deleted at the source, forgotten,
+        or filtered out this run); returns how many were dropped. The LSH is rebuilt lazily."""
+        digests = self.digests or [""] * len(self.keys)
+        kept = [i for i, key in enumerate(self.keys) if key in keys]
+        dropped = len(self.keys) - len(kept)
+        if dropped:
+            self.keys = [self.keys[i] for i in kept]
+            self.rows = [self.rows[i] for i in kept]
+            self.digests = [digests[i] for i in kept]
+            self._lsh = None
+        return dropped
 
     def save(self, path: str | Path) -> None:
         """Write keys, signatures and parameters to `path` (.npz)."""
         np.savez_compressed(
             path,
             keys=np.array(self.keys, dtype=str),
+            digests=np.array(self.digests or [""] * len(self.keys), dtype=str),
             signatures=self.signatures,
             params=np.array([self.threshold, self.num_perm, self.shingle_size, self.seed]),
         )
@@ -142,6 +162,7 @@ class NearDuplicateIndex:
                 seed=int(seed),
                 keys=[str(key) for key in data["keys"]],
                 rows=list(signatures),
+                digests=[str(d) for d in data["digests"]] if "digests" in data else [],
             )
 
 
@@ -288,24 +309,38 @@ def mark_near_duplicates(
             f"but this run asks for {threshold}, {num_perm}, {shingle_size}: use the same "
             "settings, or start a new index (delete the saved one) to re-index everything"
         )
-    signatures = minhash_signatures(
-        near_duplicate_texts(records, columns), num_perm, index.shingle_size
+    keys = (records["source"].astype(str) + "/" + records["record_id"].astype(str)).tolist()
+    digests = [dedup_key(*values) for values in zip(*(records[c] for c in columns), strict=True)]
+    # A record indexed by an earlier run with the same content is its own entry: keep it, and
+    # do not hash it again. A record whose content changed is indexed afresh.
+    indexed = index.digest_by_key()
+    known = [indexed.get(key) == digest for key, digest in zip(keys, digests, strict=True)]
+    changed = {key for key, digest in zip(keys, digests, strict=True) if key in indexed}
+    changed -= {key for key, is_known in zip(keys, known, strict=True) if is_known}
+    if changed:
+        index.keep_only(set(index.keys) - changed)
+    new = [position for position, is_known in enumerate(known) if not is_known]
+    texts = near_duplicate_texts(records.iloc[new], columns)
+    signatures = dict(
+        zip(new, minhash_signatures(texts, num_perm, index.shingle_size), strict=True)
     )
     empty = np.iinfo(np.uint32).max
     duplicate_of: list[str | None] = []
-    for source, record_id, signature in zip(
-        records["source"], records["record_id"], signatures, strict=True
-    ):
+    for position, (key, digest) in enumerate(zip(keys, digests, strict=True)):
+        if known[position]:
+            duplicate_of.append(None)
+            continue
+        signature = signatures[position]
         if (signature == empty).all():
             duplicate_of.append(None)
             continue
         best: tuple[float, int] | None = None
-        for position in index.candidates(signature):
-            similarity = float(np.mean(index.rows[position] == signature))
-            if similarity >= threshold and (best is None or (similarity, -position) > best):
-                best = (similarity, -position)
+        for candidate in index.candidates(signature):
+            similarity = float(np.mean(index.rows[candidate] == signature))
+            if similarity >= threshold and (best is None or (similarity, -candidate) > best):
+                best = (similarity, -candidate)
         if best is None:
-            index.add(f"{source}/{record_id}", signature)
+            index.add(key, signature, digest)
             duplicate_of.append(None)
         else:
             duplicate_of.append(index.keys[-best[1]])

@@ -1,12 +1,14 @@
 """Group `cleaning`: the cleaned corpus and the ledger that accounts for every input record."""
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from llm_assets.cleaning.chain import clean_corpus, read_forget_requests
+from llm_assets.cleaning.dedup import NearDuplicateIndex
 from llm_assets.cleaning.expectations import (
     cleaned_corpus_expectations,
     ledger_expectations,
@@ -14,7 +16,7 @@ from llm_assets.cleaning.expectations import (
 )
 from llm_assets.cleaning.ledger import ledger_discrepancies, ledger_summary
 from llm_assets.defs.check_results import preview, to_check_result
-from llm_assets.defs.resources import MlflowResource
+from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.expectations import run_suite
 from llm_assets.settings import Profile, section_digest
@@ -59,18 +61,29 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
                 kinds={"pandas"},
                 description="One row per input record: kept, dropped or quarantined, and why.",
             ),
+            "near_duplicate_index": dg.AssetOut(
+                code_version=code_version,
+                kinds={"numpy"},
+                description="MinHash signatures of the kept records. The next run starts from "
+                "it: re-read records are not hashed again, new ones are compared against it.",
+            ),
         },
     )
     def cleaning(
-        context: dg.AssetExecutionContext, mlflow: MlflowResource, **raw_tables: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        mlflow: MlflowResource,
+        artifacts: ArtifactStoreResource,
+        **raw_tables: pd.DataFrame,
     ) -> Any:
         import mlflow as mlflow_client
 
         raw = pd.concat([raw_tables[name] for name in raw_names], ignore_index=True)
+        previous_index = _previous_near_duplicate_index(context, profile)
         result = clean_corpus(
             raw,
             profile.cleaning,
             forget=_forget_requests(profile),
+            near_duplicate_index=previous_index,
             code_sources={source.name for source in profile.sources if source.kind == "git"},
         )
         summary = ledger_summary(result.ledger)
@@ -120,8 +133,51 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
                 "quarantined": int((result.ledger["action"] == "quarantined").sum()),
             },
         )
+        index = result.near_duplicate_index
+        with artifacts.new_folder("near_duplicate_index", context.run.run_id) as folder:
+            if index is not None:
+                index.save(folder / "index.npz")
+        path = artifacts.folder("near_duplicate_index", context.run.run_id) / "index.npz"
+        yield dg.Output(
+            {
+                "path": str(path) if index is not None else None,
+                "records": len(index) if index is not None else 0,
+                "settings": profile.cleaning.near_dedup.model_dump(mode="json"),
+                "reused_from_run": previous_index is not None,
+            },
+            output_name="near_duplicate_index",
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "records": len(index) if index is not None else 0,
+                "started_from_previous": previous_index is not None,
+            },
+        )
 
     return cleaning
+
+
+def _previous_near_duplicate_index(
+    context: dg.AssetExecutionContext, profile: Profile
+) -> NearDuplicateIndex | None:
+    """The index the last run saved, if it was built with the same settings."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("near_duplicate_index"))
+    materialization = event.asset_materialization if event else None
+    if materialization is None or "path" not in materialization.metadata:
+        return None
+    path = Path(str(materialization.metadata["path"].value))
+    if not path.is_file():
+        context.log.warning(f"previous near-duplicate index {path} is gone; starting a new one")
+        return None
+    index = NearDuplicateIndex.load(path)
+    near = profile.cleaning.near_dedup
+    if (index.threshold, index.num_perm, index.shingle_size) != (
+        near.threshold,
+        near.num_perm,
+        near.shingle_size,
+    ):
+        context.log.info("near-duplicate settings changed; building a new index")
+        return None
+    return index
 
 
 def _build_ledger_check(profile: Profile) -> dg.AssetChecksDefinition:

@@ -173,3 +173,20 @@ def test_failing_blocking_check_stops_training(tmp_path: Path) -> None:
         assert instance.get_latest_materialization_event(dg.AssetKey("cleaned_corpus")) is not None
         for downstream in ("sft_pairs", "base_model", "qlora_adapter"):
             assert instance.get_latest_materialization_event(dg.AssetKey(downstream)) is None
+
+
+def test_cleaning_again_starts_from_the_saved_near_duplicate_index(
+    graph: MaterializedGraph,
+) -> None:
+    corpus_key = dg.AssetKey("cleaned_corpus")
+    selection = dg.AssetSelection.assets(corpus_key).required_multi_asset_neighbors()
+    rerun = materialize_all(graph.defs, graph.instance, selection=selection)
+    assert rerun.success
+    index_event = graph.instance.get_latest_materialization_event(
+        dg.AssetKey("near_duplicate_index")
+    )
+    assert index_event is not None and index_event.asset_materialization is not None
+    assert index_event.asset_materialization.metadata["started_from_previous"].value is True
+    # Same corpus as before, so nothing downstream (training included) went stale.
+    downstream = {dg.AssetKey(name) for name in ("sft_pairs", "base_model", "eval_report")}
+    assert only_stale_or_missing(graph.defs, graph.instance, downstream) == set()
