@@ -42,3 +42,20 @@ def test_trained_tokenizer_round_trips_and_renders_chatml() -> None:
         "<|im_start|>assistant\nQuit and reopen it.<|im_end|>\n"
     )
     assert render_chat(tokenizer, messages, for_generation=True).endswith("<|im_start|>assistant\n")
+
+
+def test_template_differences_catch_a_changed_template() -> None:
+    import copy
+
+    from llm_assets.datasets.chat_template import template_differences
+
+    texts = ["Restart the Aurora client.", "Selective sync keeps folders in the cloud."] * 20
+    trained = train_tokenizer(texts, vocab_size=300)
+    rows = [to_messages("How do I restart?", "Quit and reopen it.", system_prompt="Be brief.")]
+    assert template_differences(trained, copy.deepcopy(trained), rows) == []
+    drifted = copy.deepcopy(trained)
+    drifted.chat_template = trained.chat_template.replace("<|im_start|>", "<|im_start|> ")
+    assert template_differences(trained, drifted, rows) == [
+        "row 0 conversation: rendered text differs",
+        "row 0 prompt: rendered text differs",
+    ]

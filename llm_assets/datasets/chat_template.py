@@ -41,3 +41,25 @@ def render_chat(
             messages, tokenize=False, add_generation_prompt=for_generation
         )
     )
+
+
+def template_differences(
+    reference: Any, candidate: Any, conversations: list[list[dict[str, str]]]
+) -> list[str]:
+    """Where `candidate` renders or tokenizes a conversation differently from `reference` (the
+    tokenizer training used), both as full conversations and as generation prompts; [] if never.
+    Template drift between training and serving silently degrades every answer."""
+    problems = []
+    for number, messages in enumerate(conversations):
+        for for_generation in (False, True):
+            expected = render_chat(reference, messages, for_generation)
+            actual = render_chat(candidate, messages, for_generation)
+            kind = "prompt" if for_generation else "conversation"
+            if expected != actual:
+                problems.append(f"row {number} {kind}: rendered text differs")
+            elif (
+                reference(expected, add_special_tokens=False)["input_ids"]
+                != candidate(actual, add_special_tokens=False)["input_ids"]
+            ):
+                problems.append(f"row {number} {kind}: same text, different token ids")
+    return problems

@@ -86,4 +86,31 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    return [quantized_export], []
+    @dg.asset_check(
+        asset=quantized_export,
+        additional_ins={"qlora_adapter": dg.AssetIn("qlora_adapter"), "golden_set": dg.AssetIn()},
+        blocking=True,
+        description="Every export carries the chat template the adapter was trained with.",
+    )
+    def quantized_export_keeps_training_chat_template(
+        quantized_export: dict[str, Any], qlora_adapter: dict[str, Any], golden_set: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        from transformers import AutoTokenizer
+
+        from llm_assets.datasets.chat_template import template_differences
+
+        rows = [[dict(m) for m in messages] for messages in golden_set["messages"][:16]]
+        trained = AutoTokenizer.from_pretrained(qlora_adapter["path"])
+        problems = {
+            row["format"]: template_differences(
+                trained, AutoTokenizer.from_pretrained(row["path"]), rows
+            )
+            for row in quantized_export["exports"]
+        }
+        return dg.AssetCheckResult(
+            passed=not any(problems.values()),
+            description=", ".join(f"{fmt}: {len(p)} differences" for fmt, p in problems.items()),
+            metadata={"differences": dg.MetadataValue.json(problems)},
+        )
+
+    return [quantized_export], [quantized_export_keeps_training_chat_template]

@@ -14,6 +14,7 @@ from llm_assets.storage import folder_digest, frame_digest
 
 BASE_MODEL_CODE_VERSION = "1"
 ADAPTER_CODE_VERSION = "1"
+CHECK_ROWS = 16
 
 
 def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
@@ -184,4 +185,30 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    return [base_model, qlora_adapter], []
+    @dg.asset_check(
+        asset=qlora_adapter,
+        additional_ins={"sft_dataset": dg.AssetIn("sft_dataset")},
+        blocking=True,
+        description="The tokenizer saved with the adapter renders and tokenizes validation "
+        "conversations exactly as the one training used.",
+    )
+    def qlora_adapter_keeps_training_chat_template(
+        qlora_adapter: dict[str, Any], sft_dataset: Any
+    ) -> dg.AssetCheckResult:
+        from transformers import AutoTokenizer
+
+        from llm_assets.datasets.chat_template import template_differences
+
+        rows = [list(map(dict, m)) for m in sft_dataset["validation"]["messages"][:CHECK_ROWS]]
+        problems = template_differences(
+            AutoTokenizer.from_pretrained(qlora_adapter["base_model_path"]),
+            AutoTokenizer.from_pretrained(qlora_adapter["path"]),
+            rows,
+        )
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description=f"{len(rows)} conversations compared; {len(problems)} differences",
+            metadata={"differences": dg.MetadataValue.json(problems[:20])},
+        )
+
+    return [base_model, qlora_adapter], [qlora_adapter_keeps_training_chat_template]
