@@ -102,3 +102,12 @@ def test_remove_noise_counts_the_records_each_step_changed() -> None:
         "noise.filler": 1,
         "noise.boilerplate": 0,
     }
+
+
+def test_signature_with_odd_spacing_is_removed_like_the_original() -> None:
+    from llm_assets.cleaning.noise import remove_signature
+
+    original = "The upload fails every night.\nBest regards,\nJane Doe\nIT Admin"
+    resent = "The upload fails every night.\r\nBest  regards, \r\nJane Doe\r\nIT Admin"
+    assert remove_signature(original) == "The upload fails every night."
+    assert remove_signature(resent).rstrip() == "The upload fails every night."

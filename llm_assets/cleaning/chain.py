@@ -118,7 +118,7 @@ def _redact_columns(
         (column, index, value)
         for column in columns
         for index, value in records[column].items()
-        if isinstance(value, str)
+        if isinstance(value, str) and value not in ("", "{}")
     ]
     results = redact_pii_batch(
         [value for _, _, value in cells],

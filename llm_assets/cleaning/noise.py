@@ -31,11 +31,16 @@ _REPLY_HEADER = re.compile(
 )
 _QUOTED_TAIL = re.compile(r"(?:\n[ \t]*>[^\n]*)+\s*\Z")
 
-_SIGNATURE_DELIMITER = re.compile(r"^--[ \t]*$", re.M)
+_SIGNATURE_DELIMITER = re.compile(r"^--[ \t\r]*$", re.M)
 _SENT_FROM = re.compile(r"^[ \t]*Sent from my [\w .-]+$\n?", re.M | re.I)
+_VALEDICTIONS = (
+    "thanks|thank you|many thanks|thanks again|cheers|best|best regards|kind regards|"
+    "regards|warm regards|sincerely|all the best|br"
+)
+# Any run of spaces between the words, and a stray carriage return at the end: a re-sent ticket
+# whose sign-off differs only in spacing must lose the same signature as the original.
 _VALEDICTION = re.compile(
-    r"^[ \t]*(?:thanks|thank you|many thanks|thanks again|cheers|best|best regards|kind regards|"
-    r"regards|warm regards|sincerely|all the best|br)[ \t]*[,.!]?[ \t]*$",
+    r"^[ \t]*(?:" + _VALEDICTIONS.replace(" ", r"[ \t]+") + r")[ \t]*[,.!]?[ \t\r]*$",
     re.M | re.I,
 )
 _MAX_SIGNATURE_LINES = 4
