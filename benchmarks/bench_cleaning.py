@@ -25,10 +25,12 @@ Two inputs, each read from disk by both contenders in the same run:
 
 Contenders, each in its own subprocess (so peak RSS and CPU time are its own):
 
-- `llm_assets`: the project's reader (`read_tabular` for JSONL, `read_documents` for HTML, which
-  runs Trafilatura), `records_to_frame`, then `clean_corpus(raw, CleaningConfig())`: noise
-  removal, normalization, PII redaction, quality and language filters, minimum length, exact
-  and MinHash near-duplicate dedup; single process.
+- `llm_assets`: what the assets run. The project's reader (`read_tabular` for JSONL,
+  `read_documents` for HTML, which runs Trafilatura) streams records into a raw Parquet table
+  in batches; `clean_stream` reads it back in batches through noise removal, normalization, PII
+  redaction, quality and language filters, minimum length, exact and MinHash near-duplicate
+  dedup, with the per-record stages in two worker processes (`OUR_WORKERS`), and writes the
+  corpus and ledger tables. Peak RSS is summed over the worker processes.
 - `llm_assets_no_pii`: the same with `CleaningConfig(redact_pii=False)`.
 - `datatrove`: LocalPipelineExecutor stages with tasks=2, workers=2: reader (JsonlReader, or a
   reader of the .html files) -> Trafilatura (html only) -> GopherRepetitionFilter ->
@@ -54,7 +56,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,7 @@ SIDES = ("llm_assets", "llm_assets_no_pii", "datatrove")
 DATASETS = ("synthetic", "html")
 SHARDS = 2
 DATATROVE_TASKS = 2
+OUR_WORKERS = 2
 # Our chain's near-dedup defaults (CleaningConfig.near_dedup: Jaccard 0.8, 128 permutations,
 # word 5-grams) give datasketch's LSH 9 bands of 13 rows; datatrove gets the same bands.
 SHINGLE_SIZE = 5
@@ -421,83 +424,76 @@ def html_files(root: Path) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_ours(dataset: str, data: Path, redact_pii: bool) -> dict[str, Any]:
-    """Read with the project's readers, then clean_corpus; stage times by wrapping the chain's
-    stage functions (the chain looks them up at call time)."""
+def run_ours(dataset: str, data: Path, redact_pii: bool, work: Path) -> dict[str, Any]:
+    """What the assets do: the reader streams records into a raw Parquet table in batches (the
+    `raw_<source>` asset), then `clean_stream` reads it back in batches with two worker
+    processes and writes the corpus and ledger tables (the `cleaning` asset)."""
     started = time.perf_counter()
-    import llm_assets.cleaning.chain as chain
-    from llm_assets.settings import CleaningConfig, SourceConfig
-    from llm_assets.sources.documents import read_documents
-    from llm_assets.sources.records import records_to_frame
-    from llm_assets.sources.tabular import read_tabular
+    from llm_assets.cleaning.chain import (
+        clean_stream,
+        corpus_schema,
+        ledger_schema,
+        stored_table_batches,
+    )
+    from llm_assets.settings import CleaningConfig, Profile, SourceConfig
+    from llm_assets.sources import source_batches
+    from llm_assets.sources.records import raw_schema
+    from llm_assets.storage import TableWriter
 
     stage_seconds: Counter[str] = Counter()
     stage_seconds["import"] = time.perf_counter() - started
-
-    def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                stage_seconds[stage] += time.perf_counter() - start
-
-        return wrapper
-
-    stages = {
-        "noise": "remove_noise",
-        "normalize": "_rewrite",
-        "pii": "_redact_columns",
-        "quality": "quality_reasons",
-        "dedup.exact": "mark_exact_duplicates",
-        "dedup.near": "mark_near_duplicates",
-    }
-    for stage, name in stages.items():
-        if hasattr(chain, name):
-            setattr(chain, name, timed(stage, getattr(chain, name)))
-
-    start = time.perf_counter()
+    config = CleaningConfig(redact_pii=redact_pii, workers=OUR_WORKERS)
     if dataset == "synthetic":
-        pattern = str(data / "*.jsonl")
-        source = SourceConfig(name="synthetic", kind="jsonl", path=pattern, id_field="id")
-        records = read_tabular(source, pattern)
-        steps = ["read_tabular (jsonl)"]
+        source = SourceConfig(
+            name="synthetic", kind="jsonl", path=str(data / "*.jsonl"), id_field="id"
+        )
+        steps = ["raw table: read_tabular (jsonl) in batches"]
     else:
-        pattern = str(data / "**" / "*.html")
-        source = SourceConfig(name="python_docs", kind="documents", path=pattern)
-        records = read_documents(source, pattern)
-        steps = ["read_documents (Trafilatura main content as Markdown)"]
-    stage_seconds["read"] = time.perf_counter() - start
-    start = time.perf_counter()
-    raw = records_to_frame(records)
-    stage_seconds["records_to_frame"] = time.perf_counter() - start
+        source = SourceConfig(name="python_docs", kind="documents", path=str(data / "**/*.html"))
+        steps = ["raw table: read_documents (Trafilatura main content as Markdown) in batches"]
+    profile = Profile(sources=[source])
 
-    config = CleaningConfig(redact_pii=redact_pii)
     start = time.perf_counter()
-    result = chain.clean_corpus(raw, config)
-    clean_seconds = time.perf_counter() - start
-    stage_seconds["chain other (ledger, pandas)"] = clean_seconds - sum(
-        stage_seconds[stage] for stage in stages
+    raw = TableWriter(work / "raw.parquet", raw_schema())
+    for batch in source_batches(profile, source, config.batch_size):
+        raw.write(batch)
+    raw_table = raw.close()
+    stage_seconds["read to raw table"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    corpus = TableWriter(work / "corpus.parquet", corpus_schema())
+    ledger = TableWriter(work / "ledger.parquet", ledger_schema())
+    summary = clean_stream(
+        lambda: stored_table_batches([raw_table], config.batch_size),
+        config,
+        corpus.write,
+        ledger.write,
+        workers=OUR_WORKERS,
+        spill_dir=work,
     )
-    steps += ["records_to_frame", *(str(row["stage"]) for row in result.stage_counts)]
+    corpus.close()
+    ledger_table = ledger.close()
+    stage_seconds["clean_stream"] = time.perf_counter() - start
+    steps += [str(row["stage"]) for row in summary.stage_counts]
 
-    ledger = result.ledger
-    reasons = ledger["reason"].fillna("kept")
-    ids = ledger["record_id"].astype(str)
-    kept = ids[ledger["action"] == "kept"].tolist()
+    ledger_frame = ledger_table.read()
+    reasons = ledger_frame["reason"].fillna("kept")
+    ids = ledger_frame["record_id"].astype(str)
+    kept = ids[ledger_frame["action"] == "kept"].tolist()
     exact = ids[reasons == "dedup.exact"].tolist()
     near = ids[reasons == "dedup.near"].tolist()
     return {
         "steps": steps,
-        "documents_in": len(raw),
-        "seconds": stage_seconds["read"] + stage_seconds["records_to_frame"] + clean_seconds,
+        "documents_in": raw_table.rows,
+        "seconds": stage_seconds["read to raw table"] + stage_seconds["clean_stream"],
+        "cores": OUR_WORKERS,
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
         "reached_dedup": kept + exact + near,
         "kept": kept,
         "exact_removed": exact,
         "near_removed": near,
-        "removed_by_reason": dict(Counter(reasons[ledger["action"] != "kept"])),
-        "pii_redactions": dict(result.pii_counts),
+        "removed_by_reason": dict(Counter(reasons[ledger_frame["action"] != "kept"])),
+        "pii_redactions": dict(summary.pii_counts),
     }
 
 
@@ -720,7 +716,7 @@ def worker(side: str, dataset: str, data: Path, work: Path, out: Path) -> None:
     if side == "datatrove":
         result = run_datatrove(dataset, data, work)
     else:
-        result = run_ours(dataset, data, redact_pii=side == "llm_assets")
+        result = run_ours(dataset, data, redact_pii=side == "llm_assets", work=work)
     out.write_text(json.dumps(result))
 
 
@@ -817,7 +813,7 @@ def duplicate_recall(result: dict[str, Any], planted: list[dict[str, Any]]) -> d
 def summarize(
     side: str, dataset: str, result: dict[str, Any], usage: dict[str, float], megabytes: float
 ) -> dict[str, Any]:
-    cores = DATATROVE_TASKS if side == "datatrove" else 1
+    cores = result.get("cores", DATATROVE_TASKS)
     seconds = result["seconds"]
     return {
         "side": side,

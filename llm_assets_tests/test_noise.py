@@ -1,7 +1,9 @@
 import pandas as pd
 
 from llm_assets.cleaning.noise import (
+    FrequentLines,
     boilerplate_lines,
+    line_document_counts,
     remove_boilerplate_lines,
     remove_fillers,
     remove_markup,
@@ -111,3 +113,13 @@ def test_signature_with_odd_spacing_is_removed_like_the_original() -> None:
     resent = "The upload fails every night.\r\nBest  regards, \r\nJane Doe\r\nIT Admin"
     assert remove_signature(original) == "The upload fails every night."
     assert remove_signature(resent).rstrip() == "The upload fails every night."
+
+
+def test_frequent_lines_finds_lines_common_to_many_documents_in_bounded_memory() -> None:
+    frequent = FrequentLines(capacity=50)
+    for batch in range(20):
+        texts = [f"unique line {batch} {n} here\nShared footer line" for n in range(100)]
+        frequent.add(line_document_counts(texts), len(texts))
+    assert len(frequent.counts) <= 50
+    assert frequent.boilerplate(0.3, 10) == {"shared footer line"}
+    assert frequent.counts["shared footer line"] > 2000 - 2000 / 50

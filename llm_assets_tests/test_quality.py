@@ -4,7 +4,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llm_assets.cleaning.quality import QualityThresholds, filter_quality, quality_reasons
+from llm_assets.cleaning.quality import (
+    QualityThresholds,
+    filter_quality,
+    looks_english,
+    quality_reasons,
+)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -103,3 +108,11 @@ def test_filter_quality_joins_reasons_per_record() -> None:
         "quality.too_few_words",
         "quality.too_few_words",
     ]
+
+
+def test_looks_english_spares_english_prose_from_language_identification() -> None:
+    english = "the sync client stops when you open a shared folder and it does not restart " * 2
+    german = "der Client stoppt wenn man einen geteilten Ordner öffnet und startet nicht neu " * 2
+    assert looks_english(english.casefold().split())
+    assert not looks_english(german.casefold().split())
+    assert not looks_english("the and of".split())  # too short to tell

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,22 @@ _POSITION_MULTIPLIERS = np.random.default_rng(20261122).integers(
 ) | np.uint64(1)
 
 
-def mark_exact_duplicates(records: pd.DataFrame) -> pd.Series:
-    """For each record, '<source>/<record_id>' of the earlier record it repeats, else <NA>."""
-    keys = [
-        dedup_key(text, response)
-        for text, response in zip(records["text"], records["response"], strict=True)
-    ]
-    first_of: dict[str, str] = {}
+def mark_exact_duplicates(
+    records: pd.DataFrame,
+    first_of: dict[Hashable, str] | None = None,
+    keys: Sequence[Hashable] | None = None,
+) -> pd.Series:
+    """For each record, '<source>/<record_id>' of the earlier record it repeats, else <NA>.
+
+    `first_of` (content key -> first record) carries what earlier batches kept, and is updated;
+    `keys` are the records' `dedup_key(text, response)` when already computed."""
+    if keys is None:
+        keys = [
+            dedup_key(text, response)
+            for text, response in zip(records["text"], records["response"], strict=True)
+        ]
+    if first_of is None:
+        first_of = {}
     duplicate_of: list[str | None] = []
     for key, source, record_id in zip(keys, records["source"], records["record_id"], strict=True):
         if key in first_of:
@@ -63,12 +72,75 @@ def _lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
+class _BandTables:
+    """LSH buckets in compact arrays: per band, sorted (band hash, position) arrays plus a small
+    dict of recent insertions merged in now and then. About 12 bytes per record and band, where
+    datasketch's in-memory storage takes a set per bucket (~300 bytes): a million kept records
+    fit in ~100 MB instead of gigabytes."""
+
+    MERGE_AT = 1 << 15
+
+    def __init__(self, bands: int, rows: int) -> None:
+        self.bands, self.rows = bands, rows
+        self._multipliers = _POSITION_MULTIPLIERS[:rows]
+        self.hashes = [np.empty(0, dtype=np.uint64) for _ in range(bands)]
+        self.positions = [np.empty(0, dtype=np.int64) for _ in range(bands)]
+        self.recent: list[dict[int, list[int]]] = [{} for _ in range(bands)]
+        self._recent_count = 0
+
+    def band_hashes(self, signatures: np.ndarray) -> np.ndarray:
+        """(records, bands) uint64 hashes of each band's rows of the (records, num_perm) input."""
+        used = signatures[:, : self.bands * self.rows].astype(np.uint64)
+        banded = used.reshape(len(signatures), self.bands, self.rows) * self._multipliers
+        return banded.sum(axis=2, dtype=np.uint64)
+
+    def build(self, signatures: np.ndarray) -> None:
+        hashes = self.band_hashes(signatures)
+        for band in range(self.bands):
+            order = np.argsort(hashes[:, band], kind="stable")
+            self.hashes[band] = hashes[order, band]
+            self.positions[band] = order.astype(np.int64)
+        self.recent = [{} for _ in range(self.bands)]
+        self._recent_count = 0
+
+    def candidates(self, signature: np.ndarray) -> set[int]:
+        found: set[int] = set()
+        for band, value in enumerate(self.band_hashes(signature[None, :])[0]):
+            sorted_hashes = self.hashes[band]
+            left = int(np.searchsorted(sorted_hashes, value, side="left"))
+            right = int(np.searchsorted(sorted_hashes, value, side="right"))
+            found.update(self.positions[band][left:right].tolist())
+            found.update(self.recent[band].get(int(value), ()))
+        return found
+
+    def insert(self, position: int, signature: np.ndarray) -> None:
+        for band, value in enumerate(self.band_hashes(signature[None, :])[0]):
+            self.recent[band].setdefault(int(value), []).append(position)
+        self._recent_count += 1
+        if self._recent_count >= self.MERGE_AT:
+            self._merge()
+
+    def _merge(self) -> None:
+        for band in range(self.bands):
+            pairs = [(h, p) for h, ps in self.recent[band].items() for p in ps]
+            if not pairs:
+                continue
+            extra = np.array(pairs, dtype=np.uint64)
+            hashes = np.concatenate([self.hashes[band], extra[:, 0]])
+            positions = np.concatenate([self.positions[band], extra[:, 1].astype(np.int64)])
+            order = np.argsort(hashes, kind="stable")
+            self.hashes[band], self.positions[band] = hashes[order], positions[order]
+        self.recent = [{} for _ in range(self.bands)]
+        self._recent_count = 0
+
+
 @dataclass
 class NearDuplicateIndex:
     """The kept records' keys and MinHash signatures, in the order they were kept, with an LSH.
 
     Persist it with `save`/`load` (a NumPy .npz: keys, signatures, parameters) or pickle; the
-    LSH is rebuilt from the signatures on first use, so it is never stored.
+    LSH is rebuilt from the signatures on first use, so it is never stored. Signatures live in
+    one growing (records, num_perm) uint32 array: 512 bytes a record at 128 permutations.
     """
 
     threshold: float = DEFAULT_NEAR_DUP_THRESHOLD
@@ -76,52 +148,59 @@ class NearDuplicateIndex:
     shingle_size: int = DEFAULT_SHINGLE_SIZE
     seed: int = MINHASH_SEED
     keys: list[str] = field(default_factory=list)
-    rows: list[np.ndarray] = field(default_factory=list, repr=False)
+    initial_signatures: InitVar[np.ndarray | None] = None
     # Content digest per key: a re-read record with unchanged content is not hashed again.
     digests: list[str] = field(default_factory=list, repr=False)
-    _lsh: Any = field(default=None, repr=False, compare=False)
+    _signatures: np.ndarray = field(init=False, repr=False, compare=False)
+    _lsh: _BandTables | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self, initial_signatures: np.ndarray | None) -> None:
+        if initial_signatures is None:
+            initial_signatures = np.empty((0, self.num_perm), dtype=np.uint32)
+        self._signatures = np.ascontiguousarray(initial_signatures, dtype=np.uint32)
+        if len(self._signatures) != len(self.keys):
+            raise ValueError(f"{len(self.keys)} keys but {len(self._signatures)} signatures")
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_lsh": None}
+        return {**self.__dict__, "_signatures": self.signatures.copy(), "_lsh": None}
 
     @property
     def signatures(self) -> np.ndarray:
         """(len(self), num_perm) uint32 signatures of the kept records."""
-        if not self.rows:
-            return np.empty((0, self.num_perm), dtype=np.uint32)
-        return np.vstack(self.rows)
+        return self._signatures[: len(self.keys)]
 
-    def _minhash(self, signature: np.ndarray) -> Any:
-        from datasketch import LeanMinHash
+    @property
+    def rows(self) -> np.ndarray:
+        """The signatures, one row per kept record (`rows[position]`)."""
+        return self.signatures
 
-        return LeanMinHash(seed=self.seed, hashvalues=signature, scheme=_SCHEME)
-
-    def lsh(self) -> Any:
-        """The datasketch MinHashLSH over every kept signature (built on first use)."""
+    def lsh(self) -> _BandTables:
+        """The banded LSH over every kept signature (built on first use), with datasketch's
+        optimal (bands, rows) for the threshold."""
         if self._lsh is None:
-            from datasketch import MinHashLSH
-
-            bands = _lsh_bands(self.threshold, self.num_perm)
-            self._lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=bands)
-            with self._lsh.insertion_session() as session:
-                for position, signature in enumerate(self.rows):
-                    session.insert(position, self._minhash(signature), check_duplication=False)
+            self._lsh = _BandTables(*_lsh_bands(self.threshold, self.num_perm))
+            self._lsh.build(self.signatures)
         return self._lsh
 
     def candidates(self, signature: np.ndarray) -> list[int]:
         """Positions of kept signatures that share an LSH band with `signature`."""
-        return list(self.lsh().query(self._minhash(signature)))
+        return sorted(self.lsh().candidates(signature))
 
     def add(self, key: str, signature: np.ndarray, digest: str = "") -> None:
         """Index a kept record."""
         position = len(self.keys)
-        self.lsh().insert(position, self._minhash(signature), check_duplication=False)
+        lsh = self.lsh()
+        if position == len(self._signatures):
+            grown = np.empty((max(1024, 2 * position), self.num_perm), dtype=np.uint32)
+            grown[:position] = self._signatures[:position]
+            self._signatures = grown
+        self._signatures[position] = signature
         self.keys.append(key)
-        self.rows.append(signature)
         self.digests.append(digest)
+        lsh.insert(position, signature)
 
     def digest_by_key(self) -> dict[str, str]:
         return dict(zip(self.keys, self.digests or [""] * len(self.keys), strict=True))
@@ -133,8 +212,8 @@ class NearDuplicateIndex:
         kept = [i for i, key in enumerate(self.keys) if key in keys]
         dropped = len(self.keys) - len(kept)
         if dropped:
+            self._signatures = self.signatures[kept].copy()
             self.keys = [self.keys[i] for i in kept]
-            self.rows = [self.rows[i] for i in kept]
             self.digests = [digests[i] for i in kept]
             self._lsh = None
         return dropped
@@ -154,14 +233,13 @@ class NearDuplicateIndex:
         """Read an index written by `save`."""
         with np.load(path, allow_pickle=False) as data:
             threshold, num_perm, shingle_size, seed = data["params"].tolist()
-            signatures = data["signatures"].astype(np.uint32)
             return cls(
                 threshold=float(threshold),
                 num_perm=int(num_perm),
                 shingle_size=int(shingle_size),
                 seed=int(seed),
                 keys=[str(key) for key in data["keys"]],
-                rows=list(signatures),
+                initial_signatures=data["signatures"].astype(np.uint32),
                 digests=[str(d) for d in data["digests"]] if "digests" in data else [],
             )
 
@@ -280,6 +358,90 @@ def near_duplicate_texts(records: pd.DataFrame, columns: Sequence[str]) -> list[
     return ["\n".join(values) for values in zip(*parts, strict=True)]
 
 
+def check_index_settings(
+    index: NearDuplicateIndex, threshold: float, num_perm: int, shingle_size: int
+) -> None:
+    if (index.threshold, index.num_perm, index.shingle_size) != (
+        threshold,
+        num_perm,
+        shingle_size,
+    ):
+        raise ValueError(
+            "the near-duplicate index was built with threshold="
+            f"{index.threshold}, num_perm={index.num_perm}, shingle_size={index.shingle_size} "
+            f"but this run asks for {threshold}, {num_perm}, {shingle_size}: use the same "
+            "settings, or start a new index (delete the saved one) to re-index everything"
+        )
+
+
+def record_keys(records: pd.DataFrame) -> list[str]:
+    """'<source>/<record_id>' of each record: how the ledger and the index name records."""
+    return (records["source"].astype(str) + "/" + records["record_id"].astype(str)).tolist()
+
+
+def signatures_to_hash(
+    records: pd.DataFrame,
+    digests: Sequence[str],
+    indexed: dict[str, str],
+    num_perm: int,
+    shingle_size: int,
+    columns: Sequence[str] = DEFAULT_NEAR_DUP_COLUMNS,
+) -> list[np.ndarray | None]:
+    """MinHash signatures of the records, None for a record an earlier run indexed with the
+    same content (`indexed`: key -> content digest): it is not hashed again."""
+    known = [
+        indexed.get(key) == digest
+        for key, digest in zip(record_keys(records), digests, strict=True)
+    ]
+    new = [position for position, is_known in enumerate(known) if not is_known]
+    computed = minhash_signatures(
+        near_duplicate_texts(records.iloc[new], columns), num_perm, shingle_size
+    )
+    signatures: list[np.ndarray | None] = [None] * len(records)
+    for position, signature in zip(new, computed, strict=True):
+        signatures[position] = signature
+    return signatures
+
+
+def assign_near_duplicates(
+    keys: Sequence[str],
+    digests: Sequence[str],
+    signatures: Sequence[np.ndarray | None],
+    index: NearDuplicateIndex,
+) -> list[str | None]:
+    """For each record in order, the key of the kept record it nearly repeats, else None (and it
+    is indexed as kept). A None signature is a record already in `index` with this content."""
+    empty = np.iinfo(np.uint32).max
+    duplicate_of: list[str | None] = []
+    for key, digest, signature in zip(keys, digests, signatures, strict=True):
+        if signature is None or (signature == empty).all():
+            duplicate_of.append(None)
+            continue
+        best: tuple[float, int] | None = None
+        for candidate in index.candidates(signature):
+            similarity = float(np.mean(index.rows[candidate] == signature))
+            if similarity >= index.threshold and (best is None or (similarity, -candidate) > best):
+                best = (similarity, -candidate)
+        if best is None:
+            index.add(key, signature, digest)
+            duplicate_of.append(None)
+        else:
+            duplicate_of.append(index.keys[-best[1]])
+    return duplicate_of
+
+
+def forget_changed(index: NearDuplicateIndex, keys: Sequence[str], digests: Sequence[str]) -> int:
+    """Drop indexed records whose content changed since they were indexed (they are compared
+    afresh); returns how many."""
+    indexed = index.digest_by_key()
+    changed = {
+        key
+        for key, digest in zip(keys, digests, strict=True)
+        if key in indexed and indexed[key] != digest
+    }
+    return index.keep_only(set(index.keys) - changed) if changed else 0
+
+
 def mark_near_duplicates(
     records: pd.DataFrame,
     threshold: float = DEFAULT_NEAR_DUP_THRESHOLD,
@@ -298,50 +460,14 @@ def mark_near_duplicates(
     """
     if index is None:
         index = NearDuplicateIndex(threshold, num_perm, shingle_size)
-    elif (index.threshold, index.num_perm, index.shingle_size) != (
-        threshold,
-        num_perm,
-        shingle_size,
-    ):
-        raise ValueError(
-            "the near-duplicate index was built with threshold="
-            f"{index.threshold}, num_perm={index.num_perm}, shingle_size={index.shingle_size} "
-            f"but this run asks for {threshold}, {num_perm}, {shingle_size}: use the same "
-            "settings, or start a new index (delete the saved one) to re-index everything"
-        )
-    keys = (records["source"].astype(str) + "/" + records["record_id"].astype(str)).tolist()
+    check_index_settings(index, threshold, num_perm, shingle_size)
+    keys = record_keys(records)
     digests = [dedup_key(*values) for values in zip(*(records[c] for c in columns), strict=True)]
     # A record indexed by an earlier run with the same content is its own entry: keep it, and
     # do not hash it again. A record whose content changed is indexed afresh.
-    indexed = index.digest_by_key()
-    known = [indexed.get(key) == digest for key, digest in zip(keys, digests, strict=True)]
-    changed = {key for key, digest in zip(keys, digests, strict=True) if key in indexed}
-    changed -= {key for key, is_known in zip(keys, known, strict=True) if is_known}
-    if changed:
-        index.keep_only(set(index.keys) - changed)
-    new = [position for position, is_known in enumerate(known) if not is_known]
-    texts = near_duplicate_texts(records.iloc[new], columns)
-    signatures = dict(
-        zip(new, minhash_signatures(texts, num_perm, index.shingle_size), strict=True)
+    forget_changed(index, keys, digests)
+    signatures = signatures_to_hash(
+        records, digests, index.digest_by_key(), num_perm, shingle_size, columns
     )
-    empty = np.iinfo(np.uint32).max
-    duplicate_of: list[str | None] = []
-    for position, (key, digest) in enumerate(zip(keys, digests, strict=True)):
-        if known[position]:
-            duplicate_of.append(None)
-            continue
-        signature = signatures[position]
-        if (signature == empty).all():
-            duplicate_of.append(None)
-            continue
-        best: tuple[float, int] | None = None
-        for candidate in index.candidates(signature):
-            similarity = float(np.mean(index.rows[candidate] == signature))
-            if similarity >= threshold and (best is None or (similarity, -candidate) > best):
-                best = (similarity, -candidate)
-        if best is None:
-            index.add(key, signature, digest)
-            duplicate_of.append(None)
-        else:
-            duplicate_of.append(index.keys[-best[1]])
+    duplicate_of = assign_near_duplicates(keys, digests, signatures, index)
     return pd.Series(duplicate_of, index=records.index, dtype="string"), index

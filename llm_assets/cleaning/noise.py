@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -125,21 +125,60 @@ def _capitalize_after_filler(match: re.Match[str]) -> str:
     return rest.upper() if match.group()[0].isupper() else rest
 
 
-def boilerplate_lines(
-    texts: Sequence[str], min_fraction: float = 0.3, min_documents: int = 10
-) -> set[str]:
-    """Lines (compared case-folded, spaces collapsed) found in at least `min_fraction` of the
-    texts and in at least `min_documents` of them. Lines with fewer than two words or no letters
-    (code fences, table rules, blank lines) never count."""
+def line_document_counts(texts: Iterable[str]) -> Counter[str]:
+    """In how many of the texts each prose line (case-folded, spaces collapsed) appears."""
     seen: Counter[str] = Counter()
     for text in texts:
         seen.update({key for _, key in _prose_lines(text.split("\n"))})
-    needed = max(min_documents, min_fraction * len(texts))
+    return seen
+
+
+def select_boilerplate(
+    counts: Mapping[str, int], texts: int, min_fraction: float = 0.3, min_documents: int = 10
+) -> set[str]:
+    """Lines of `counts` found in at least `min_fraction` of `texts` texts and in at least
+    `min_documents` of them. Lines with fewer than two words or no letters (code fences, table
+    rules, blank lines) never count."""
+    needed = max(min_documents, min_fraction * texts)
     return {
         line
-        for line, count in seen.items()
+        for line, count in counts.items()
         if count >= needed and len(line.split()) >= 2 and re.search(r"[^\W\d_]", line)
     }
+
+
+def boilerplate_lines(
+    texts: Sequence[str], min_fraction: float = 0.3, min_documents: int = 10
+) -> set[str]:
+    """The lines repeated across `texts` (see `select_boilerplate`)."""
+    return select_boilerplate(line_document_counts(texts), len(texts), min_fraction, min_documents)
+
+
+class FrequentLines:
+    """Document counts of lines over a stream of batches in bounded memory.
+
+    Misra-Gries with weights: at most `capacity` lines are tracked; when a batch brings more,
+    every count drops by the smallest one and lines at zero are forgotten. A count is then never
+    above the true one and at most (documents seen so far) / capacity below it, so a line in
+    30% of a million documents is found with the default capacity.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self.counts: Counter[str] = Counter()
+        self.texts = 0
+
+    def add(self, counts: Mapping[str, int], texts: int) -> None:
+        self.texts += texts
+        self.counts.update(counts)
+        if len(self.counts) > self.capacity:
+            floor = sorted(self.counts.values(), reverse=True)[self.capacity]
+            self.counts = Counter(
+                {line: count - floor for line, count in self.counts.items() if count > floor}
+            )
+
+    def boilerplate(self, min_fraction: float, min_documents: int) -> set[str]:
+        return select_boilerplate(self.counts, self.texts, min_fraction, min_documents)
 
 
 def _line_key(line: str) -> str:
@@ -168,25 +207,29 @@ def remove_boilerplate_lines(text: str, boilerplate: set[str]) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
+PER_TEXT_STEPS = {
+    "markup": remove_markup,
+    "quoted_reply": remove_quoted_replies,
+    "signature": remove_signature,
+    "filler": remove_fillers,
+}
+
+
 def remove_noise(
     records: pd.DataFrame,
     column: str = "text",
     steps: Sequence[str] = NOISE_STEPS,
     boilerplate_min_fraction: float = 0.3,
     boilerplate_min_documents: int = 10,
+    boilerplate: Mapping[str, set[str]] | None = None,
 ) -> tuple[pd.Series, dict[str, int]]:
     """The column's texts with the chosen `steps` applied in the order of NOISE_STEPS, and for
     each step ('noise.<step>') how many records it changed. Missing values stay missing;
-    boilerplate lines are found per `source`."""
+    boilerplate lines are found per `source` among these records, unless `boilerplate` gives
+    them per source (found over a whole stream, see `FrequentLines`)."""
     unknown = sorted(set(steps) - set(NOISE_STEPS))
     if unknown:
         raise ValueError(f"unknown noise steps {unknown}: choose from {list(NOISE_STEPS)}")
-    per_text = {
-        "markup": remove_markup,
-        "quoted_reply": remove_quoted_replies,
-        "signature": remove_signature,
-        "filler": remove_fillers,
-    }
     texts = records[column].copy()
     present = texts.map(lambda value: isinstance(value, str))
     counts: dict[str, int] = {}
@@ -196,13 +239,17 @@ def remove_noise(
         before = texts[present]
         if step == "boilerplate":
             after = before.copy()
-            for _, group in before.groupby(records.loc[present, "source"], sort=False):
-                common = boilerplate_lines(
-                    group.tolist(), boilerplate_min_fraction, boilerplate_min_documents
+            for source, group in before.groupby(records.loc[present, "source"], sort=False):
+                common = (
+                    boilerplate.get(str(source), set())
+                    if boilerplate is not None
+                    else boilerplate_lines(
+                        group.tolist(), boilerplate_min_fraction, boilerplate_min_documents
+                    )
                 )
                 after[group.index] = [remove_boilerplate_lines(t, common) for t in group]
         else:
-            after = before.map(per_text[step])
+            after = before.map(PER_TEXT_STEPS[step])
         counts[f"noise.{step}"] = int((after != before).sum())
         texts[present] = after
     return texts, counts

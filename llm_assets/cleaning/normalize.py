@@ -36,14 +36,23 @@ CONTRACTIONS = {
 _SUFFIXES = {"n't": " not", "'re": " are", "'ve": " have", "'ll": " will", "'d": " would"}
 
 
+# What ftfy can change in plain ASCII: HTML entities, control characters, terminal escapes.
+_ASCII_REPAIRABLE = re.compile(r"[&\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _may_need_repair(text: str) -> bool:
+    """ftfy costs as much as the rest of normalization; most texts are ASCII it leaves alone."""
+    return not text.isascii() or bool(_ASCII_REPAIRABLE.search(text))
+
+
 def normalize_text(text: str, repair_unicode: bool = True) -> str:
     """Mojibake repaired (ftfy) and NFC; outside code blocks, runs of spaces after the indentation
     collapsed; trailing spaces removed; at most one blank line in a row."""
-    if repair_unicode:
+    if repair_unicode and _may_need_repair(text):
         import ftfy
 
         text = ftfy.fix_text(text, normalization="NFC")
-    else:
+    elif not text.isascii():
         text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines, in_code = [], False

@@ -63,6 +63,9 @@ class _Prose:
     lines: list[str]
 
 
+LANGUAGE_SAMPLE_CHARS = 2000
+
+
 def prose_of(text: str) -> _Prose:
     """The text with fenced code, inline code and table rules left out, for the statistics."""
     prose = _INLINE_CODE.sub(" ", _CODE_FENCE.sub("\n", text))
@@ -78,7 +81,7 @@ def _duplicate_fraction(items: list[str]) -> float:
 
 
 def _top_ngram_fraction(words: list[str], n: int) -> float:
-    ngrams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    ngrams = Counter(zip(*(words[i:] for i in range(n)), strict=False))  # shifted views
     if not ngrams:
         return 0.0
     top, count = ngrams.most_common(1)[0]
@@ -88,8 +91,8 @@ def _top_ngram_fraction(words: list[str], n: int) -> float:
 def _duplicate_ngram_fraction(words: list[str], n: int) -> float:
     """Share of word characters inside n-grams that occur more than once (Gopher)."""
     starts: dict[tuple[str, ...], list[int]] = {}
-    for i in range(len(words) - n + 1):
-        starts.setdefault(tuple(words[i : i + n]), []).append(i)
+    for i, ngram in enumerate(zip(*(words[j:] for j in range(n)), strict=False)):
+        starts.setdefault(ngram, []).append(i)
     covered = [False] * len(words)
     for positions in starts.values():
         if len(positions) > 1:
@@ -104,6 +107,25 @@ def _language_identifier():  # type: ignore[no-untyped-def]
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+# English function words: a quarter of running English text, rare elsewhere. Texts full of them
+# skip language identification, which was a third of the quality stage's time.
+ENGLISH_FUNCTION_WORDS = frozenset(
+    "the a an and or but if of to in on at by for with from as is are was were be been it its "
+    "this that these those you your we our they their he she his her i my me not no do does "
+    "did can will would should could have has had there which what when how so than then".split()
+)
+ENGLISH_MIN_WORDS = 20
+ENGLISH_MIN_FUNCTION_WORD_SHARE = 0.25
+
+
+def looks_english(folded_words: Sequence[str]) -> bool:
+    """True when at least a quarter of the (case-folded) words are English function words."""
+    if len(folded_words) < ENGLISH_MIN_WORDS:
+        return False
+    share = sum(map(ENGLISH_FUNCTION_WORDS.__contains__, folded_words)) / len(folded_words)
+    return share >= ENGLISH_MIN_FUNCTION_WORD_SHARE
 
 
 def identify_language(text: str) -> tuple[str, float]:
@@ -139,7 +161,7 @@ def quality_reasons(text: str, thresholds: QualityThresholds | None = None) -> l
     if symbols / len(words) > t.max_symbol_word_ratio:
         reasons.append("quality.symbol_ratio")
     characters = re.sub(r"\s", "", prose.text)
-    if sum(c.isdigit() for c in characters) / max(len(characters), 1) > t.max_digit_ratio:
+    if sum(map(str.isdigit, characters)) / max(len(characters), 1) > t.max_digit_ratio:
         reasons.append("quality.digit_ratio")
     lines = prose.lines
     if sum(bool(_ELLIPSIS_END.search(line)) for line in lines) / len(lines) > (
@@ -166,14 +188,16 @@ def quality_reasons(text: str, thresholds: QualityThresholds | None = None) -> l
         ) or (_duplicate_ngram_fraction(folded, 5) > t.max_duplicate_5gram_fraction):
             reasons.append("quality.repetition")
     if len(words) >= t.stop_words_min_words and (
-        sum(word in STOP_WORDS for word in folded) < t.min_stop_words
+        sum(map(STOP_WORDS.__contains__, folded)) < t.min_stop_words
     ):
         reasons.append("quality.stop_words")
-    letters = sum(c.isalpha() for c in prose.text)
+    letters = sum(map(str.isalpha, prose.text))
     if t.languages and letters >= t.language_min_letters:
-        language, probability = identify_language(prose.text)
-        if language not in t.languages and probability >= t.min_language_confidence:
-            reasons.append("quality.language")
+        if not ("en" in t.languages and looks_english(folded)):
+            # The opening is enough to tell a language, and langid's cost grows with length.
+            language, probability = identify_language(prose.text[:LANGUAGE_SAMPLE_CHARS])
+            if language not in t.languages and probability >= t.min_language_confidence:
+                reasons.append("quality.language")
     score = toxicity_score(words, prose.text, t.extra_toxic_words)
     if score >= t.toxic_min_score or (score >= 1 and score / len(words) >= t.toxic_max_ratio):
         reasons.append("quality.toxic")

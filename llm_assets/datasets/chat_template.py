@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 # ChatML. Used for base models that ship no template of their own; the `generation` markers let
@@ -18,6 +19,36 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 CHATML_SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+
+def chat_template_of(tokenizer: Any) -> str | None:
+    """The tokenizer's own chat template (the `default` one of a set of named templates)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default")
+    return template if isinstance(template, str) and template.strip() else None
+
+
+def training_chat_template(tokenizer: Any) -> tuple[str, str]:
+    """(template, origin): the base tokenizer's own template ('tokenizer'), else ChatML
+    ('default') for base models that ship none. Dataset, training and serving all call this on
+    the same base tokenizer, so they cannot pick different templates."""
+    own = chat_template_of(tokenizer)
+    return (own, "tokenizer") if own else (DEFAULT_CHAT_TEMPLATE, "default")
+
+
+def load_chat_tokenizer(path: str, chat_template: str | None = None) -> Any:
+    """The tokenizer saved at `path`, with `chat_template` when given, else with the template
+    `training_chat_template` picks: what training, evaluation and serving must all render with."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.chat_template = chat_template or training_chat_template(tokenizer)[0]
+    return tokenizer
+
+
+def template_digest(template: str) -> str:
+    return hashlib.sha256(template.encode()).hexdigest()[:16]
 
 
 def to_messages(

@@ -11,10 +11,11 @@ from llm_assets.cleaning.expectations import RESIDUAL_PII_REGEXES
 
 def sft_rows_for_validation(frame: pd.DataFrame) -> pd.DataFrame:
     """Flat view of SFT rows that expectations can address column by column."""
-    return pd.DataFrame(
+    flat = pd.DataFrame(
         {
             "pair_id": frame["pair_id"],
             "instruction": frame["instruction"],
+            "input": frame["input"].fillna(""),
             "output": frame["output"],
             "turns": [len(messages) for messages in frame["messages"]],
             "last_role": [
@@ -22,12 +23,17 @@ def sft_rows_for_validation(frame: pd.DataFrame) -> pd.DataFrame:
             ],
         }
     )
+    if "token_count" in frame:
+        flat["token_count"] = frame["token_count"].to_numpy()
+    return flat
 
 
-def sft_rows_expectations(max_chars: int) -> list[Any]:
+def sft_rows_expectations(max_chars: int, max_tokens: int | None = None) -> list[Any]:
+    """Schema, non-empty bounded answers as the last turn, no PII patterns in prompt or answer;
+    with `max_tokens`, every row's `token_count` within it."""
     import great_expectations as gx
 
-    return [
+    expectations = [
         gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
         gx.expectations.ExpectColumnValuesToBeUnique(column="pair_id"),
         gx.expectations.ExpectColumnValueLengthsToBeBetween(column="instruction", min_value=1),
@@ -36,7 +42,17 @@ def sft_rows_expectations(max_chars: int) -> list[Any]:
         ),
         gx.expectations.ExpectColumnValuesToBeBetween(column="turns", min_value=2),
         gx.expectations.ExpectColumnValuesToBeInSet(column="last_role", value_set=["assistant"]),
-        gx.expectations.ExpectColumnValuesToNotMatchRegexList(
-            column="output", regex_list=RESIDUAL_PII_REGEXES
-        ),
     ]
+    expectations += [
+        gx.expectations.ExpectColumnValuesToNotMatchRegexList(
+            column=column, regex_list=RESIDUAL_PII_REGEXES
+        )
+        for column in ("instruction", "input", "output")
+    ]
+    if max_tokens is not None:
+        expectations.append(
+            gx.expectations.ExpectColumnValuesToBeBetween(
+                column="token_count", min_value=1, max_value=max_tokens
+            )
+        )
+    return expectations

@@ -1,44 +1,23 @@
-"""Golden hold-out and train/validation splits that never share a pair."""
+"""Golden hold-out and train/validation splits that never share a pair, exactly or nearly."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from llm_assets.cleaning.normalize import dedup_key
+from llm_assets.datasets.leaks import find_leaks, leak_groups
 
 
-def leak_groups(pairs: pd.DataFrame) -> pd.Series:
-    """A key per pair; pairs with the same key must land in the same split. Two pairs share a key
-    when their prompt or their answer is the same after normalization."""
-    prompt_keys = [
-        dedup_key(i, x) for i, x in zip(pairs["instruction"], pairs["input"], strict=True)
-    ]
-    answer_keys = [dedup_key(o) for o in pairs["output"]]
-    parent = list(range(len(pairs)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_seen: dict[str, int] = {}
-    for index, keys in enumerate(zip(prompt_keys, answer_keys, strict=True)):
-        for key in keys:
-            if key in first_seen:
-                parent[root(index)] = root(first_seen[key])
-            else:
-                first_seen[key] = index
-    return pd.Series([root(i) for i in range(len(pairs))], index=pairs.index)
-
-
-def split_golden(pairs: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_golden(
+    pairs: pd.DataFrame, size: int, seed: int, threshold: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(golden, rest): `size` pairs held out, stratified by source and task in proportion to
-    their share, whole leak groups at a time."""
+    their share, whole leak groups at a time (see `leak_groups`)."""
     if size <= 0 or pairs.empty:
         return pairs.iloc[0:0], pairs
-    groups = leak_groups(pairs)
+    groups = leak_groups(pairs, threshold)
     rng = np.random.default_rng(seed)
     strata = pairs["source"].astype(str) + "/" + pairs["task"].astype(str)
     share = strata.value_counts(normalize=True)
@@ -62,10 +41,10 @@ def split_golden(pairs: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFram
 
 
 def split_train_validation(
-    pairs: pd.DataFrame, validation_ratio: float, seed: int
+    pairs: pd.DataFrame, validation_ratio: float, seed: int, threshold: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, validation) by whole leak groups, validation about `validation_ratio` of rows."""
-    groups = leak_groups(pairs)
+    groups = leak_groups(pairs, threshold)
     unique = groups.unique()
     rng = np.random.default_rng(seed + 1)
     rng.shuffle(unique)
@@ -82,14 +61,32 @@ def split_train_validation(
     return pairs[~in_validation].reset_index(drop=True), pairs[in_validation].reset_index(drop=True)
 
 
-def shared_pairs(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-    """Rows of `left` whose prompt or answer also appears in `right` (a leak between splits)."""
-    right_keys = {
-        dedup_key(i, x) for i, x in zip(right["instruction"], right["input"], strict=True)
-    }
-    right_keys |= {dedup_key(o) for o in right["output"]}
-    leaked = [
-        dedup_key(i, x) in right_keys or dedup_key(o) in right_keys
-        for i, x, o in zip(left["instruction"], left["input"], left["output"], strict=True)
-    ]
-    return left[leaked]
+@dataclass
+class TrainingSplits:
+    """Where the non-golden pairs went: train, validation, or out with the reason's rows."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    too_long: pd.DataFrame
+    leaked: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def training_splits(
+    pairs: pd.DataFrame,
+    golden: pd.DataFrame,
+    max_length: int,
+    validation_ratio: float,
+    seed: int,
+    threshold: float,
+) -> TrainingSplits:
+    """Train and validation from `pairs` (with a `token_count` column): golden pairs left out,
+    pairs that match a golden pair exactly or nearly left out (a user's golden file is not cut
+    along leak groups), then pairs over `max_length` tokens left out whole, never truncated."""
+    candidates = pairs[~pairs["pair_id"].isin(golden["pair_id"])]
+    leaked = find_leaks(golden, candidates, threshold)
+    candidates = candidates[~candidates["pair_id"].isin(leaked["pair_id"])]
+    over = candidates["token_count"] > max_length
+    train, validation = split_train_validation(
+        candidates[~over].reset_index(drop=True), validation_ratio, seed, threshold
+    )
+    return TrainingSplits(train, validation, candidates[over].reset_index(drop=True), leaked)

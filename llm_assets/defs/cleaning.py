@@ -1,28 +1,35 @@
 """Group `cleaning`: the cleaned corpus and the ledger that accounts for every input record."""
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from llm_assets.cleaning.chain import clean_corpus, read_forget_requests
+from llm_assets.cleaning.chain import (
+    clean_stream,
+    corpus_schema,
+    ledger_schema,
+    read_forget_requests,
+    stored_table_batches,
+)
 from llm_assets.cleaning.dedup import NearDuplicateIndex
 from llm_assets.cleaning.expectations import (
     cleaned_corpus_expectations,
     ledger_expectations,
     no_pii_expectations,
 )
-from llm_assets.cleaning.ledger import ledger_discrepancies, ledger_summary
+from llm_assets.cleaning.ledger import ACTIONS, ledger_discrepancies
 from llm_assets.defs.check_results import preview, to_check_result
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.expectations import run_suite
-from llm_assets.settings import Profile, section_digest
-from llm_assets.storage import frame_digest
+from llm_assets.settings import Profile, section_digest, state_dir
+from llm_assets.storage import StoredTable, TableWriter
 
-CLEANING_CODE_VERSION = "2"
+CLEANING_CODE_VERSION = "3"
 
 
 def _forget_requests(profile: Profile) -> set[str]:
@@ -49,7 +56,7 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="cleaning",
         group_name="cleaning",
-        ins={name: dg.AssetIn(key=name) for name in raw_names},
+        ins={name: dg.AssetIn(key=name, dagster_type=StoredTable) for name in raw_names},
         outs={
             "cleaned_corpus": dg.AssetOut(
                 code_version=code_version,
@@ -73,24 +80,46 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         mlflow: MlflowResource,
         artifacts: ArtifactStoreResource,
-        **raw_tables: pd.DataFrame,
+        **raw_tables: StoredTable,
     ) -> Any:
         import mlflow as mlflow_client
 
-        raw = pd.concat([raw_tables[name] for name in raw_names], ignore_index=True)
+        config = profile.cleaning
+        tables = [raw_tables[name] for name in raw_names]
         previous_index = _previous_near_duplicate_index(context, profile)
-        result = clean_corpus(
-            raw,
-            profile.cleaning,
-            forget=_forget_requests(profile),
-            near_duplicate_index=previous_index,
-            code_sources={source.name for source in profile.sources if source.kind == "git"},
-        )
-        summary = ledger_summary(result.ledger)
+        scratch = state_dir() / "tmp"
+        run_id = context.run.run_id
+        corpus = TableWriter(scratch / f"cleaned_corpus-{run_id}.parquet", corpus_schema())
+        ledger = TableWriter(scratch / f"cleaning_ledger-{run_id}.parquet", ledger_schema())
+        try:
+            result = clean_stream(
+                lambda: stored_table_batches(tables, config.batch_size),
+                config,
+                corpus.write,
+                ledger.write,
+                forget=_forget_requests(profile),
+                near_duplicate_index=previous_index,
+                code_sources={source.name for source in profile.sources if source.kind == "git"},
+                workers=_workers(config.workers, sum(t.rows for t in tables), config.batch_size),
+                spill_dir=scratch,
+            )
+        except BaseException:
+            for writer in (corpus, ledger):
+                writer.close().path.unlink(missing_ok=True)
+            raise
+        corpus_table, ledger_table = corpus.close(), ledger.close()
+        outcomes = pd.DataFrame(
+            [
+                {"action": action, "reason": reason, "records": count}
+                for (action, reason), count in result.outcomes.items()
+            ],
+            columns=["action", "reason", "records"],
+        ).sort_values(["action", "records"], ascending=[True, False])
+        actions = outcomes.groupby("action")["records"].sum()
         stages = pd.DataFrame(result.stage_counts)
-        with mlflow.start_run(context, f"cleaning-{context.run.run_id[:8]}") as run:
+        with mlflow.start_run(context, f"cleaning-{run_id[:8]}") as run:
             mlflow_client.log_params(
-                {f"cleaning.{k}": v for k, v in profile.cleaning.model_dump(mode="json").items()}
+                {f"cleaning.{k}": v for k, v in config.model_dump(mode="json").items()}
             )
             mlflow_client.log_metrics(
                 {
@@ -100,37 +129,33 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
                     },
                     **{f"rewrite.{step}": count for step, count in result.rewrites.items()},
                     **{f"pii.{entity}": count for entity, count in result.pii_counts.items()},
-                    "records.raw": len(raw),
-                    "records.kept": len(result.corpus),
+                    "records.raw": result.raw_records,
+                    "records.kept": corpus_table.rows,
                 }
             )
             run_url = mlflow.run_url(run)
         yield dg.Output(
-            result.corpus,
+            corpus_table,
             output_name="cleaned_corpus",
-            data_version=dg.DataVersion(frame_digest(result.corpus)),
+            data_version=dg.DataVersion(corpus_table.digest),
             metadata={
-                "dagster/row_count": len(result.corpus),
-                "by_source": dg.MetadataValue.json(
-                    result.corpus.groupby("source").size().to_dict()
-                ),
+                "dagster/row_count": corpus_table.rows,
+                "by_source": dg.MetadataValue.json(dict(result.kept_by_source)),
                 "pii_redacted": dg.MetadataValue.json(dict(result.pii_counts)),
                 "stages": dg.MetadataValue.md(stages.to_markdown(index=False)),
                 "texts_rewritten": dg.MetadataValue.json(result.rewrites),
                 "mlflow_run": dg.MetadataValue.url(run_url),
-                "preview": preview(result.corpus, ["source", "record_id", "text", "response"]),
+                "preview": preview(result.preview, ["source", "record_id", "text", "response"]),
             },
         )
         yield dg.Output(
-            result.ledger,
+            ledger_table,
             output_name="cleaning_ledger",
-            data_version=dg.DataVersion(frame_digest(result.ledger)),
+            data_version=dg.DataVersion(ledger_table.digest),
             metadata={
-                "dagster/row_count": len(result.ledger),
-                "outcomes": dg.MetadataValue.md(summary.to_markdown(index=False)),
-                "kept": int((result.ledger["action"] == "kept").sum()),
-                "dropped": int((result.ledger["action"] == "dropped").sum()),
-                "quarantined": int((result.ledger["action"] == "quarantined").sum()),
+                "dagster/row_count": ledger_table.rows,
+                "outcomes": dg.MetadataValue.md(outcomes.to_markdown(index=False)),
+                **{action: int(actions.get(action, 0)) for action in ACTIONS},
             },
         )
         index = result.near_duplicate_index
@@ -154,6 +179,12 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
         )
 
     return cleaning
+
+
+def _workers(configured: int | None, rows: int, batch_size: int) -> int:
+    """Worker processes for the per-record stages: every core by default, but no more than
+    there are batches (starting a worker costs seconds; a small corpus is one batch)."""
+    return max(1, min(configured or os.cpu_count() or 1, -(-rows // batch_size)))
 
 
 def _previous_near_duplicate_index(

@@ -12,13 +12,23 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.settings import PROJECT_ROOT, state_dir
-from llm_assets.storage import atomic_directory, atomic_file, point_link_at
+from llm_assets.storage import (
+    StoredTable,
+    atomic_directory,
+    atomic_file,
+    move_into_place,
+    point_link_at,
+)
 
 _FORMATS = (".parquet", ".hfds", ".json")
 
 
 class LocalAssetIOManager(dg.ConfigurableIOManager):
     """Tables as Parquet, `datasets` objects as Arrow folders, manifests (dicts) as JSON.
+
+    A step that streams returns a `StoredTable` (a Parquet file it wrote in batches), which is
+    moved into place; an input typed `StoredTable` gets the file to read in batches instead of a
+    DataFrame in memory.
 
     Every write is atomic: a new version is written beside the old and swapped in by a rename,
     so a crash or a full disk leaves the previous version readable.
@@ -33,7 +43,9 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
         import json
 
         stem = self._stem(context.asset_key)
-        if isinstance(obj, pd.DataFrame):
+        if isinstance(obj, StoredTable):
+            move_into_place(obj.path, stem.with_suffix(".parquet"))
+        elif isinstance(obj, pd.DataFrame):
             with atomic_file(stem.with_suffix(".parquet")) as temporary:
                 obj.to_parquet(temporary, index=False)
         elif type(obj).__name__ in ("Dataset", "DatasetDict"):  # before dict: a DatasetDict is one
@@ -62,6 +74,8 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
 
         stem = self._stem(context.asset_key)
         if stem.with_suffix(".parquet").is_file():
+            if _wants_stored_table(context):
+                return StoredTable.open(stem.with_suffix(".parquet"))
             return pd.read_parquet(stem.with_suffix(".parquet"))
         if stem.with_suffix(".json").is_file():
             return json.loads(stem.with_suffix(".json").read_text())
@@ -73,6 +87,13 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
             f"{context.asset_key.to_user_string()} has not been materialized into {self.base_dir} "
             "yet; materialize it first (make run SELECT='+<asset>')"
         )
+
+
+def _wants_stored_table(context: dg.InputContext) -> bool:
+    try:
+        return context.dagster_type.typing_type is StoredTable
+    except dg.DagsterInvariantViolationError:  # built by hand, as tests and notebooks do
+        return False
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):

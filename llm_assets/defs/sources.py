@@ -1,16 +1,16 @@
 """Group `sources`: one `raw_<name>` asset per configured source."""
 
 import dagster as dg
-import pandas as pd
 
 from llm_assets.cleaning.expectations import raw_records_expectations
 from llm_assets.defs.check_results import preview, to_check_result
 from llm_assets.expectations import run_suite
-from llm_assets.settings import Profile, SourceConfig, section_digest
-from llm_assets.sources import read_source
-from llm_assets.storage import frame_digest
+from llm_assets.settings import Profile, SourceConfig, section_digest, state_dir
+from llm_assets.sources import source_batches
+from llm_assets.sources.records import raw_schema, records_to_frame
+from llm_assets.storage import StoredTable, TableWriter
 
-READER_CODE_VERSION = "1"
+READER_CODE_VERSION = "2"
 
 
 def raw_asset_name(source: SourceConfig) -> str:
@@ -27,22 +27,38 @@ def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinit
         f"({source.kind}: {profile.source_glob(source)}), "
         "readable or not; unreadable ones carry `read_error`.",
     )
-    def raw_records(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
-        records = read_source(profile, source)
-        unreadable = records[records["read_error"].notna()]
-        for detail in unreadable["error_detail"].head(20):
-            context.log.warning(f"quarantined: {detail}")
+    def raw_records(context: dg.AssetExecutionContext) -> dg.Output[StoredTable]:
+        # Written batch by batch: a source far larger than memory reads in flat memory.
+        scratch = state_dir() / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = scratch / f"{raw_asset_name(source)}-{context.run.run_id}.parquet"
+        writer = TableWriter(path, raw_schema())
+        unreadable = 0
+        first = records_to_frame([])
+        try:
+            for batch in source_batches(profile, source, profile.cleaning.batch_size):
+                errors = batch["error_detail"][batch["read_error"].notna()]
+                for detail in errors.head(max(0, 20 - unreadable)):
+                    context.log.warning(f"quarantined: {detail}")
+                unreadable += len(errors)
+                first = batch if first.empty else first
+                writer.write(batch)
+        except BaseException:
+            writer.close()
+            path.unlink(missing_ok=True)
+            raise
+        table = writer.close()
         return dg.Output(
-            records,
-            data_version=dg.DataVersion(frame_digest(records)),
+            table,
+            data_version=dg.DataVersion(table.digest),
             metadata={
-                "dagster/row_count": len(records),
-                "records": len(records),
-                "unreadable": len(unreadable),
+                "dagster/row_count": table.rows,
+                "records": table.rows,
+                "unreadable": unreadable,
                 "path": profile.source_glob(source),
                 # No text in the preview: raw records still hold PII, and metadata is kept forever.
                 "preview": preview(
-                    records.assign(chars=records["text"].str.len()),
+                    first.assign(chars=first["text"].str.len()),
                     ["record_id", "uri", "chars", "read_error"],
                 ),
             },
@@ -58,9 +74,10 @@ def _build_raw_check(source: SourceConfig) -> dg.AssetChecksDefinition:
         blocking=True,
         description="The source yielded records, each with a unique record_id.",
     )
-    def has_unique_record_ids(raw: pd.DataFrame) -> dg.AssetCheckResult:
+    def has_unique_record_ids(raw: StoredTable) -> dg.AssetCheckResult:
+        ids = raw.read(columns=["record_id", "source"])  # not the texts: flat memory
         return to_check_result(
-            run_suite(raw, f"raw_{source.name}", raw_records_expectations(source.name))
+            run_suite(ids, f"raw_{source.name}", raw_records_expectations(source.name))
         )
 
     return has_unique_record_ids

@@ -88,9 +88,10 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         mlflow: MlflowResource,
         base_model: dict[str, Any],
         sft_dataset: Any,
+        chat_template: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         """The fine-tuned adapter (QLoRA by default; LoRA or a full model by `training.method`),
-        with the tokenizer and chat template it was trained with."""
+        with the tokenizer and the chat template saved with the dataset."""
         import mlflow as mlflow_client
 
         from llm_assets.training.sft import train_adapter
@@ -103,7 +104,12 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         }
         inputs_digest = hashlib.sha256(
             json.dumps(
-                [base_model["weights_digest"], data_digests, training.model_dump(mode="json")],
+                [
+                    base_model["weights_digest"],
+                    data_digests,
+                    training.model_dump(mode="json"),
+                    chat_template["digest"],
+                ],
                 sort_keys=True,
             ).encode()
         ).hexdigest()[:16]
@@ -119,6 +125,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                     "data.train_digest": data_digests["train"],
                     "data.validation_digest": data_digests["validation"],
                     "data.max_length": profile.datasets.max_length,
+                    "data.chat_template_digest": chat_template["digest"],
+                    "data.chat_template_origin": chat_template["origin"],
                 }
             )
             for name, frame in (("train", train_frame), ("validation", validation_frame)):
@@ -141,6 +149,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 profile.datasets.max_length,
                 work_dir,
                 report,
+                chat_template=chat_template["template"],
             )
             with artifacts.new_folder("qlora_adapter", context.run.run_id) as folder:
                 shutil.copytree(result.output_dir, folder, dirs_exist_ok=True)
@@ -187,21 +196,21 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset_check(
         asset=qlora_adapter,
-        additional_ins={"sft_dataset": dg.AssetIn("sft_dataset")},
+        additional_ins={"sft_dataset": dg.AssetIn("sft_dataset"), "chat_template": dg.AssetIn()},
         blocking=True,
         description="The tokenizer saved with the adapter renders and tokenizes validation "
-        "conversations exactly as the one training used.",
+        "conversations exactly as the base tokenizer with the dataset's chat template does.",
     )
     def qlora_adapter_keeps_training_chat_template(
-        qlora_adapter: dict[str, Any], sft_dataset: Any
+        qlora_adapter: dict[str, Any], sft_dataset: Any, chat_template: dict[str, Any]
     ) -> dg.AssetCheckResult:
         from transformers import AutoTokenizer
 
-        from llm_assets.datasets.chat_template import template_differences
+        from llm_assets.datasets.chat_template import load_chat_tokenizer, template_differences
 
         rows = [list(map(dict, m)) for m in sft_dataset["validation"]["messages"][:CHECK_ROWS]]
         problems = template_differences(
-            AutoTokenizer.from_pretrained(qlora_adapter["base_model_path"]),
+            load_chat_tokenizer(qlora_adapter["base_model_path"], chat_template["template"]),
             AutoTokenizer.from_pretrained(qlora_adapter["path"]),
             rows,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from llm_assets.settings import SourceConfig
@@ -95,13 +96,12 @@ def read_document(path: Path, shown: str, source: SourceConfig) -> RawRecord:
     )
 
 
-def read_documents(source: SourceConfig, pattern: str) -> list[RawRecord]:
+def iter_documents(source: SourceConfig, pattern: str) -> Iterator[RawRecord]:
     """One record per matching document; other file types are quarantined, not skipped."""
-    records = []
     for path in matching_files(pattern):
         shown = display_path(path, pattern)
         if path.suffix.lower() not in DOCUMENT_SUFFIXES:
-            records.append(
+            yield (
                 quarantined(
                     source.name,
                     shown,
@@ -110,5 +110,8 @@ def read_documents(source: SourceConfig, pattern: str) -> list[RawRecord]:
                 )
             )
             continue
-        records.append(read_document(path, shown, source))
-    return records
+        yield read_document(path, shown, source)
+
+
+def read_documents(source: SourceConfig, pattern: str) -> list[RawRecord]:
+    return list(iter_documents(source, pattern))

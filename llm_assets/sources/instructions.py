@@ -4,6 +4,7 @@ records, or chat records with `messages` (a list of {role, content})."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from llm_assets.settings import SourceConfig
@@ -123,20 +124,20 @@ def instruction_to_record(row: Any, source: SourceConfig, uri: str) -> RawRecord
     )
 
 
-def read_instructions(source: SourceConfig, pattern: str) -> list[RawRecord]:
-    records: list[RawRecord] = []
+def iter_instructions(source: SourceConfig, pattern: str) -> Iterator[RawRecord]:
+    """Every instruction record of the matching files (JSON arrays or JSONL)."""
     for path in matching_files(pattern):
         shown = display_path(path, pattern)
         if path.suffix.lower() == ".json":
             try:
                 rows = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-                records.append(
+                yield (
                     quarantined(source.name, shown, "source.malformed_json", f"{shown}: {error}")
                 )
                 continue
             if not isinstance(rows, list):
-                records.append(
+                yield (
                     quarantined(
                         source.name,
                         shown,
@@ -146,11 +147,14 @@ def read_instructions(source: SourceConfig, pattern: str) -> list[RawRecord]:
                 )
                 continue
             for index, row in enumerate(rows):
-                records.append(instruction_to_record(row, source, f"{shown}#{index}"))
+                yield instruction_to_record(row, source, f"{shown}#{index}")
             continue
         for uri, row, problem, detail in jsonl_rows(path, shown):
             if problem:
-                records.append(quarantined(source.name, uri, problem, detail or uri))
+                yield quarantined(source.name, uri, problem, detail or uri)
             else:
-                records.append(instruction_to_record(row, source, uri))
-    return records
+                yield instruction_to_record(row, source, uri)
+
+
+def read_instructions(source: SourceConfig, pattern: str) -> list[RawRecord]:
+    return list(iter_instructions(source, pattern))

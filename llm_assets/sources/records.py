@@ -24,6 +24,13 @@ RAW_COLUMNS = [
 ]
 
 
+def raw_schema() -> Any:
+    """The Parquet schema of raw tables: every column is text."""
+    from llm_assets.storage import string_schema
+
+    return string_schema(RAW_COLUMNS)
+
+
 @dataclass(frozen=True)
 class RawRecord:
     """One input record. A record that could not be read keeps its place with `read_error` set,

@@ -195,21 +195,21 @@ def csv_rows(path: Path, shown: str) -> Iterator[tuple[str, Any, str | None, str
         yield uri, row, None, None
 
 
-def read_tabular(source: SourceConfig, pattern: str) -> list[RawRecord]:
+def iter_tabular(source: SourceConfig, pattern: str) -> Iterator[RawRecord]:
     """Every row of every file matching `pattern`, as records; unreadable rows are quarantined."""
     rows_of = jsonl_rows if source.kind == "jsonl" else csv_rows
-    records: list[RawRecord] = []
     seen_ids: set[str] = set()
     for path in matching_files(pattern):
         shown = display_path(path, pattern)
         try:
             for uri, row, error, detail in rows_of(path, shown):
                 if error:
-                    records.append(quarantined(source.name, uri, error, detail or uri))
+                    yield quarantined(source.name, uri, error, detail or uri)
                 else:
-                    records.append(row_to_record(row, source, uri, seen_ids))
+                    yield row_to_record(row, source, uri, seen_ids)
         except OSError as error:
-            records.append(
-                quarantined(source.name, shown, "source.unreadable_file", f"{shown}: {error}")
-            )
-    return records
+            yield quarantined(source.name, shown, "source.unreadable_file", f"{shown}: {error}")
+
+
+def read_tabular(source: SourceConfig, pattern: str) -> list[RawRecord]:
+    return list(iter_tabular(source, pattern))

@@ -154,15 +154,20 @@ def train_adapter(
     max_length: int,
     work_dir: Path,
     report: MetricsReporter,
+    chat_template: str | None = None,
 ) -> AdapterTrainingResult:
-    """Fine-tune the base on `messages` rows; the adapter (or full model) and its tokenizer, with
-    the chat template, end up in `work_dir/final`. Resumes from `work_dir/checkpoints`."""
+    """Fine-tune the base on `messages` rows rendered with `chat_template` (the one saved with
+    the dataset; None: the base tokenizer's own, else ChatML); the adapter (or full model) and
+    its tokenizer, with that template, end up in `work_dir/final`. Resumes from
+    `work_dir/checkpoints`."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
+    from llm_assets.datasets.chat_template import load_chat_tokenizer
+
     started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(base_model_path)
+    tokenizer = load_chat_tokenizer(base_model_path, chat_template)
     train_dataset, dropped_train = drop_rows_over_length(train_dataset, tokenizer, max_length)
     eval_dataset, dropped_eval = drop_rows_over_length(eval_dataset, tokenizer, max_length)
 

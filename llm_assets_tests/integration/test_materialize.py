@@ -55,6 +55,62 @@ def test_table_assets_load_as_dataframes_and_datasets(graph: MaterializedGraph) 
     assert not set(golden["pair_id"]) & set(splits["train"]["pair_id"])
 
 
+def test_sft_dataset_drops_long_rows_and_golden_lookalikes_into_its_ledger(
+    graph: MaterializedGraph,
+) -> None:
+    ledger = graph.value("dataset_ledger")
+    splits = graph.value("sft_dataset")
+    golden = graph.value("golden_set")
+    max_length = graph.profile.datasets.max_length
+    too_long = ledger[ledger["reason"] == "dataset.too_long"]
+    assert len(too_long) > 0 and (too_long["token_count"] > max_length).all()
+    assert too_long["detail"].str.contains(f"tokens > max_length={max_length}").all()
+    for name in splits:
+        assert 0 < max(splits[name]["token_count"]) <= max_length
+    # The hand-written golden file extends the sampled hold-out; the ticket answers its second
+    # row nearly repeats are out of training, each naming that golden row.
+    from_file = golden[golden["source"] == "golden_file"]
+    assert len(from_file) == 3 and len(golden) > 3
+    leaks = ledger[ledger["reason"] == "dataset.golden_leak"]
+    assert len(leaks) > 0
+    assert set(leaks["duplicate_of"]) == {from_file.iloc[1]["pair_id"]}
+    kept = ledger[ledger["action"] == "kept"]
+    assert len(kept) == len(splits["train"]) + len(splits["validation"])
+    assert {"doc_section", "doc_summary", "doc_continuation", "support_answer"} <= set(
+        graph.value("sft_pairs")["task"]
+    )
+    adapter_event = graph.instance.get_latest_materialization_event(dg.AssetKey("qlora_adapter"))
+    assert adapter_event is not None and adapter_event.asset_materialization is not None
+    # Nothing was left for training to drop: the dataset already did, in the open.
+    assert adapter_event.asset_materialization.metadata["rows_dropped_too_long"].value == 0
+
+
+def test_sft_dataset_export_has_jsonl_card_and_the_training_template(
+    graph: MaterializedGraph,
+) -> None:
+    import json
+
+    import yaml
+    from transformers import AutoTokenizer
+
+    splits = graph.value("sft_dataset")
+    golden = graph.value("golden_set")
+    template = graph.value("chat_template")
+    export = Path(template["path"]).parent
+    card = (export / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---\n")[1])
+    assert {s["name"]: s["num_examples"] for s in metadata["dataset_info"]["splits"]} == {
+        "train": len(splits["train"]),
+        "validation": len(splits["validation"]),
+        "golden": len(golden),
+    }
+    lines = (export / "train.jsonl").read_text().splitlines()
+    assert [json.loads(line)["pair_id"] for line in lines] == splits["train"]["pair_id"]
+    assert (export / "chat_template.jinja").read_text() == template["template"]
+    adapter = graph.value("qlora_adapter")
+    assert AutoTokenizer.from_pretrained(adapter["path"]).chat_template == template["template"]
+
+
 def test_ledger_accounts_for_the_sample_defects(graph: MaterializedGraph) -> None:
     ledger = graph.value("cleaning_ledger")
     raw_total = sum(len(graph.value(f"raw_{s.name}")) for s in graph.profile.sources)

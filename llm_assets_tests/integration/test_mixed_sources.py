@@ -29,6 +29,7 @@ sources:
   - {name: code, kind: git, path: repo, include: ["**/*"]}
 cleaning:
   forget_file: forget.txt
+  batch_size: 3  # several batches: raw tables written in parts, two cleaning workers
 """
 
 
