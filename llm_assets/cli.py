@@ -3,6 +3,7 @@
 llm-assets materialize                      # every asset of $LLM_ASSETS_PROFILE
 llm-assets materialize --select '+eval_report' --stale-only
 llm-assets check-profile conf/*.yaml
+llm-assets ask "How do I restore a deleted file?" -k 5
 """
 
 from __future__ import annotations
@@ -108,6 +109,31 @@ def check_profile(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def ask(args: argparse.Namespace) -> int:
+    """Print the chunks of the latest materialized rag_index closest to the question."""
+    import json
+
+    from llm_assets.rag.retrieval import read_manifest, retrieve
+
+    path = Path(args.index) if args.index else None
+    try:
+        manifest = read_manifest(path)
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 2
+    hits = retrieve(args.question, args.k, manifest_path=path)
+    if args.json:
+        print(json.dumps([hit.__dict__ for hit in hits], indent=2))
+        return 0
+    print(f"{len(hits)} chunks of {manifest['chunks']} ({manifest['store']}, {manifest['model']})")
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.uri} > {hit.heading}" if hit.heading else hit.uri
+        snippet = " ".join(hit.text.split())
+        print(f"\n{rank}. {hit.score:.3f}  {hit.chunk_id}  ({where})")
+        print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llm-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-profile", help="validate profiles")
     check.add_argument("paths", nargs="+", type=Path)
     check.set_defaults(handler=check_profile)
+    question = commands.add_parser("ask", help="search the latest rag_index from the shell")
+    question.add_argument("question")
+    question.add_argument("-k", type=int, default=5, help="chunks to show (default: 5)")
+    question.add_argument(
+        "--index", default=None, help="rag_index manifest (default: the latest materialized)"
+    )
+    question.add_argument("--json", action="store_true", help="print the hits as JSON")
+    question.set_defaults(handler=ask)
     where = commands.add_parser("where", help="print where outputs and UIs are")
     where.set_defaults(handler=lambda _: print(_where()) or 0)
     args = parser.parse_args(argv)

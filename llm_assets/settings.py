@@ -495,6 +495,9 @@ class RagConfig(StrictModel):
         description="paragraphs: Markdown sections and blank-line paragraphs packed up to "
         "window_tokens, never across a heading; tokens: sliding windows over the whole record",
     )
+    sources: list[str] = Field(
+        default_factory=list, description="names of the sources indexed; empty: every source"
+    )
     window_tokens: int = Field(
         128, ge=16, description="most tokens of the embedding model's tokenizer in one chunk"
     )
@@ -510,7 +513,9 @@ class RagConfig(StrictModel):
         description="onnx-int8: the model exported once to ONNX, weights quantized to int8, run "
         "by ONNX Runtime (about 2x faster on CPU); torch: SentenceTransformer.encode",
     )
-    batch_size: int = Field(16, ge=1, description="texts encoded together")
+    batch_size: int = Field(
+        16, ge=1, description="texts encoded together (torch; onnx-int8 runs one text per core)"
+    )
     store: Literal["faiss", "pgvector"] = Field(
         "faiss", description="faiss: files under the artifact store; pgvector: a Postgres table"
     )

@@ -9,6 +9,7 @@ from llm_assets.defs.cleaning import build_cleaning_defs
 from llm_assets.defs.datasets import build_dataset_defs
 from llm_assets.defs.evaluation import build_evaluation_defs
 from llm_assets.defs.export import build_export_defs
+from llm_assets.defs.rag import build_rag_defs
 from llm_assets.defs.resources import default_resources
 from llm_assets.defs.sources import build_source_defs
 from llm_assets.defs.training import build_training_defs
@@ -21,6 +22,7 @@ STAGE_BUILDERS = (
     build_source_defs,
     build_cleaning_defs,
     build_dataset_defs,
+    build_rag_defs,
     build_training_defs,
     build_evaluation_defs,
     build_export_defs,
