@@ -463,6 +463,9 @@ def run_ours(dataset: str, data: Path, redact_pii: bool, work: Path) -> dict[str
     start = time.perf_counter()
     corpus = TableWriter(work / "corpus.parquet", corpus_schema())
     ledger = TableWriter(work / "ledger.parquet", ledger_schema())
+    # Peak RSS of this process and its workers while the chain runs, apart from this script's
+    # own bookkeeping afterwards (reading the whole ledger back to score duplicate recall).
+    chain_peak = TreePeak(os.getpid())
     summary = clean_stream(
         lambda: stored_table_batches([raw_table], config.batch_size),
         config,
@@ -474,6 +477,7 @@ def run_ours(dataset: str, data: Path, redact_pii: bool, work: Path) -> dict[str
     corpus.close()
     ledger_table = ledger.close()
     stage_seconds["clean_stream"] = time.perf_counter() - start
+    chain_rss_mb = chain_peak.stop() / 1_000_000
     steps += [str(row["stage"]) for row in summary.stage_counts]
 
     ledger_frame = ledger_table.read()
@@ -494,6 +498,7 @@ def run_ours(dataset: str, data: Path, redact_pii: bool, work: Path) -> dict[str
         "near_removed": near,
         "removed_by_reason": dict(Counter(reasons[ledger_frame["action"] != "kept"])),
         "pii_redactions": dict(summary.pii_counts),
+        "chain_tree_rss_mb": round(chain_rss_mb, 1),
     }
 
 
@@ -725,40 +730,52 @@ def worker(side: str, dataset: str, data: Path, work: Path, out: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(command: list[str], log: Path) -> dict[str, float]:
-    """Run `command`; its wall time, CPU time (with waited-for children), the peak RSS of its
-    largest process (wait4) and the peak RSS summed over its process tree (psutil, sampled)."""
-    import psutil
+class TreePeak:
+    """Samples the summed RSS of a process and its descendants in a thread until `stop`."""
 
-    start = time.perf_counter()
-    with log.open("w") as log_file:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-    tree_peak = 0
-    done = threading.Event()
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        import psutil
 
-    def sample() -> None:
-        nonlocal tree_peak
-        parent = psutil.Process(process.pid)
-        while not done.is_set():
+        self.peak = 0
+        self._done = threading.Event()
+        self._process = psutil.Process(pid)
+        self._interval = interval
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._done.is_set():
+            total = 0
             try:
-                members = [parent, *parent.children(recursive=True)]
-                total = 0
-                for member in members:
+                for member in [self._process, *self._process.children(recursive=True)]:
                     try:
                         total += member.memory_info().rss
                     except psutil.Error:
                         pass
-                tree_peak = max(tree_peak, total)
             except psutil.Error:
                 pass
-            done.wait(0.1)
+            self.peak = max(self.peak, total)
+            self._done.wait(self._interval)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
+def measure(command: list[str], log: Path) -> dict[str, float]:
+    """Run `command`; its wall time, CPU time (with waited-for children), the peak RSS of its
+    largest process (wait4) and the peak RSS summed over its process tree (psutil, sampled)."""
+
+    start = time.perf_counter()
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    tree = TreePeak(process.pid)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    tree_peak = tree.stop()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         tail = log.read_text(errors="replace")[-4000:]
@@ -836,7 +853,11 @@ def summarize(
         "near_duplicates": len(result["near_removed"]),
         "removed_by_reason": result["removed_by_reason"],
         "stage_seconds": result["stage_seconds"],
-        **{key: result[key] for key in ("pii_redactions", "step_stats") if key in result},
+        **{
+            key: result[key]
+            for key in ("pii_redactions", "step_stats", "chain_tree_rss_mb")
+            if key in result
+        },
     }
 
 

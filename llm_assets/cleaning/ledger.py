@@ -53,15 +53,3 @@ def ledger_discrepancies(raw_counts: dict[str, int], ledger: pd.DataFrame) -> li
     if len(unexplained):
         problems.append(f"{len(unexplained)} dropped/quarantined rows have no reason")
     return problems
-
-
-def ledger_summary(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Counts by action and reason, for people reading the asset in the UI."""
-    return (
-        ledger.fillna({"reason": "-"})
-        .groupby(["action", "reason"])
-        .size()
-        .rename("records")
-        .reset_index()
-        .sort_values(["action", "records"], ascending=[True, False])
-    )

@@ -12,18 +12,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-EXPORT_COLUMNS = [
-    "pair_id",
-    "record_id",
-    "source",
-    "task",
-    "section",
-    "instruction",
-    "input",
-    "output",
-    "messages",
-    "token_count",
-]
+from llm_assets.datasets.sft import PAIR_COLUMNS
+
+# What the exported JSONL holds: the pair, and its length in the base tokenizer's tokens.
+EXPORT_COLUMNS = [*PAIR_COLUMNS, "token_count"]
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 _STRING_FEATURES = [c for c in EXPORT_COLUMNS if c not in ("messages", "token_count")]
 
