@@ -8,7 +8,7 @@ import pytest
 
 from llm_assets.settings import Profile, SourceConfig
 from llm_assets.sources import read_source
-from llm_assets.sources.documents import read_documents
+from llm_assets.sources.documents import PARALLEL_MIN_FILES, iter_documents, read_documents
 from llm_assets.sources.records import RawRecord
 
 
@@ -151,3 +151,18 @@ def test_every_file_of_a_mixed_folder_is_one_row(tmp_path: Path) -> None:
         "source.unsupported_format",
     ]
     assert json.loads(frame["fields"][1])["page_count"] == 1
+
+
+def test_a_large_folder_is_read_by_worker_processes_in_file_order(tmp_path: Path) -> None:
+    for number in range(PARALLEL_MIN_FILES + 4):
+        (tmp_path / f"page-{number:02d}.md").write_text(
+            f"# Page {number}\n\nBody of page {number}."
+        )
+    (tmp_path / "notes.xyz").write_text("not a document")
+    source = SourceConfig(name="docs", kind="documents", path=str(tmp_path / "*"))
+    pattern = str(tmp_path / "*")
+    in_workers = list(iter_documents(source, pattern, workers=2))
+    in_process = list(iter_documents(source, pattern, workers=1))
+    assert in_workers == in_process
+    assert [record.uri for record in in_workers][:2] == ["notes.xyz", "page-00.md"]
+    assert in_workers[0].read_error == "source.unsupported_format"

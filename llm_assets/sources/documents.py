@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from llm_assets.settings import SourceConfig
@@ -12,6 +15,9 @@ from llm_assets.sources.records import RawRecord, display_path, matching_files, 
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".html", ".htm"}
 DOCUMENT_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx"}
+
+
+PARALLEL_MIN_FILES = 16
 
 
 def html_to_markdown(html: str) -> str | None:
@@ -96,21 +102,34 @@ def read_document(path: Path, shown: str, source: SourceConfig) -> RawRecord:
     )
 
 
-def iter_documents(source: SourceConfig, pattern: str) -> Iterator[RawRecord]:
-    """One record per matching document; other file types are quarantined, not skipped."""
-    for path in matching_files(pattern):
-        shown = display_path(path, pattern)
-        if path.suffix.lower() not in DOCUMENT_SUFFIXES:
-            yield (
-                quarantined(
-                    source.name,
-                    shown,
-                    "source.unsupported_format",
-                    f"{shown}: '{path.suffix}' is not one of {sorted(DOCUMENT_SUFFIXES)}",
-                )
-            )
-            continue
-        yield read_document(path, shown, source)
+def document_record(path: Path, shown: str, source: SourceConfig) -> RawRecord:
+    """The record of one matching file; other file types are quarantined, not skipped."""
+    if path.suffix.lower() not in DOCUMENT_SUFFIXES:
+        return quarantined(
+            source.name,
+            shown,
+            "source.unsupported_format",
+            f"{shown}: '{path.suffix}' is not one of {sorted(DOCUMENT_SUFFIXES)}",
+        )
+    return read_document(path, shown, source)
+
+
+def iter_documents(
+    source: SourceConfig, pattern: str, workers: int | None = None
+) -> Iterator[RawRecord]:
+    """One record per matching document, in file order. Extraction (Trafilatura, pypdf) is most
+    of the cost, so a folder of PARALLEL_MIN_FILES or more is read by `workers` processes
+    (default every core); a small one in this process, where starting workers would cost more."""
+    paths = matching_files(pattern)
+    shown = [display_path(path, pattern) for path in paths]
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(paths) >= PARALLEL_MIN_FILES:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            sources = [source] * len(paths)
+            yield from pool.map(document_record, paths, shown, sources, chunksize=4)
+        return
+    for path, name in zip(paths, shown, strict=True):
+        yield document_record(path, name, source)
 
 
 def read_documents(source: SourceConfig, pattern: str) -> list[RawRecord]:
