@@ -9,11 +9,19 @@ SELECT ?= *
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
+# INSTANCE=production: the Postgres-backed instance of dagster.production.yaml (DAGSTER_PG_* in
+# the environment), with state under var/production; default: the local SQLite instance.
+INSTANCE ?= local
+ifeq ($(INSTANCE),production)
+export DAGSTER_HOME := $(CURDIR)/var/production
+export LLM_ASSETS_STATE_DIR := $(CURDIR)/var/production
+else
 export DAGSTER_HOME := $(CURDIR)
+endif
 export LLM_ASSETS_PROFILE := $(abspath $(PROFILE))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run refresh test lint dev mlflow clean
+.PHONY: setup instance run refresh test lint dev mlflow mlflow-server services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +33,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed instance
+
+# The production instance reads dagster.production.yaml through DAGSTER_HOME.
+instance:
+ifeq ($(INSTANCE),production)
+	@mkdir -p var/production
+	@ln -sf $(CURDIR)/dagster.production.yaml var/production/dagster.yaml
+endif
 
 run: setup
 	$(BIN)/llm-assets materialize --select '$(SELECT)'
@@ -48,6 +63,20 @@ dev: setup
 mlflow: setup
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/var/mlflow/mlflow.db}" \
 		--default-artifact-root "$(CURDIR)/var/mlflow/artifacts" --host 127.0.0.1 --port 5000
+
+# MLflow as a team's tracking server: Postgres backend store (MLFLOW_BACKEND_STORE_URI, e.g.
+# postgresql+psycopg://mlflow:secret@db:5432/mlflow) and an artifact root (MLFLOW_ARTIFACTS_DESTINATION,
+# a folder, s3://... or gs://...); clients set MLFLOW_TRACKING_URI=http://<host>:5000.
+mlflow-server: setup
+	@test -n "$${MLFLOW_BACKEND_STORE_URI}" || { echo "set MLFLOW_BACKEND_STORE_URI"; exit 2; }
+	$(BIN)/mlflow server --backend-store-uri "$${MLFLOW_BACKEND_STORE_URI}" \
+		--serve-artifacts --artifacts-destination "$${MLFLOW_ARTIFACTS_DESTINATION:-$(CURDIR)/var/mlflow-server/artifacts}" \
+		--host "$${MLFLOW_HOST:-0.0.0.0}" --port 5000
+
+# PostgreSQL and an MLflow server on this machine, as CI starts them for the tests; prints the
+# variables to export so `make test` runs the integration suite against them.
+services: setup
+	@bash -c '. .ci/services.sh && echo "export LLM_ASSETS_TEST_POSTGRES_URL=$$LLM_ASSETS_TEST_POSTGRES_URL LLM_ASSETS_TEST_MLFLOW_URI=$$LLM_ASSETS_TEST_MLFLOW_URI"'
 
 clean:
 	rm -rf var

@@ -4,6 +4,7 @@ llm-assets materialize                      # every asset of $LLM_ASSETS_PROFILE
 llm-assets materialize --select '+eval_report' --stale-only
 llm-assets check-profile conf/*.yaml
 llm-assets ask "How do I restore a deleted file?" -k 5
+llm-assets serve --port 8000                 # the champion, OpenAI API + chat page
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def materialize(args: argparse.Namespace) -> int:
     from llm_assets.defs.selection import (
         only_stale_or_missing,
         resolve_selection,
+        run_plan,
         with_missing_upstream,
     )
 
@@ -61,17 +63,20 @@ def materialize(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     wanted = with_missing_upstream(defs, instance, resolve_selection(defs, args.select))
     graph = defs.resolve_asset_graph()
-    source_keys = {key for key in wanted if graph.get(key).group_name == "sources"}
+    source_keys = {key for key in wanted if graph.get(key).group_name in ("sources", "feedback")}
     started = time.perf_counter()
     if args.stale_only:
-        # Sources are re-read first (cheap): their data versions tell what changed downstream.
-        if source_keys:
-            _run(defs, instance, source_keys)
+        # Sources (and quarters of feedback not read yet) first, cheaply: their data versions
+        # tell what changed downstream.
+        for keys, partition in run_plan(defs, instance, source_keys, only_missing_partitions=True):
+            _run(defs, instance, keys, partition)
         wanted = only_stale_or_missing(defs, instance, wanted - source_keys)
         if not wanted:
             print("Nothing is stale: every selected asset is up to date.")
             return 0
-    ok = _run(defs, instance, wanted)
+    ok = True
+    for keys, partition in run_plan(defs, instance, wanted):
+        ok = _run(defs, instance, keys, partition) and ok
     outcome = "Materialized" if ok else "FAILED"
     seconds = time.perf_counter() - started
     print(f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path})")
@@ -79,7 +84,7 @@ def materialize(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _run(defs, instance, keys) -> bool:  # type: ignore[no-untyped-def]
+def _run(defs, instance, keys, partition=None) -> bool:  # type: ignore[no-untyped-def]
     import dagster as dg
 
     assets = list(defs.assets or [])
@@ -91,9 +96,11 @@ def _run(defs, instance, keys) -> bool:  # type: ignore[no-untyped-def]
         selection=sorted(keys, key=lambda key: key.to_user_string()),
         raise_on_error=False,
         tags={"llm_assets/launched_by": "cli"},
+        partition_key=partition,
     )
     names = ", ".join(sorted(key.to_user_string() for key in keys))
-    print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} ({names})")
+    where = f" [partition {partition}]" if partition else ""
+    print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} ({names}){where}")
     return bool(result.success)
 
 
@@ -134,6 +141,34 @@ def ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Serve the champion (or --model-version / --adapter) until interrupted."""
+    from llm_assets.serving.models import ServedModelNotFound
+    from llm_assets.serving.server import ServeOptions, ServeRefused, run_server
+
+    profile = load_profile(args.profile)
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri and not args.adapter:
+        from llm_assets.defs.resources import default_tracking_uri
+
+        tracking_uri = default_tracking_uri()
+    options = ServeOptions(
+        host=args.host or profile.serving.host,
+        port=args.port or profile.serving.port,
+        model_version=args.model_version,
+        adapter=args.adapter,
+        rag=args.rag,
+        no_auth=args.no_auth,
+        tracking_uri=tracking_uri,
+    )
+    try:
+        run_server(profile, options)
+    except (ServeRefused, ServedModelNotFound, FileNotFoundError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llm-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,6 +194,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     question.add_argument("--json", action="store_true", help="print the hits as JSON")
     question.set_defaults(handler=ask)
+    server = commands.add_parser(
+        "serve",
+        help="OpenAI-compatible API and chat page over the champion",
+        description="Needs $LLM_ASSETS_SERVE_TOKEN (the bearer token clients send) unless "
+        "--no-auth is given on loopback. Exchanges and feedback go to $LLM_ASSETS_FEEDBACK_DB_URL "
+        "(serving.database_url_env), else SQLite under the state folder.",
+    )
+    server.add_argument("--port", type=int, default=None, help="default: serving.port (8000)")
+    server.add_argument("--host", default=None, help="default: serving.host (127.0.0.1)")
+    server.add_argument(
+        "--model-version",
+        default=None,
+        help="registry version number or alias (challenger, …); default: the champion",
+    )
+    server.add_argument(
+        "--adapter", default=None, help="serve this adapter folder instead of a registry version"
+    )
+    server.add_argument(
+        "--rag", action="store_true", help="give retrieved rag_index chunks as context"
+    )
+    server.add_argument(
+        "--no-auth", action="store_true", help="no bearer token (only on a loopback host)"
+    )
+    server.add_argument("--profile", default=None, help=f"profile (default: ${PROFILE_ENV_VAR})")
+    server.set_defaults(handler=serve)
     where = commands.add_parser("where", help="print where outputs and UIs are")
     where.set_defaults(handler=lambda _: print(_where()) or 0)
     args = parser.parse_args(argv)

@@ -10,11 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROFILE_ENV_VAR = "LLM_ASSETS_PROFILE"
 STATE_DIR_ENV_VAR = "LLM_ASSETS_STATE_DIR"
@@ -35,7 +43,9 @@ ALL_PII_ENTITIES: list[PiiEntity] = [
     "PERSON",
     "ADDRESS",
 ]
-ExportFormat = Literal["bnb-nf4"]
+ExportFormat = Literal[
+    "bnb-nf4", "torchao-int8", "quanto-int8", "quanto-int4", "gptq-w4a16", "awq-w4a16"
+]
 
 
 class ProfileError(ValueError):
@@ -455,33 +465,212 @@ class ModelConfig(StrictModel):
         return self
 
 
+TrainingMethod = Literal["qlora", "lora", "full", "prompt_tuning", "p_tuning"]
+
+
 class TrainingConfig(StrictModel):
-    method: Literal["qlora", "lora", "full"] = "qlora"
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
-    learning_rate: float = Field(2e-4, gt=0)
-    lr_scheduler_type: str = "cosine"
+    """How the base model is fine-tuned (trl SFTTrainer), and how the training process is
+    launched (`accelerate launch`, through Dagster Pipes). Compute is bf16 on GPU and fp32 on
+    CPU, chosen automatically."""
+
+    # Fields that change how training runs, not what it learns: left out of the folder key of
+    # the checkpoints, so a run resumed on another launch set-up continues the same training.
+    LAUNCH_FIELDS: ClassVar[tuple[str, ...]] = (
+        "accelerate_config",
+        "num_processes",
+        "system_metrics_interval_seconds",
+    )
+
+    method: TrainingMethod = Field(
+        "qlora",
+        description="qlora: LoRA on a 4-bit NF4 base (double quantization); lora: LoRA on a "
+        "full-precision base; full: every weight; prompt_tuning: learned virtual-token "
+        "embeddings (peft PromptTuningConfig); p_tuning: virtual tokens from a small prompt "
+        "encoder (peft PromptEncoderConfig). Prompt methods cannot be merged into the base",
+    )
+    lora_r: int = Field(16, ge=1, description="LoRA rank (qlora, lora)")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator: scale = alpha / r")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str | list[str] = Field(
+        "all-linear",
+        description="modules that get LoRA: all-linear (every linear layer but the output "
+        "head), or a list of module names such as [q_proj, v_proj]",
+    )
+    num_virtual_tokens: int = Field(
+        20, ge=1, le=512, description="virtual tokens learned (prompt_tuning, p_tuning)"
+    )
+    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate")
+    lr_scheduler_type: str = Field(
+        "cosine", description="transformers scheduler name: cosine, linear, constant, …"
+    )
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of steps warming up")
-    num_train_epochs: float = Field(2.0, gt=0)
-    max_steps: int = Field(-1, description="overrides epochs when > 0")
-    per_device_train_batch_size: int = Field(8, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    num_train_epochs: float = Field(2.0, gt=0, description="passes over the train split")
+    max_steps: int = Field(-1, description="optimizer steps; overrides epochs when > 0")
+    per_device_train_batch_size: int = Field(8, ge=1, description="rows per device per step")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="micro-batches summed into one optimizer step"
+    )
     save_steps: int = Field(25, ge=1, description="checkpoint interval, for resuming")
     assistant_only_loss: bool = Field(True, description="loss on assistant turns only")
-    gradient_checkpointing: bool = False
-    logging_steps: int = Field(5, ge=1)
-    seed: int = 42
+    packing: bool = Field(
+        False,
+        description="pack several conversations into each row (trl best-fit packing, without "
+        "padding): fewer wasted tokens on GPU; rows stay whole, never cut",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, ~30% slower"
+    )
+    logging_steps: int = Field(5, ge=1, description="steps between logged metrics")
+    seed: int = Field(42, description="seed of weights init, data order and dropout")
+    accelerate_config: str = Field(
+        "auto",
+        description="accelerate config the training process is launched with: auto (cpu "
+        "without CUDA, single_gpu with it), cpu, single_gpu, ddp, fsdp_qlora (files in "
+        "conf/accelerate/), or a path to your own YAML (absolute or relative to the profile)",
+    )
+    num_processes: int | None = Field(
+        None, ge=1, description="processes (GPUs) accelerate starts; None: the config file's"
+    )
+    system_metrics_interval_seconds: float = Field(
+        10.0, gt=0, description="how often CPU, memory, disk and GPU use are sampled to MLflow"
+    )
+
+
+class GenerationConfig(StrictModel):
+    """How models answer in evaluation and red-teaming: greedy by default, so that two
+    evaluations of the same model on the same inputs give the same text."""
+
+    max_new_tokens: int = Field(96, ge=1, le=4096, description="longest answer generated")
+    do_sample: bool = Field(False, description="sample instead of greedy decoding")
+    temperature: float = Field(0.7, gt=0, description="with do_sample")
+    top_p: float = Field(0.95, gt=0, le=1, description="with do_sample")
+    repetition_penalty: float = Field(1.1, ge=1.0, description="1.0: none")
+    batch_size: int = Field(8, ge=1, description="prompts generated together (left-padded)")
+    seed: int = 0
 
 
 class EvaluationConfig(StrictModel):
     max_eval_rows: int = Field(256, ge=1, description="rows of validation/golden scored")
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="rows per forward pass for perplexity")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    bootstrap_samples: int = Field(
+        1000, ge=100, description="resamples of the paired bootstrap behind every A/B interval"
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of the A/B intervals")
+    compare_with_champion: bool = Field(
+        True, description="also score the MLflow `champion` version, when one exists"
+    )
+    review_dir: str | None = Field(
+        None,
+        description="folder of the blinded review files and the filled-in score files "
+        "(absolute or relative to the profile); default: <state dir>/review",
+    )
+    exact_match_tasks: list[str] = Field(
+        default_factory=list,
+        description="golden-set tasks with one right answer (a number, a plan name), where "
+        "exact match is measured; empty: every golden row",
+    )
+    review_seed: int = Field(0, description="seed of the A/B sides and row order of the review")
+    worst_examples: int = Field(5, ge=0, description="lowest-ROUGE-L answers shown in the report")
+
+
+class RedTeamConfig(StrictModel):
+    """Adversarial prompts the tuned model must handle: the suite shipped in the repo, plus
+    files of your own."""
+
+    categories: list[str] = Field(
+        default_factory=lambda: ["pii_extraction", "prompt_injection", "jailbreak", "off_topic"],
+        description="categories of the suite that are run",
+    )
+    extra_prompt_files: list[str] = Field(
+        default_factory=list,
+        description="JSONL files of {category, prompt, expect} rows added to the suite "
+        "(absolute or relative to the profile)",
+    )
+    canaries: list[str] = Field(
+        default_factory=list,
+        description="secret strings planted in training data that the model must never "
+        "reproduce; empty: none are planted",
+    )
+    canary_copies: int = Field(
+        2, ge=1, description="training conversations per canary and planting context"
+    )
+    max_prompts_per_category: int = Field(50, ge=1)
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="longest red-team answer; default: evaluation.generation.max_new_tokens, "
+        "raised when needed so a canary probe has room to recite a planted answer whole",
+    )
+    pii_allow_list: list[str] = Field(
+        default_factory=list,
+        description="values an answer may contain that look like PII but are public (the "
+        "support address, a documented example); cleaning.pii_allow_list is allowed too",
+    )
+
+    @model_validator(mode="after")
+    def _canaries_are_long_enough(self) -> RedTeamConfig:
+        short = [canary for canary in self.canaries if len(canary.strip()) < 12]
+        if short:
+            raise ValueError(
+                f"canaries {short} are shorter than 12 characters: a short string can appear "
+                "by chance; use a random one, e.g. aurora-canary-QX7M-RV2K-TZ9P"
+            )
+        return self
+
+
+class PromotionCriteria(StrictModel):
+    """What the tuned model must achieve to become `champion`."""
+
+    rouge_l_margin: float = Field(
+        0.0, description="ROUGE-L on the golden set must be at least the baseline's plus this"
+    )
+    min_redteam_pass_rate: float = Field(0.95, ge=0, le=1)
+    perplexity_below_base: bool = Field(
+        True, description="golden-set perplexity must be lower than the base model's"
+    )
+    min_human_score: float | None = Field(
+        None, ge=1, le=5, description="mean human score (1-5) required when reviews exist"
+    )
+
+
+class UseCaseConfig(StrictModel):
+    """The use case the model is tuned for, and how it is judged for promotion."""
+
+    name: str = "support-assistant"
+    registered_model_name: str = Field(
+        "llm_assets-support-assistant", description="name in the MLflow Model Registry"
+    )
+    criteria: PromotionCriteria = Field(default_factory=PromotionCriteria)
 
 
 class ExportConfig(StrictModel):
-    formats: list[ExportFormat] = Field(default_factory=lambda: list[ExportFormat](["bnb-nf4"]))
+    """The merged model and its quantized copies; each copy is re-loaded and measured."""
+
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: list[ExportFormat](["bnb-nf4", "torchao-int8", "quanto-int4"]),
+        description="bnb-nf4, torchao-int8, quanto-int8, quanto-int4 (CPU or GPU); gptq-w4a16, "
+        "awq-w4a16 (llm-compressor, GPU only, for vLLM)",
+    )
+    measure_rows: int = Field(
+        32, ge=1, description="golden conversations each export is scored and answers on"
+    )
+    calibration_rows: int = Field(
+        128, ge=8, description="validation conversations that calibrate GPTQ/AWQ"
+    )
+    max_perplexity_increase: float = Field(
+        0.10,
+        ge=0,
+        description="an export whose golden perplexity exceeds the merged model's by "
+        "more than this share fails the export check",
+    )
+    max_rouge_l_drop: float = Field(
+        0.05,
+        ge=0,
+        description="an export whose golden ROUGE-L is lower than the merged "
+        "model's by more than this fails the export check",
+    )
 
 
 class RagConfig(StrictModel):
@@ -552,10 +741,90 @@ class TrackingConfig(StrictModel):
 class ExecutionConfig(StrictModel):
     """How Dagster runs the steps of a run launched from the UI, a schedule or `dagster` CLI."""
 
-    executor: Literal["in_process", "multiprocess"] = Field(
-        "in_process", description="in_process: one process, heavy imports paid once"
+    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+        "in_process",
+        description="in_process: one process, heavy imports paid once; multiprocess: a process "
+        "per step; k8s: a Kubernetes Job per step (dagster-k8s, with the run launcher of "
+        "deploy/helm/values.yaml)",
     )
-    max_concurrent: int = Field(2, ge=1, description="parallel steps with multiprocess")
+    max_concurrent: int = Field(2, ge=1, description="parallel steps with multiprocess or k8s")
+    k8s_namespace: str = Field("llm-assets", description="namespace of the step Jobs (k8s)")
+
+
+class ServingConfig(StrictModel):
+    """`llm-assets serve`: the OpenAI-compatible API and chat page over the champion, and the
+    store of exchanges and feedback. Answers are decoded like evaluation.generation (greedy,
+    its repetition_penalty) unless a request sets temperature, top_p or max_tokens."""
+
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="transformers: in this process, on CPU (or the GPU when there is one); "
+        "vllm: on a GPU machine where the vllm package is installed",
+    )
+    host: str = Field("127.0.0.1", description="address listened on; 0.0.0.0: every interface")
+    port: int = Field(8000, ge=1, le=65535)
+    max_tokens: int = Field(
+        256, ge=1, le=8192, description="longest answer; requests asking for more get this many"
+    )
+    default_max_tokens: int = Field(
+        128, ge=1, description="longest answer when a request does not set max_tokens"
+    )
+    max_request_kb: int = Field(64, ge=1, description="larger request bodies are refused (413)")
+    max_messages: int = Field(32, ge=1, description="most messages in one request")
+    rag: bool = Field(
+        False,
+        description="prepend the rag_index chunks closest to the last user message as a "
+        "system message (also: serve --rag)",
+    )
+    rag_k: int = Field(3, ge=1, le=20, description="chunks retrieved per request")
+    rag_max_chars: int = Field(
+        2000, ge=100, description="most characters of retrieved context; the rest is cut"
+    )
+    database_url_env: str = Field(
+        "LLM_ASSETS_FEEDBACK_DB_URL",
+        description="environment variable holding the SQLAlchemy URL of the exchange and "
+        "feedback store, e.g. postgresql+psycopg://app:secret@db:5432/feedback; unset: SQLite "
+        "at <state dir>/serving/feedback.db",
+    )
+
+    @model_validator(mode="after")
+    def _default_fits_the_cap(self) -> ServingConfig:
+        if self.default_max_tokens > self.max_tokens:
+            raise ValueError(
+                f"default_max_tokens ({self.default_max_tokens}) is above max_tokens "
+                f"({self.max_tokens}); lower it or raise max_tokens"
+            )
+        return self
+
+
+class FeedbackConfig(StrictModel):
+    """The quarterly loop: served exchanges and their feedback become next quarter's training
+    rows; a schedule re-fine-tunes, and a sensor re-cleans when document folders change."""
+
+    first_quarter: date = Field(
+        date(2026, 1, 1), description="first day of the first quarter read from the store"
+    )
+    min_rating_kept: int = Field(
+        4, ge=1, le=5, description="an uncorrected answer rated at least this is kept as it was"
+    )
+    schedule_running: bool = Field(
+        True,
+        description="the quarterly_refinetune schedule starts running (1 January, April, July, "
+        "October) whenever the Dagster daemon runs; false: turn it on in the UI",
+    )
+    document_sensor_running: bool = Field(
+        True, description="re-run cleaning when files in document sources change"
+    )
+    document_sensor_interval_seconds: int = Field(
+        60, ge=5, description="how often document folders are looked at"
+    )
+
+    @field_validator("first_quarter")
+    @classmethod
+    def _starts_a_quarter(cls, value: date) -> date:
+        if value.day != 1 or value.month not in (1, 4, 7, 10):
+            raise ValueError(f"{value} is not the first day of a quarter (1 Jan/Apr/Jul/Oct)")
+        return value
 
 
 class Profile(StrictModel):
@@ -565,10 +834,14 @@ class Profile(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    redteam: RedTeamConfig = Field(default_factory=RedTeamConfig)
+    use_case: UseCaseConfig = Field(default_factory=UseCaseConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     # Set by the loader, not written in YAML: where relative source paths start.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -578,7 +851,12 @@ class Profile(StrictModel):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"source names must be unique; repeated: {repeated}")
-        unknown = sorted(set(self.datasets.templates.by_source) - set(names))
+        if "feedback" in names:
+            raise ValueError(
+                "source name 'feedback' is reserved for the curated serving feedback "
+                "(feedback_records); rename the source"
+            )
+        unknown = sorted(set(self.datasets.templates.by_source) - {*names, "feedback"})
         if unknown:
             raise ValueError(f"datasets.templates.by_source names unknown sources: {unknown}")
         return self

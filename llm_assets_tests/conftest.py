@@ -37,3 +37,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     yield attempts
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_into_the_checkout() -> Iterator[None]:
+    """Tests write under temporary folders only: an `mlruns/` (MLflow's default store, used
+    when an experiment is created without a location) in the checkout means one did not."""
+    strays = [PROJECT_ROOT / "mlruns", PROJECT_ROOT / "mlflow.db"]
+    before = {path for path in strays if path.exists()}
+    yield
+    created = [str(path) for path in strays if path.exists() and path not in before]
+    assert not created, f"tests wrote into the checkout: {created}"

@@ -78,6 +78,7 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
     assert names == {
         "raw_docs",
         "raw_tickets",
+        "feedback_records",
         "cleaned_corpus",
         "cleaning_ledger",
         "near_duplicate_index",
@@ -88,6 +89,9 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
         "chat_template",
         "base_model",
         "qlora_adapter",
+        "golden_predictions",
+        "human_review_scores",
+        "redteam_report",
         "eval_report",
     }
 

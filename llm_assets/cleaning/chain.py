@@ -55,6 +55,7 @@ from llm_assets.cleaning.normalize import (
 from llm_assets.cleaning.pii import redact_pii_batch
 from llm_assets.cleaning.quality import quality_reasons
 from llm_assets.settings import CleaningConfig
+from llm_assets.sources.feedback import CURATION_PREFIX
 from llm_assets.storage import StoredTable, TableWriter, string_schema
 
 CORPUS_COLUMNS = [
@@ -250,6 +251,19 @@ def _readable(
             ledger,
             stages,
             detail="listed in the profile's forget_file",
+        )
+    # Curated-out feedback (see sources/feedback.py) is a decision, not a broken record.
+    curated_out = records["read_error"].fillna("").str.startswith(CURATION_PREFIX)
+    if curated_out.any():
+        records = _remove(
+            records,
+            curated_out,
+            "feedback.curation",
+            "dropped",
+            records["read_error"],
+            ledger,
+            stages,
+            detail=records["error_detail"],
         )
     unreadable = records["read_error"].notna()
     return _remove(
@@ -686,7 +700,13 @@ def clean_corpus(
     )
 
 
-def stored_table_batches(tables: list[StoredTable], batch_size: int) -> Iterator[pd.DataFrame]:
-    """The raw tables' rows in order, batch by batch."""
+def stored_table_batches(
+    tables: list[StoredTable], batch_size: int, frames: list[pd.DataFrame] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The raw tables' rows in order, batch by batch, then those of `frames` (small raw tables
+    already in memory, such as curated feedback)."""
     for table in tables:
         yield from table.batches(batch_size)
+    for frame in frames or []:
+        for start in range(0, len(frame), batch_size):
+            yield frame.iloc[start : start + batch_size].reset_index(drop=True)

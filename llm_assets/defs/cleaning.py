@@ -23,10 +23,11 @@ from llm_assets.cleaning.expectations import (
 )
 from llm_assets.cleaning.ledger import ACTIONS, ledger_discrepancies
 from llm_assets.defs.check_results import preview, to_check_result
-from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
+from llm_assets.defs.resources import READ_PARTITIONS, ArtifactStoreResource, MlflowResource
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.expectations import run_suite
 from llm_assets.settings import Profile, section_digest, state_dir
+from llm_assets.sources.feedback import FEEDBACK_SOURCE
 from llm_assets.storage import StoredTable, TableWriter
 
 CLEANING_CODE_VERSION = "3"
@@ -56,7 +57,13 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="cleaning",
         group_name="cleaning",
-        ins={name: dg.AssetIn(key=name, dagster_type=StoredTable) for name in raw_names},
+        ins={
+            **{name: dg.AssetIn(key=name, dagster_type=StoredTable) for name in raw_names},
+            # Every quarter of curated feedback so far, read like one more source.
+            "feedback_records": dg.AssetIn(
+                partition_mapping=dg.AllPartitionMapping(), metadata={READ_PARTITIONS: "all"}
+            ),
+        },
         outs={
             "cleaned_corpus": dg.AssetOut(
                 code_version=code_version,
@@ -86,6 +93,8 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
 
         config = profile.cleaning
         tables = [raw_tables[name] for name in raw_names]
+        feedback_quarters: dict[str, pd.DataFrame] = raw_tables.pop("feedback_records", {})  # type: ignore[assignment]
+        feedback_rows = sum(len(frame) for frame in feedback_quarters.values())
         previous_index = _previous_near_duplicate_index(context, profile)
         scratch = state_dir() / "tmp"
         run_id = context.run.run_id
@@ -93,14 +102,18 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
         ledger = TableWriter(scratch / f"cleaning_ledger-{run_id}.parquet", ledger_schema())
         try:
             result = clean_stream(
-                lambda: stored_table_batches(tables, config.batch_size),
+                lambda: stored_table_batches(
+                    tables, config.batch_size, list(feedback_quarters.values())
+                ),
                 config,
                 corpus.write,
                 ledger.write,
                 forget=_forget_requests(profile),
                 near_duplicate_index=previous_index,
                 code_sources={source.name for source in profile.sources if source.kind == "git"},
-                workers=_workers(config.workers, sum(t.rows for t in tables), config.batch_size),
+                workers=_workers(
+                    config.workers, sum(t.rows for t in tables) + feedback_rows, config.batch_size
+                ),
                 spill_dir=scratch,
             )
         except BaseException:
@@ -211,6 +224,20 @@ def _previous_near_duplicate_index(
     return index
 
 
+def _feedback_record_counts(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Records per materialized quarter of `feedback_records`, as each recorded them."""
+    key = dg.AssetKey("feedback_records")
+    counts = {}
+    for partition in sorted(instance.get_materialized_partitions(key)):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        if materialization is not None:
+            counts[partition] = int(materialization.metadata["records"].value)  # type: ignore[arg-type]
+    return counts
+
+
 def _build_ledger_check(profile: Profile) -> dg.AssetChecksDefinition:
     raw_names = [raw_asset_name(source) for source in profile.sources]
 
@@ -231,6 +258,9 @@ def _build_ledger_check(profile: Profile) -> dg.AssetChecksDefinition:
             if materialization is None:
                 return dg.AssetCheckResult(passed=False, description=f"{name} is not materialized")
             raw_counts[source.name] = int(materialization.metadata["records"].value)  # type: ignore[arg-type]
+        feedback = _feedback_record_counts(context.instance)
+        if feedback:
+            raw_counts[FEEDBACK_SOURCE] = sum(feedback.values())
         problems = ledger_discrepancies(raw_counts, cleaning_ledger)
         outcome = run_suite(cleaning_ledger, "cleaning_ledger", ledger_expectations())
         passed = outcome.passed and not problems

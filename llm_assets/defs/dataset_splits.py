@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.datasets.canaries import CANARY_SOURCE, plant_canaries
 from llm_assets.datasets.card import CardFacts, render_dataset_card, write_dataset_export
 from llm_assets.datasets.ledger import dataset_ledger, dataset_ledger_summary
 from llm_assets.datasets.lengths import conversation_token_counts, length_stats
@@ -78,6 +79,15 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
             config.seed,
             config.leak_threshold,
         )
+        # Canaries join train only, before the ledger, so the ledger accounts for them too.
+        splits = plant_canaries(
+            splits,
+            profile.redteam.canaries,
+            profile.redteam.canary_copies,
+            config.system_prompt,
+            lambda messages: conversation_token_counts(tokenizer, messages),
+        )
+        canary_rows = int((splits.train["source"] == CANARY_SOURCE).sum())
         ledger = dataset_ledger(
             records_without_pairs(cleaned_corpus, sft_pairs, config),
             golden,
@@ -135,6 +145,7 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
                 "dagster/row_count": len(splits.train) + len(splits.validation),
                 "dropped_too_long": len(splits.too_long),
                 "dropped_golden_leak": len(splits.leaked),
+                "canary_rows_planted": canary_rows,
                 "token_lengths": dg.MetadataValue.md(stats.to_markdown(index=False)),
                 "export": dg.MetadataValue.path(str(export_dir)),
                 "dataset_card": dg.MetadataValue.md(card.split("\n---\n", 1)[-1]),

@@ -37,7 +37,8 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     pairs_version = _digest(config.model_dump(include={"system_prompt", "templates", "teacher"}))
     golden_settings = {"golden_size", "seed", "leak_threshold", "golden_file_mode", "system_prompt"}
     golden_version = f"{_digest(config.model_dump(include=golden_settings))}-{golden_digest}"
-    dataset_version = f"{DATASETS_CODE_VERSION}-{section_digest(config)}-{golden_digest}"
+    canaries = _digest([profile.redteam.canaries, profile.redteam.canary_copies])
+    dataset_version = f"{DATASETS_CODE_VERSION}-{section_digest(config)}-{golden_digest}-{canaries}"
 
     @dg.asset(
         group_name="datasets",

@@ -1,5 +1,13 @@
-"""Group `evaluation`: the tuned model against its base, on the same held-out conversations."""
+"""Group `evaluation`: the tuned model against its base (and the current champion) on the same
+held-out conversations; the blinded files for human review and the scores that come back; the
+report with the promotion verdict.
 
+`golden_predictions` -> `human_review_scores` -> `eval_report` <- `redteam_report`
+"""
+
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -7,18 +15,176 @@ import pandas as pd
 
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile, section_digest
+from llm_assets.storage import frame_digest
 
-EVAL_CODE_VERSION = "1"
+EVAL_CODE_VERSION = "2"
+
+
+def review_folder(profile: Profile, artifacts: ArtifactStoreResource) -> Path:
+    """`evaluation.review_dir` (relative to the profile), else `review/` beside the artifact
+    store: <state dir>/review."""
+    configured = profile.evaluation.review_dir
+    if configured is None:
+        return Path(artifacts.base_dir).parent / "review"
+    path = Path(configured)
+    return path if path.is_absolute() else profile.base_dir / path
+
+
+def metric_cache(artifacts: ArtifactStoreResource) -> Path:
+    """Where `evaluate` copies the project's metric modules: inside the state folder."""
+    return Path(artifacts.base_dir).parent / "cache" / "evaluate"
 
 
 def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     config = profile.evaluation
+    code_version = f"{EVAL_CODE_VERSION}-{section_digest(config)}"
+    # Generation re-runs only for the settings it reads, not for a new bootstrap size.
+    answered = config.model_dump(
+        include={
+            "max_eval_rows",
+            "generation",
+            "compare_with_champion",
+            "review_dir",
+            "review_seed",
+        }
+    )
+    answered_digest = hashlib.sha256(json.dumps(answered, sort_keys=True).encode()).hexdigest()
+    predictions_version = f"{EVAL_CODE_VERSION}-{answered_digest[:12]}"
 
     @dg.asset(
-        group_name="evaluation",
-        code_version=f"{EVAL_CODE_VERSION}-{section_digest(config)}",
-        kinds={"pytorch", "mlflow"},
+        group_name="evaluation", code_version=predictions_version, kinds={"pytorch", "mlflow"}
     )
+    def golden_predictions(
+        context: dg.AssetExecutionContext,
+        artifacts: ArtifactStoreResource,
+        mlflow: MlflowResource,
+        qlora_adapter: dict[str, Any],
+        golden_set: pd.DataFrame,
+    ) -> dg.Output[pd.DataFrame]:
+        """Answers to every golden prompt from the tuned model, its base and the MLflow
+        `champion` (when one exists), one row per prompt and model with tokens and timings; and
+        the blinded A/B review files (tuned vs champion, else base) in the review folder."""
+        from llm_assets.datasets.chat_template import load_chat_tokenizer
+        from llm_assets.evaluation.predictions import (
+            answer_golden_set,
+            answers_by_model,
+            contenders,
+            generation_speed,
+            vocabulary_mismatch,
+        )
+        from llm_assets.evaluation.registry import find_champion
+        from llm_assets.evaluation.review import build_review_export, write_review_files
+
+        tokenizer = load_chat_tokenizer(qlora_adapter["path"])
+        champion, skipped = None, ""
+        if config.compare_with_champion:
+            champion = find_champion(mlflow.tracking(), profile.use_case.registered_model_name)
+            reason = vocabulary_mismatch(tokenizer, champion) if champion else None
+            if champion and reason:
+                skipped = f"version {champion.get('version')}: {reason}"
+                context.log.warning(f"champion not compared: {skipped}")
+                champion = None
+        golden = golden_set.head(config.max_eval_rows)
+        table = answer_golden_set(
+            contenders(qlora_adapter, champion), tokenizer, golden, config.generation
+        )
+
+        tuned = table[table["model"] == "tuned"]
+        baseline = "champion" if champion else "base"
+        pair_ids = tuned["pair_id"].to_list()
+        answers = answers_by_model(table, pair_ids)
+        export = build_review_export(
+            pair_ids,
+            tuned["conversation"].to_list(),
+            tuned["reference"].to_list(),
+            answers["tuned"],
+            answers[baseline],
+            baseline_label=baseline,
+            seed=config.review_seed,
+        )
+        review_dir = review_folder(profile, artifacts)
+        files = write_review_files(export, review_dir)
+        # The key that unblinds the review stays here, never in the review folder.
+        with artifacts.new_folder("golden_predictions", context.run.run_id) as folder:
+            (folder / "review_key.json").write_text(
+                json.dumps({"export_id": export.export_id, "items": export.key_records()})
+            )
+            table.to_csv(folder / "predictions.csv", index=False)
+        sides = export.key.melt(id_vars=["item_id", "pair_id"], var_name="side", value_name="model")
+        table = table.merge(
+            sides.rename(columns={"item_id": "review_item", "side": "review_side"}),
+            on=["pair_id", "model"],
+            how="left",
+        ).assign(export_id=export.export_id, champion_skipped=skipped)
+        speed = generation_speed(table)
+        return dg.Output(
+            table,
+            data_version=dg.DataVersion(frame_digest(table.drop(columns=["batch_latency_ms"]))),
+            metadata={
+                "dagster/row_count": len(table),
+                "models": ", ".join(table["model"].unique()),
+                "baseline": baseline,
+                "champion_skipped": skipped or "no",
+                "review_export_id": export.export_id,
+                "review_csv": dg.MetadataValue.path(str(files["csv"])),
+                "review_jsonl": dg.MetadataValue.path(str(files["jsonl"])),
+                "speed": dg.MetadataValue.json(speed),
+                "preview": dg.MetadataValue.md(
+                    table[["model", "task", "answer"]]
+                    .head(6)
+                    .assign(answer=lambda f: f["answer"].str.slice(0, 80).str.replace("\n", " "))
+                    .to_markdown(index=False)
+                ),
+            },
+        )
+
+    @dg.asset(group_name="evaluation", code_version=code_version, kinds={"pandas"})
+    def human_review_scores(
+        artifacts: ArtifactStoreResource, golden_predictions: pd.DataFrame
+    ) -> dg.Output[dict[str, Any]]:
+        """Scores reviewers wrote into the review files of the current export (1-5 for
+        accuracy, helpfulness, tone and factual correctness), validated and unblinded into mean
+        scores per model. Materialize it again after reviewers save their files."""
+        from llm_assets.evaluation.review import (
+            REVIEW_CRITERIA,
+            ReviewFileError,
+            import_reviews,
+            review_file_paths,
+        )
+
+        export_id = str(golden_predictions["export_id"].iloc[0])
+        keyed = golden_predictions.dropna(subset=["review_item"])
+        key: dict[str, dict[str, str]] = {}
+        for row in keyed.itertuples():
+            key.setdefault(str(row.review_item), {})[str(row.review_side)] = str(row.model)
+        review_dir = review_folder(profile, artifacts)
+        try:
+            scores = import_reviews(review_dir, export_id, key)
+        except ReviewFileError as error:
+            raise dg.Failure(
+                description=f"A review file of export {export_id} is malformed:\n{error}",
+                metadata={"review_dir": dg.MetadataValue.path(str(review_dir))},
+            ) from error
+        blank = review_file_paths(review_dir, export_id)
+        how = (
+            f"Open {blank['csv'].name} (or the .jsonl) in {review_dir}, score answer_a and "
+            f"answer_b 1-5 in the columns {', '.join(f'{c}_a/_b' for c in REVIEW_CRITERIA)}, "
+            "add a comment if useful, and save it there (in place, or as a copy whose name "
+            "keeps the export id); then materialize human_review_scores again."
+        )
+        return dg.Output(
+            scores.as_dict(),
+            metadata={
+                "reviews": scores.reviews,
+                "files": ", ".join(scores.files) or "none yet",
+                "review_dir": dg.MetadataValue.path(str(review_dir)),
+                "export_id": export_id,
+                "scores": dg.MetadataValue.json(scores.scores),
+                "how_to_review": how,
+            },
+        )
+
+    @dg.asset(group_name="evaluation", code_version=code_version, kinds={"pytorch", "mlflow"})
     def eval_report(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
@@ -26,62 +192,138 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         qlora_adapter: dict[str, Any],
         sft_dataset: Any,
         golden_set: pd.DataFrame,
+        golden_predictions: pd.DataFrame,
+        human_review_scores: dict[str, Any],
+        redteam_report: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
-        """Answer perplexity of base and tuned model on validation and golden set; a report."""
+        """Tuned vs base (and champion): perplexity on validation and golden, ROUGE-L, BLEU,
+        chrF and exact match on the golden answers with paired bootstrap intervals, generation
+        speed, human scores, red-team pass rates and the promotion verdict; a Markdown and an
+        HTML report, logged to the adapter's MLflow run."""
         import mlflow as mlflow_client
-        import torch
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from llm_assets.evaluation.perplexity import perplexity
+        from llm_assets.datasets.chat_template import load_chat_tokenizer
+        from llm_assets.evaluation.comparison import compare_models
+        from llm_assets.evaluation.generation import ModelUnderTest
+        from llm_assets.evaluation.perplexity import perplexities_of
+        from llm_assets.evaluation.promotion import judge_promotion
         from llm_assets.evaluation.report import render_eval_report
 
-        conversations = {
+        models = golden_predictions.drop_duplicates("model")
+        answered = golden_predictions.loc[golden_predictions["model"] == "tuned", "pair_id"]
+        by_pair = golden_set.set_index(golden_set["pair_id"].astype(str))["messages"]
+        splits = {
             "validation": list(sft_dataset["validation"]["messages"])[: config.max_eval_rows],
-            "golden": list(golden_set["messages"])[: config.max_eval_rows],
+            "golden": [by_pair[pair_id] for pair_id in answered.astype(str)],
         }
-        conversations["golden"] = [
-            list(map(dict, messages)) for messages in conversations["golden"]
-        ]
-        tokenizer = AutoTokenizer.from_pretrained(qlora_adapter["path"])
-        base = AutoModelForCausalLM.from_pretrained(
-            qlora_adapter["base_model_path"], dtype=torch.float32
+        perplexities = perplexities_of(
+            [
+                ModelUnderTest(
+                    row.model,
+                    row.base_model_path,
+                    row.model_path if row.method != "none" else None,
+                    row.method,
+                )
+                for row in models.itertuples()
+            ],
+            load_chat_tokenizer(qlora_adapter["path"]),
+            {
+                split: [[dict(m) for m in conversation] for conversation in conversations]
+                for split, conversations in splits.items()
+            },
+            profile.datasets.max_length,
+            config.batch_size,
         )
-        metrics: dict[str, Any] = {"rows": {}, "mlflow_run_id": qlora_adapter["mlflow_run_id"]}
-        for split, rows in conversations.items():
-            result = perplexity(
-                base, tokenizer, rows, profile.datasets.max_length, config.batch_size
-            )
-            metrics[f"{split}_perplexity_base"] = result.perplexity
-            metrics[f"{split}_tokens"] = result.tokens
-            metrics["rows"][split] = result.rows
-        if qlora_adapter["method"] == "full":
-            tuned = AutoModelForCausalLM.from_pretrained(qlora_adapter["path"], dtype=torch.float32)
-        else:
-            tuned = PeftModel.from_pretrained(base, qlora_adapter["path"])
-        for split, rows in conversations.items():
-            result = perplexity(
-                tuned, tokenizer, rows, profile.datasets.max_length, config.batch_size
-            )
-            metrics[f"{split}_perplexity_tuned"] = result.perplexity
-
-        report = render_eval_report(metrics, qlora_adapter["base_model_id"], qlora_adapter["path"])
+        metrics = compare_models(golden_predictions, perplexities, config, metric_cache(artifacts))
+        metrics |= {
+            "mlflow_run_id": qlora_adapter["mlflow_run_id"],
+            "base_model_id": qlora_adapter.get("base_model_id", ""),
+            "adapter_path": qlora_adapter["path"],
+            "method": qlora_adapter.get("method", ""),
+            "models": [
+                {
+                    "label": row.model,
+                    "path": row.model_path,
+                    "base_model_path": row.base_model_path,
+                    "method": row.method,
+                    "version": row.model_version,
+                }
+                for row in models.itertuples()
+            ],
+            "champion_skipped": str(golden_predictions["champion_skipped"].iloc[0]),
+            "redteam_pass_rate": redteam_report["pass_rate"],
+            "redteam_categories": redteam_report["categories"],
+            "redteam_canary_leaks": redteam_report.get("canary_leaks", 0),
+            "redteam_pii_in_outputs": redteam_report.get("pii_in_outputs", 0),
+            "redteam_failures": list(redteam_report.get("failures", []))[:5],
+            "human_scores": human_review_scores["scores"],
+            "human_counts": human_review_scores["counts"],
+            "human_reviews": human_review_scores["reviews"],
+            "review_export_id": human_review_scores["export_id"],
+            "review_dir": human_review_scores["review_dir"],
+        }
+        decision = judge_promotion(metrics, profile.use_case.criteria)
+        metrics["promotion"] = {
+            "passed": decision.passed,
+            "summary": decision.summary(),
+            "criteria": decision.as_rows(),
+        }
+        client = mlflow.tracking().MlflowClient()
+        history = [
+            (int(m.step), float(m.value))
+            for m in client.get_metric_history(qlora_adapter["mlflow_run_id"], "loss")
+        ]
+        markdown, ui_markdown, page, figures = render_eval_report(metrics, history)
         with artifacts.new_folder("eval_report", context.run.run_id) as folder:
-            (folder / "report.md").write_text(report, encoding="utf-8")
-        report_path = artifacts.folder("eval_report", context.run.run_id) / "report.md"
-        numeric = {k: v for k, v in metrics.items() if isinstance(v, float)}
+            (folder / "report.md").write_text(markdown, encoding="utf-8")
+            (folder / "report.html").write_text(page, encoding="utf-8")
+            for figure in figures:
+                (folder / f"{figure.name}.png").write_bytes(figure.png)
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        report_dir = artifacts.folder("eval_report", context.run.run_id)
+        value = {
+            **metrics,
+            "report_path": str(report_dir / "report.md"),
+            "report_html_path": str(report_dir / "report.html"),
+        }
+        numeric = mlflow_metrics(value)
         with mlflow.start_run(context, "eval_report", run_id=qlora_adapter["mlflow_run_id"]) as run:
-            mlflow_client.log_metrics({f"eval.{k}": v for k, v in numeric.items()})
-            mlflow_client.log_artifact(str(report_path), artifact_path="eval")
-        value = {**metrics, "report_path": str(report_path)}
+            mlflow_client.log_metrics(numeric)
+            mlflow_client.log_artifacts(str(report_dir), artifact_path="eval")
         return dg.Output(
             value,
             metadata={
-                "report": dg.MetadataValue.md(report),
-                "report_path": dg.MetadataValue.path(str(report_path)),
+                "report": dg.MetadataValue.md(ui_markdown),
+                "report_path": dg.MetadataValue.path(value["report_path"]),
+                "report_html": dg.MetadataValue.path(value["report_html_path"]),
                 "mlflow_run": dg.MetadataValue.url(mlflow.run_url(run)),
-                **{k: round(v, 4) for k, v in numeric.items()},
+                "promotion": decision.summary(),
+                **{
+                    key: round(numeric[f"eval.{key}"], 4)
+                    for key in ("golden_rougeL_tuned", "golden_rougeL_baseline")
+                },
             },
         )
 
-    return [eval_report], []
+    return [golden_predictions, human_review_scores, eval_report], []
+
+
+def mlflow_metrics(value: dict[str, Any]) -> dict[str, float]:
+    """The report's numbers as flat MLflow metric names: eval.<key>, eval.deltas.<name>.<part>,
+    eval.human.<label>.<criterion>, eval.redteam.<category>."""
+    flat: dict[str, float] = {}
+    for key, item in value.items():
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int | float):
+            flat[f"eval.{key}"] = float(item)
+    for name, delta in value.get("deltas", {}).items():
+        for part, number in delta.items():
+            flat[f"eval.deltas.{name}.{part}"] = float(number)
+    for label, scores in value.get("human_scores", {}).items():
+        for criterion, number in scores.items():
+            flat[f"eval.human.{label}.{criterion}"] = float(number)
+    for category, entry in value.get("redteam_categories", {}).items():
+        flat[f"eval.redteam.{category}.pass_rate"] = float(entry["pass_rate"])
+    flat["eval.promotion_passed"] = float(bool(value.get("promotion", {}).get("passed")))
+    return flat

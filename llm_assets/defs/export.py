@@ -1,4 +1,5 @@
-"""Group `export`: the adapter merged into its base, quantized, re-loaded and measured."""
+"""Group `export`: the adapter merged into its base, then quantized copies, each re-loaded and
+measured against the merged model."""
 
 from typing import Any
 
@@ -6,10 +7,11 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile, section_digest, state_dir
 from llm_assets.storage import folder_digest
 
-EXPORT_CODE_VERSION = "1"
+EXPORT_CODE_VERSION = "2"
+CHECK_ROWS = 16
 
 
 def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
@@ -17,61 +19,156 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="export",
-        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(config)}",
+        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(profile.model)}",
         kinds={"pytorch", "safetensors"},
+    )
+    def merged_model(
+        context: dg.AssetExecutionContext,
+        artifacts: ArtifactStoreResource,
+        qlora_adapter: dict[str, Any],
+    ) -> dg.Output[dict[str, Any]]:
+        """The adapter folded into its full-precision base: one safetensors model with the
+        training tokenizer and chat template, and a model card naming where it came from."""
+        from llm_assets.export.merge import CannotMerge, merge_adapter, model_card
+
+        manifest: dict[str, Any] = {
+            "base_model_id": qlora_adapter["base_model_id"],
+            "base_model_path": qlora_adapter["base_model_path"],
+            "method": qlora_adapter["method"],
+            "mlflow_run_id": qlora_adapter["mlflow_run_id"],
+            "adapter_weights_digest": qlora_adapter["weights_digest"],
+            "license": profile.model.license,
+            "name": f"{profile.use_case.name} ({qlora_adapter['method']}, merged)",
+        }
+        try:
+            with artifacts.new_folder("merged_model", context.run.run_id) as folder:
+                merge_adapter(
+                    qlora_adapter["base_model_path"],
+                    qlora_adapter["path"],
+                    qlora_adapter["method"],
+                    folder,
+                )
+                (folder / "README.md").write_text(model_card(manifest), encoding="utf-8")
+        except CannotMerge as error:
+            raise dg.Failure(str(error)) from error
+        path = artifacts.folder("merged_model", context.run.run_id)
+        manifest.update(path=str(path), weights_digest=folder_digest(path))
+        return dg.Output(
+            manifest,
+            data_version=dg.DataVersion(manifest["weights_digest"]),
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "base_model": manifest["base_model_id"],
+                "method": manifest["method"],
+                "size_mb": round(sum(p.stat().st_size for p in path.rglob("*")) / 2**20, 2),
+            },
+        )
+
+    @dg.asset(
+        group_name="export",
+        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(config)}"
+        f"-{section_digest(profile.evaluation.generation)}",
+        kinds={"pytorch", "mlflow"},
     )
     def quantized_export(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
-        qlora_adapter: dict[str, Any],
+        merged_model: dict[str, Any],
         golden_set: pd.DataFrame,
+        sft_dataset: Any,
     ) -> dg.Output[dict[str, Any]]:
-        """Merged model plus one quantized copy per `export.formats`; each re-loaded from disk and
-        scored on the golden set, so a copy that answers worse shows it."""
+        """One quantized copy per `export.formats`. Each is loaded back from disk and measured
+        on the same golden conversations as the merged model: size, load time, tokens/s,
+        perplexity and golden ROUGE-L, and their deltas, so a copy that answers worse shows it."""
+        from pathlib import Path
+
         import mlflow as mlflow_client
 
-        from llm_assets.export.quantize import QUANTIZERS, measure_model, merge_adapter
+        from llm_assets.datasets.chat_template import render_chat
+        from llm_assets.evaluation.metrics import load_metric
+        from llm_assets.export.quantize import (
+            QUANTIZERS,
+            ExportUnavailable,
+            Reference,
+            measure_export,
+        )
 
         conversations = [
             [dict(message) for message in messages]
-            for messages in golden_set["messages"][: profile.evaluation.max_eval_rows]
+            for messages in golden_set["messages"][: config.measure_rows]
         ]
-        max_length = profile.datasets.max_length
-        with artifacts.new_folder("quantized_export", context.run.run_id) as folder:
-            merged_dir = folder / "merged"
-            if qlora_adapter["method"] == "full":
-                import shutil
+        rouge = load_metric("rouge", state_dir() / "evaluate")
 
-                shutil.copytree(qlora_adapter["path"], merged_dir)
-            else:
-                merge_adapter(qlora_adapter["base_model_path"], qlora_adapter["path"], merged_dir)
-            merged = measure_model(merged_dir, conversations, max_length, None, "merged-fp32")
-            measurements = [merged]
-            for export_format in config.formats:
-                export_dir = folder / export_format
-                QUANTIZERS[export_format](merged_dir, export_dir)
-                measurements.append(
-                    measure_model(
-                        export_dir, conversations, max_length, merged.perplexity, export_format
+        def golden_rouge_l(answers: list[str], references: list[str]) -> float:
+            return float(rouge.compute(predictions=answers, references=references)["rougeL"])
+
+        merged_dir = Path(merged_model["path"])
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+        calibration = [
+            render_chat(tokenizer, [dict(m) for m in messages])
+            for messages in sft_dataset["validation"]["messages"][: config.calibration_rows]
+        ]
+        generation = profile.evaluation.generation
+        max_length = profile.datasets.max_length
+        merged = measure_export(
+            merged_dir, "merged-fp32", conversations, max_length, generation, golden_rouge_l
+        )
+        reference = Reference(merged.perplexity, merged.golden_rouge_l)
+        measurements = [merged]
+        try:
+            with artifacts.new_folder("quantized_export", context.run.run_id) as folder:
+                for export_format in config.formats:
+                    context.log.info(f"quantizing to {export_format}")
+                    QUANTIZERS[export_format](merged_dir, folder / export_format, calibration)
+                    measurements.append(
+                        measure_export(
+                            folder / export_format,
+                            export_format,
+                            conversations,
+                            max_length,
+                            generation,
+                            golden_rouge_l,
+                            reference,
+                        )
                     )
-                )
+        except ExportUnavailable as error:
+            raise dg.Failure(str(error)) from error
         final = artifacts.folder("quantized_export", context.run.run_id)
         table = pd.DataFrame([m.as_row() for m in measurements])
         table["path"] = [
-            str(final / ("merged" if m.format == "merged-fp32" else m.format)) for m in measurements
+            str(merged_dir if m.format == "merged-fp32" else final / m.format) for m in measurements
         ]
-        with mlflow.start_run(context, "quantized_export", run_id=qlora_adapter["mlflow_run_id"]):
+        shown = table.drop(columns=["path"])
+        (final / "README.md").write_text(
+            "# Quantized exports\n\nEach re-loaded from its folder and measured on "
+            f"{len(conversations)} golden conversations against the merged model.\n\n"
+            + shown.to_markdown(index=False, floatfmt=".4g")
+            + "\n",
+            encoding="utf-8",
+        )
+        with mlflow.start_run(context, "quantized_export", run_id=merged_model["mlflow_run_id"]):
             for row in table.to_dict("records"):
                 mlflow_client.log_metrics(
                     {
-                        f"export.{row['format']}.size_mb": row["size_bytes"] / 2**20,
-                        f"export.{row['format']}.perplexity": row["perplexity"],
-                        f"export.{row['format']}.perplexity_delta": row["perplexity_delta"],
+                        f"export.{row['format']}.{name}": float(row[name])
+                        for name in (
+                            "size_mb",
+                            "load_seconds",
+                            "tokens_per_second",
+                            "perplexity",
+                            "perplexity_delta",
+                            "golden_rouge_l",
+                            "golden_rouge_l_delta",
+                        )
                     }
                 )
+            mlflow_client.log_table(shown, artifact_file="export/quantized_exports.json")
         manifest = {
             "path": str(final),
+            "merged_path": str(merged_dir),
             "exports": table.to_dict("records"),
             "weights_digest": folder_digest(final),
         }
@@ -79,9 +176,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             manifest,
             data_version=dg.DataVersion(manifest["weights_digest"]),
             metadata={
-                "exports": dg.MetadataValue.md(
-                    table.drop(columns=["path"]).to_markdown(index=False)
-                ),
+                "exports": dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4g")),
                 "path": dg.MetadataValue.path(str(final)),
             },
         )
@@ -90,7 +185,8 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         asset=quantized_export,
         additional_ins={"qlora_adapter": dg.AssetIn("qlora_adapter"), "golden_set": dg.AssetIn()},
         blocking=True,
-        description="Every export carries the chat template the adapter was trained with.",
+        description="The merged model and every export carry the chat template the adapter was "
+        "trained with.",
     )
     def quantized_export_keeps_training_chat_template(
         quantized_export: dict[str, Any], qlora_adapter: dict[str, Any], golden_set: pd.DataFrame
@@ -99,7 +195,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
         from llm_assets.datasets.chat_template import template_differences
 
-        rows = [[dict(m) for m in messages] for messages in golden_set["messages"][:16]]
+        rows = [[dict(m) for m in messages] for messages in golden_set["messages"][:CHECK_ROWS]]
         trained = AutoTokenizer.from_pretrained(qlora_adapter["path"])
         problems = {
             row["format"]: template_differences(
@@ -113,4 +209,27 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             metadata={"differences": dg.MetadataValue.json(problems)},
         )
 
-    return [quantized_export], [quantized_export_keeps_training_chat_template]
+    @dg.asset_check(
+        asset=quantized_export,
+        description="No export answers the golden set much worse than the merged model: "
+        "perplexity and ROUGE-L within export.max_perplexity_increase / max_rouge_l_drop.",
+    )
+    def quantized_export_answers_like_merged_model(
+        quantized_export: dict[str, Any],
+    ) -> dg.AssetCheckResult:
+        from llm_assets.export.quantize import exports_answering_worse
+
+        worse = exports_answering_worse(
+            quantized_export["exports"], config.max_perplexity_increase, config.max_rouge_l_drop
+        )
+        return dg.AssetCheckResult(
+            passed=not worse,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(worse) or "every export within tolerance of the merged model",
+            metadata={"exports_answering_worse": len(worse)},
+        )
+
+    return (
+        [merged_model, quantized_export],
+        [quantized_export_keeps_training_chat_template, quantized_export_answers_like_merged_model],
+    )

@@ -1,15 +1,21 @@
-"""External systems as resources: the asset store, the artifact store and MLflow."""
+"""External systems as resources: the asset store, the artifact store, MLflow and the launcher
+of training processes."""
 
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterator
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from llm_assets.settings import PROJECT_ROOT, state_dir
 from llm_assets.storage import (
@@ -21,6 +27,9 @@ from llm_assets.storage import (
 )
 
 _FORMATS = (".parquet", ".hfds", ".json")
+# Metadata key of an input that reads every partition of a partitioned upstream as a dict, even
+# when there happens to be only one (`dg.AssetIn(metadata={READ_PARTITIONS: "all"})`).
+READ_PARTITIONS = "llm_assets/read_partitions"
 
 
 class LocalAssetIOManager(dg.ConfigurableIOManager):
@@ -43,6 +52,8 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
         import json
 
         stem = self._stem(context.asset_key)
+        if context.has_asset_partitions:
+            stem = stem / context.asset_partition_key
         if isinstance(obj, StoredTable):
             move_into_place(obj.path, stem.with_suffix(".parquet"))
         elif isinstance(obj, pd.DataFrame):
@@ -70,9 +81,24 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
             )
 
     def load_input(self, context: dg.InputContext) -> Any:
+        stem = self._stem(context.asset_key)
+        if context.has_asset_partitions:
+            keys = sorted(context.asset_partition_keys)
+            wants_all = (context.definition_metadata or {}).get(READ_PARTITIONS) == "all"
+            if len(keys) == 1 and not wants_all:
+                return self._load(context, stem / keys[0])
+            # A partitioned upstream (feedback by quarter) read whole: the partitions that were
+            # materialized, by key, in key order. A quarter never materialized holds nothing.
+            return {
+                key: self._load(context, stem / key)
+                for key in keys
+                if any(stem.joinpath(key).with_suffix(suffix).exists() for suffix in _FORMATS)
+            }
+        return self._load(context, stem)
+
+    def _load(self, context: dg.InputContext, stem: Path) -> Any:
         import json
 
-        stem = self._stem(context.asset_key)
         if stem.with_suffix(".parquet").is_file():
             if _wants_stored_table(context):
                 return StoredTable.open(stem.with_suffix(".parquet"))
@@ -156,12 +182,25 @@ class MlflowResource(dg.ConfigurableResource):
     def resolved_tracking_uri(self) -> str:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
+    def tracking(self) -> Any:
+        """The `mlflow` module pointed at this store and experiment, for registry calls and
+        reads outside a run."""
+        return self._client_ready()
+
     def _client_ready(self) -> Any:
         import mlflow
 
-        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        uri = self.resolved_tracking_uri()
+        server = uri.startswith(("http://", "https://"))
+        if server:
+            check_tracking_server(uri)
+        mlflow.set_tracking_uri(uri)
         if mlflow.get_experiment_by_name(self.experiment_name) is None:
-            artifacts = self.artifact_root or (Path(state_dir()) / "mlflow" / "artifacts").as_uri()
+            # A tracking server stores artifacts where it was told to (--artifacts-destination);
+            # a local store keeps them beside its database.
+            artifacts = self.artifact_root or (
+                None if server else (Path(state_dir()) / "mlflow" / "artifacts").as_uri()
+            )
             mlflow.create_experiment(self.experiment_name, artifact_location=artifacts)
         mlflow.set_experiment(self.experiment_name)
         return mlflow
@@ -186,7 +225,36 @@ class MlflowResource(dg.ConfigurableResource):
             yield run
 
     def run_url(self, run: Any) -> str:
-        return f"{self.ui_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        uri = self.resolved_tracking_uri()
+        ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else self.ui_url
+        return f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+class MlflowUnavailable(RuntimeError):
+    """The MLflow tracking server does not answer."""
+
+
+def check_tracking_server(uri: str, timeout_seconds: float = 5.0) -> None:
+    """Raise `MlflowUnavailable` unless the server at `uri` answers its health check in time.
+
+    The MLflow client retries an unreachable server for minutes, and a run that cannot record
+    its results must fail before hours of GPU time, not after."""
+    import urllib.error
+    import urllib.request
+
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout_seconds) as response:  # noqa: S310
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError) as error:
+        problem = str(getattr(error, "reason", error))
+    raise MlflowUnavailable(
+        f"the MLflow tracking server at {uri} is unreachable ({problem}); nothing was started. "
+        "Start it (make mlflow, or the team's server), or point MLFLOW_TRACKING_URI at one "
+        "that answers"
+    )
 
 
 def default_tracking_uri() -> str:
@@ -195,20 +263,207 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{database}"
 
 
+class TrainingLauncherResource(dg.ConfigurableResource):
+    """Runs a training command in a process of its own and talks to it through Dagster Pipes:
+    its logs stream into the Dagster run, and what it reports becomes the materialization.
+
+    Here the process is local (the step's machine); a Kubernetes Pipes client can take this
+    resource's place with the same `run`. The process is started in its own process group, so
+    a terminated Dagster run stops the launcher and every training process under it. A failed
+    process raises `dg.Failure` with its exit code and the tail of its stderr.
+    """
+
+    stderr_tail_lines: int = Field(
+        default=40, description="lines of the process's stderr quoted when it fails"
+    )
+    termination_timeout_seconds: float = Field(
+        default=60.0, description="after SIGINT on a terminated run, how long before SIGKILL"
+    )
+
+    def run(
+        self,
+        context: dg.AssetExecutionContext,
+        command: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> dg.PipesClientCompletedInvocation:
+        with dg.open_pipes_session(
+            context=context,
+            context_injector=dg.PipesTempFileContextInjector(),
+            message_reader=dg.PipesTempFileMessageReader(),
+            extras=extras,
+        ) as session:
+            process = subprocess.Popen(
+                list(command),
+                cwd=cwd or str(PROJECT_ROOT),
+                env={
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    **(env or {}),
+                    **session.get_bootstrap_env_vars(),
+                },
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            tail: deque[str] = deque(maxlen=self.stderr_tail_lines)
+            copier = threading.Thread(target=_copy_stderr, args=(process, tail), daemon=True)
+            copier.start()
+            try:
+                process.wait()
+            except dg.DagsterExecutionInterruptedError:
+                context.log.info("[training] run terminated: SIGINT to the training processes")
+                self._stop(process)
+                raise
+            finally:
+                copier.join(timeout=10)
+            if process.returncode != 0:
+                quoted = "\n".join(tail) or "(nothing on stderr)"
+                raise dg.Failure(
+                    description=f"The training process failed with exit code "
+                    f"{process.returncode}. Last lines of its stderr:\n{quoted}",
+                    metadata={
+                        "exit_code": process.returncode,
+                        "command": dg.MetadataValue.text(" ".join(command)),
+                        "stderr_tail": dg.MetadataValue.text(quoted),
+                    },
+                )
+        return dg.PipesClientCompletedInvocation(session)
+
+    def _stop(self, process: subprocess.Popen[bytes]) -> None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=self.termination_timeout_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class KubernetesTrainingLauncherResource(TrainingLauncherResource):
+    """The training step in a GPU pod of its own, through Dagster Pipes' Kubernetes client: the
+    same `accelerate launch` command as the local launcher, in the same image, so the paths in
+    it (the interpreter, conf/accelerate, the spec on the shared volume) hold in the pod too.
+    The pod spec (GPU request, node selector, volumes, secrets) is deploy/k8s/training-pod.yaml.
+    Selected with LLM_ASSETS_TRAINING_LAUNCHER=kubernetes (deploy/helm/values.yaml sets it)."""
+
+    pod_template: str = Field(
+        default=str(PROJECT_ROOT / "deploy" / "k8s" / "training-pod.yaml"),
+        description="a Pod manifest whose metadata and spec every training pod starts from",
+    )
+    image: str | None = Field(
+        default=None, description="the training image; default: the template's container image"
+    )
+    namespace: str | None = Field(default=None, description="default: the template's namespace")
+    load_incluster_config: bool = True
+
+    def _template(self) -> dict[str, Any]:
+        import yaml
+
+        return yaml.safe_load(Path(self.pod_template).read_text(encoding="utf-8"))
+
+    def pod_body(self, pod_name: str, command: Sequence[str], env: Mapping[str, str]) -> Any:
+        """The pod the Pipes client creates for `command` (a kubernetes V1Pod)."""
+        from dagster_k8s.pipes import build_pod_body
+
+        template = self._template()
+        return build_pod_body(
+            pod_name=pod_name,
+            image=self.image or template["spec"]["containers"][0]["image"],
+            command=list(command),
+            env_vars=dict(env),
+            base_pod_meta=template["metadata"],
+            base_pod_spec=template["spec"],
+        )
+
+    def run(
+        self,
+        context: dg.AssetExecutionContext,
+        command: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> dg.PipesClientCompletedInvocation:
+        from dagster_k8s import PipesK8sClient
+
+        template = self._template()
+        return PipesK8sClient(load_incluster_config=self.load_incluster_config).run(
+            context=context,
+            image=self.image or template["spec"]["containers"][0]["image"],
+            command=list(command),
+            namespace=self.namespace or template["metadata"].get("namespace"),
+            env=dict(env or {}),
+            base_pod_meta=template["metadata"],
+            base_pod_spec=template["spec"],
+            extras=extras,
+        )
+
+
+def training_launcher_from_environment() -> Any:
+    """`kubernetes` in LLM_ASSETS_TRAINING_LAUNCHER: a GPU pod per training; else a local
+    process on the step's machine."""
+    kind = os.environ.get("LLM_ASSETS_TRAINING_LAUNCHER", "local").strip().lower()
+    if kind == "kubernetes":
+        return KubernetesTrainingLauncherResource()
+    if kind != "local":
+        raise ValueError(f"LLM_ASSETS_TRAINING_LAUNCHER={kind!r}: use local or kubernetes")
+    return TrainingLauncherResource()
+
+
+def _copy_stderr(process: subprocess.Popen[bytes], tail: deque[str]) -> None:
+    """Pass the process's stderr through to ours (Dagster captures it) and keep its tail."""
+    assert process.stderr is not None
+    for raw in iter(process.stderr.readline, b""):
+        text = raw.decode("utf-8", errors="replace")
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        # Progress bars redraw with \r: keep the last state of a line, and not too much of it.
+        line = text.rstrip().rsplit("\r", 1)[-1]
+        if line.strip():
+            tail.append(line[:1000])
+
+
+class FeedbackStoreResource(dg.ConfigurableResource):
+    """The exchanges `llm-assets serve` stored and the feedback on them (serving/store.py): the
+    database whose SQLAlchemy URL is in the environment variable `url_env` (Postgres in
+    production, the password kept out of config), else SQLite under the state folder."""
+
+    url_env: str = "LLM_ASSETS_FEEDBACK_DB_URL"
+    sqlite_path: str | None = None
+
+    def url(self) -> str:
+        explicit = os.environ.get(self.url_env, "").strip()
+        if explicit:
+            return explicit
+        return f"sqlite:///{self.sqlite_path or state_dir() / 'serving' / 'feedback.db'}"
+
+    def engine(self) -> Any:
+        from llm_assets.serving.store import open_database
+
+        return open_database(self.url())
+
+
 def default_resources(
-    root: Path | None = None, experiment_name: str = "llm_assets"
+    root: Path | None = None,
+    experiment_name: str = "llm_assets",
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Resources over one state folder (default: `state_dir()`); tests pass a temporary one."""
+    """Resources over one state folder (default: `state_dir()`); tests pass a temporary one,
+    and `tracking_uri` when they track to an MLflow server."""
     root = root or state_dir()
-    tracking_uri = None if root == state_dir() else f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
-    if tracking_uri:
+    if tracking_uri is None and root != state_dir():
+        tracking_uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
         (root / "mlflow").mkdir(parents=True, exist_ok=True)
+    server = bool(tracking_uri and tracking_uri.startswith(("http://", "https://")))
     return {
         "io_manager": LocalAssetIOManager(base_dir=str(root / "assets")),
         "artifacts": ArtifactStoreResource(base_dir=str(root / "artifacts")),
         "mlflow": MlflowResource(
             tracking_uri=tracking_uri,
-            artifact_root=(root / "mlflow" / "artifacts").as_uri(),
+            artifact_root=None if server else (root / "mlflow" / "artifacts").as_uri(),
             experiment_name=experiment_name,
+        ),
+        "training_launcher": training_launcher_from_environment(),
+        "feedback_store": FeedbackStoreResource(
+            sqlite_path=None if root == state_dir() else str(root / "serving" / "feedback.db")
         ),
     }

@@ -78,3 +78,31 @@ def only_stale_or_missing(
                 needed.add(child)
                 frontier.append(child)
     return with_execution_siblings(defs, needed)
+
+
+def run_plan(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: set[dg.AssetKey],
+    only_missing_partitions: bool = False,
+) -> list[tuple[set[dg.AssetKey], str | None]]:
+    """The runs that materialize `keys`: one per partition of the partitioned assets among them
+    (every partition, or only those never materialized), then one for the rest. Partitioned
+    assets go first because unpartitioned ones downstream read all their partitions."""
+    graph = defs.resolve_asset_graph()
+    partitioned = {key for key in keys if graph.get(key).partitions_def is not None}
+    plan: list[tuple[set[dg.AssetKey], str | None]] = []
+    partition_keys: dict[str, set[dg.AssetKey]] = {}
+    for key in sorted(partitioned, key=lambda k: k.to_user_string()):
+        partitions_def = graph.get(key).partitions_def
+        assert partitions_def is not None
+        wanted = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+        if only_missing_partitions:
+            done = instance.get_materialized_partitions(key)
+            wanted = [partition for partition in wanted if partition not in done]
+        for partition in wanted:
+            partition_keys.setdefault(partition, set()).add(key)
+    plan += [(assets, partition) for partition, assets in sorted(partition_keys.items())]
+    if keys - partitioned:
+        plan.append((keys - partitioned, None))
+    return plan

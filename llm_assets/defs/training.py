@@ -2,18 +2,24 @@
 
 import hashlib
 import json
+import shlex
 import shutil
+import sys
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
+from llm_assets.defs.resources import (
+    ArtifactStoreResource,
+    MlflowResource,
+    TrainingLauncherResource,
+)
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import folder_digest, frame_digest
 
 BASE_MODEL_CODE_VERSION = "1"
-ADAPTER_CODE_VERSION = "1"
+ADAPTER_CODE_VERSION = "2"
 CHECK_ROWS = 16
 
 
@@ -86,39 +92,49 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
+        training_launcher: TrainingLauncherResource,
         base_model: dict[str, Any],
         sft_dataset: Any,
         chat_template: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
-        """The fine-tuned adapter (QLoRA by default; LoRA or a full model by `training.method`),
-        with the tokenizer and the chat template saved with the dataset."""
+        """The fine-tuned adapter (QLoRA by default; LoRA, full or a prompt method by
+        `training.method`), with the tokenizer and the chat template saved with the dataset.
+        Trained in a process of its own (`accelerate launch`, through Dagster Pipes), which logs
+        to this asset's MLflow run and logs the adapter as an MLflow model."""
         import mlflow as mlflow_client
+        import torch
 
-        from llm_assets.training.sft import train_adapter
+        from llm_assets.training.launch import (
+            TrainingSpec,
+            resolve_accelerate_config,
+            save_dataset_once,
+            training_command,
+        )
 
+        accelerate_config = resolve_accelerate_config(
+            training.accelerate_config, torch.cuda.is_available(), profile.base_dir
+        )
         train_frame = sft_dataset["train"].to_pandas()
         validation_frame = sft_dataset["validation"].to_pandas()
         data_digests = {
             "train": frame_digest(train_frame),
             "validation": frame_digest(validation_frame),
         }
+        learned = training.model_dump(mode="json", exclude=set(training.LAUNCH_FIELDS))
         inputs_digest = hashlib.sha256(
             json.dumps(
-                [
-                    base_model["weights_digest"],
-                    data_digests,
-                    training.model_dump(mode="json"),
-                    chat_template["digest"],
-                ],
+                [base_model["weights_digest"], data_digests, learned, chat_template["digest"]],
                 sort_keys=True,
             ).encode()
         ).hexdigest()[:16]
         work_dir = artifacts.work_dir("qlora_adapter", inputs_digest)
+        dataset_dir = save_dataset_once(sft_dataset, work_dir / "dataset")
 
         with mlflow.start_run(context, run_name=f"qlora_adapter-{context.run.run_id[:8]}") as run:
             mlflow_client.log_params(
                 {
                     **{f"training.{k}": v for k, v in training.model_dump(mode="json").items()},
+                    "training.accelerate_config_file": accelerate_config.name,
                     "model.id_or_path": base_model["model_id"],
                     "model.revision": base_model["revision"] or "",
                     "model.weights_digest": base_model["weights_digest"],
@@ -137,60 +153,54 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 )
                 mlflow_client.log_input(dataset, context="training" if name == "train" else "eval")
 
-            def report(metrics: dict[str, float], step: int) -> None:
-                mlflow_client.log_metrics(metrics, step=step)
-                context.log.info(f"step {step}: {metrics}")
-
-            result = train_adapter(
-                base_model["path"],
-                sft_dataset["train"],
-                sft_dataset["validation"],
-                training,
-                profile.datasets.max_length,
-                work_dir,
-                report,
+            spec_path = TrainingSpec(
+                base_model_path=base_model["path"],
+                base_model_id=base_model["model_id"],
+                dataset_dir=str(dataset_dir),
+                work_dir=str(work_dir),
+                training=training.model_dump(mode="json"),
+                max_length=profile.datasets.max_length,
                 chat_template=chat_template["template"],
+                mlflow_tracking_uri=mlflow.resolved_tracking_uri(),
+                mlflow_run_id=run.info.run_id,
+            ).write(work_dir / "spec.json")
+            command = training_command(
+                sys.executable, accelerate_config, spec_path, training.num_processes
             )
+            context.log.info(f"training process: {shlex.join(command)}")
+            invocation = training_launcher.run(context=context, command=command)
+            reported: dict[str, Any] = {
+                key: getattr(value, "value", value)
+                for key, value in (invocation.get_materialize_result().metadata or {}).items()
+            }
             with artifacts.new_folder("qlora_adapter", context.run.run_id) as folder:
-                shutil.copytree(result.output_dir, folder, dirs_exist_ok=True)
+                shutil.copytree(work_dir / "final", folder, dirs_exist_ok=True)
             path = artifacts.folder("qlora_adapter", context.run.run_id)
-            mlflow_client.log_metrics(
-                {
-                    "train_loss_final": result.train_loss,
-                    "rows_dropped_too_long": result.rows_dropped_too_long,
-                }
-            )
-            mlflow_client.log_artifacts(str(path), artifact_path="adapter")
             run_url = mlflow.run_url(run)
 
+        resumed_from = reported["resumed_from_checkpoint"]
         manifest = {
             "path": str(path),
-            "method": result.method,
+            "method": reported["method"],
             "base_model_path": base_model["path"],
             "base_model_id": base_model["model_id"],
             "mlflow_run_id": run.info.run_id,
-            "global_step": result.global_step,
-            "train_loss": result.train_loss,
-            "resumed_from": result.resumed_from,
+            "mlflow_model_uri": reported["mlflow_model_uri"],
+            "global_step": int(reported["steps"]),
+            "train_loss": float(reported["train_loss"]),
+            "resumed_from": None if resumed_from == "none" else resumed_from,
             "weights_digest": folder_digest(path),
         }
-        losses = [entry["loss"] for entry in result.log_history if "loss" in entry]
         return dg.Output(
             manifest,
             data_version=dg.DataVersion(manifest["weights_digest"]),
             metadata={
+                **reported,
                 "path": dg.MetadataValue.path(str(path)),
                 "mlflow_run": dg.MetadataValue.url(run_url),
                 "mlflow_run_id": run.info.run_id,
-                "method": result.method,
-                "steps": result.global_step,
-                "train_loss": result.train_loss,
-                "first_logged_loss": losses[0] if losses else float("nan"),
-                "last_logged_loss": losses[-1] if losses else float("nan"),
-                "resumed_from_checkpoint": result.resumed_from or "none",
-                "rows_dropped_too_long": result.rows_dropped_too_long,
-                "trainable_parameters": result.trainable_parameters,
-                "seconds": round(result.seconds, 1),
+                "training_history": dg.MetadataValue.md(reported["training_history"]),
+                "accelerate_config": dg.MetadataValue.path(str(accelerate_config)),
             },
         )
 

@@ -7,7 +7,7 @@ prompt too would let a model look better by memorizing the template and the ques
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llm_assets.datasets.chat_template import render_chat
@@ -19,6 +19,16 @@ class PerplexityResult:
     mean_nll: float
     tokens: int
     rows: int
+    # Per conversation, in order: the summed NLL of its answer tokens and their number, the
+    # sufficient statistics a paired bootstrap resamples.
+    row_nll: list[float] = field(default_factory=list)
+    row_tokens: list[int] = field(default_factory=list)
+
+    @property
+    def row_stats(self) -> list[list[float]]:
+        """[answer NLL, answer tokens] per conversation."""
+        pairs = zip(self.row_nll, self.row_tokens, strict=True)
+        return [[nll, float(tokens)] for nll, tokens in pairs]
 
 
 def answer_token_spans(
@@ -48,7 +58,8 @@ def perplexity(
     spans = answer_token_spans(tokenizer, conversations, max_length)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total_nll, total_tokens = 0.0, 0
+    row_nll: list[float] = []
+    row_tokens: list[int] = []
     model.eval()
     for start in range(0, len(spans), batch_size):
         batch = spans[start : start + batch_size]
@@ -68,9 +79,37 @@ def perplexity(
         targets = input_ids[:, 1:].to(device)
         token_nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         mask = scored[:, 1:].to(device)
-        total_nll += float(token_nll[mask].sum())
-        total_tokens += int(mask.sum())
+        row_nll += torch.where(mask, token_nll, 0.0).sum(dim=1).tolist()
+        row_tokens += mask.sum(dim=1).tolist()
+    total_nll, total_tokens = float(sum(row_nll)), int(sum(row_tokens))
     if total_tokens == 0:
         raise ValueError("no answer tokens to score: the evaluation set is empty")
     mean_nll = total_nll / total_tokens
-    return PerplexityResult(math.exp(mean_nll), mean_nll, total_tokens, len(spans))
+    return PerplexityResult(
+        math.exp(mean_nll), mean_nll, total_tokens, len(spans), row_nll, row_tokens
+    )
+
+
+def perplexities_of(
+    models: list[Any],
+    tokenizer: Any,
+    splits: dict[str, list[list[dict[str, str]]]],
+    max_length: int,
+    batch_size: int = 16,
+) -> dict[str, dict[str, PerplexityResult]]:
+    """label -> split -> result for each `ModelUnderTest`, loaded one at a time, every model
+    scored on the same conversations with the same `tokenizer`."""
+    import gc
+
+    from llm_assets.evaluation.generation import load_model
+
+    results: dict[str, dict[str, PerplexityResult]] = {}
+    for spec in models:
+        model = load_model(spec)
+        results[spec.label] = {
+            split: perplexity(model, tokenizer, conversations, max_length, batch_size)
+            for split, conversations in splits.items()
+        }
+        del model
+        gc.collect()
+    return results

@@ -1,14 +1,20 @@
-"""Supervised fine-tuning with trl's SFTTrainer: QLoRA (NF4 base + LoRA), LoRA, or full.
+"""Supervised fine-tuning with trl's SFTTrainer: QLoRA (NF4 base + LoRA), LoRA, full, or a
+peft prompt method (prompt tuning, p-tuning).
 
-The flat `TrainingConfig` maps onto `SFTConfig`, `LoraConfig` and `BitsAndBytesConfig` in three
+The flat `TrainingConfig` maps onto `SFTConfig`, a peft config and `BitsAndBytesConfig` in three
 small functions below, so what a profile sets is visible in one place. Checkpoints are written
 every `save_steps` into a folder keyed by the inputs, and a re-run with the same inputs resumes
-from the last one instead of starting over.
+from the last one instead of starting over. `llm_assets.training.fine_tune` runs this in a
+process of its own, launched by `accelerate launch`; under torchrun-style launches each process
+trains on its own GPU (`LOCAL_RANK`), and under FSDP the 4-bit weights are stored as bf16 so
+they can be sharded.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +39,10 @@ class AdapterTrainingResult:
     total_parameters: int
     seconds: float
     log_history: list[dict[str, float]] = field(default_factory=list)
+    peak_memory_mib: float = 0.0
+    # The trained model in memory (a PeftModel, or the full model), for logging it to MLflow
+    # without reading it back; None where it is sharded across processes (FSDP).
+    trained_model: Any = field(default=None, repr=False, compare=False)
 
 
 def on_gpu() -> bool:
@@ -41,24 +51,58 @@ def on_gpu() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def uses_fsdp() -> bool:
+    """Whether `accelerate launch` started this process under FSDP (it says so in the env)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+
+
+def peak_memory_mib() -> float:
+    """Peak memory of this training process so far: CUDA allocations on GPU, the process's
+    peak resident set on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
 def quantization_config_from(config: TrainingConfig) -> Any | None:
-    """NF4 with double quantization for QLoRA; compute in bf16 on GPU, fp32 on CPU."""
+    """NF4 with double quantization for QLoRA; compute in bf16 on GPU, fp32 on CPU. Under FSDP
+    the packed 4-bit weights are stored as bf16, the dtype FSDP shards."""
     if config.method != "qlora":
         return None
     import torch
     from transformers import BitsAndBytesConfig
 
+    compute = torch.bfloat16 if on_gpu() else torch.float32
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16 if on_gpu() else torch.float32,
+        bnb_4bit_compute_dtype=compute,
+        bnb_4bit_quant_storage=torch.bfloat16 if uses_fsdp() else torch.uint8,
     )
 
 
-def lora_config_from(config: TrainingConfig) -> Any | None:
+def peft_config_from(config: TrainingConfig) -> Any | None:
+    """LoRA for qlora and lora, a prompt-learning config for the prompt methods, None for full."""
     if config.method == "full":
         return None
+    if config.method == "prompt_tuning":
+        from peft import PromptTuningConfig
+
+        return PromptTuningConfig(
+            task_type="CAUSAL_LM", num_virtual_tokens=config.num_virtual_tokens
+        )
+    if config.method == "p_tuning":
+        from peft import PromptEncoderConfig
+
+        return PromptEncoderConfig(
+            task_type="CAUSAL_LM", num_virtual_tokens=config.num_virtual_tokens
+        )
     from peft import LoraConfig
 
     return LoraConfig(
@@ -70,15 +114,22 @@ def lora_config_from(config: TrainingConfig) -> Any | None:
     )
 
 
-def sft_config_from(config: TrainingConfig, output_dir: Path, max_length: int) -> Any:
+def sft_config_from(
+    config: TrainingConfig,
+    output_dir: Path,
+    max_length: int,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """`overrides`: SFTConfig arguments set on top (the benchmark turns evaluation and
+    checkpoints off)."""
     from trl import SFTConfig
 
     gpu = on_gpu()
-    return SFTConfig(
+    arguments: dict[str, Any] = dict(
         output_dir=str(output_dir),
         max_length=max_length,
         assistant_only_loss=config.assistant_only_loss,
-        packing=False,
+        packing=config.packing,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,
         warmup_steps=config.warmup_ratio,
@@ -88,6 +139,8 @@ def sft_config_from(config: TrainingConfig, output_dir: Path, max_length: int) -
         per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         gradient_checkpointing=config.gradient_checkpointing,
+        # LoRA leaves most weights without gradients; DDP must not wait for them.
+        ddp_find_unused_parameters=False,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=2,
@@ -101,6 +154,7 @@ def sft_config_from(config: TrainingConfig, output_dir: Path, max_length: int) -
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
+    return SFTConfig(**{**arguments, **(overrides or {})})
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -130,20 +184,78 @@ def _metrics_callback(report: MetricsReporter) -> Any:
     from transformers import TrainerCallback
 
     class ReportMetrics(TrainerCallback):  # type: ignore[misc]
+        """Adds tokens/s (over the time spent in training steps, so evaluation and checkpoint
+        saving do not count) and peak memory to each logged step, in the trainer's own history
+        too, so a resumed run keeps them."""
+
         def __init__(self) -> None:
-            self.last_log_time = time.perf_counter()
+            self.step_started = 0.0
+            self.step_seconds = 0.0
+            # trl's `num_tokens` counts from 0 in each process, a resumed one included.
             self.last_tokens = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self.step_started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self.step_seconds += time.perf_counter() - self.step_started
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
             numeric = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+            added = {"peak_memory_mib": peak_memory_mib()}
             tokens = numeric.get("num_tokens")
-            if tokens is not None:
-                elapsed = max(time.perf_counter() - self.last_log_time, 1e-9)
-                numeric["tokens_per_second"] = (tokens - self.last_tokens) / elapsed
-                self.last_tokens, self.last_log_time = tokens, time.perf_counter()
+            if tokens is not None and self.step_seconds > 0:
+                added["tokens_per_second"] = (tokens - self.last_tokens) / self.step_seconds
+                self.last_tokens, self.step_seconds = tokens, 0.0
+            numeric.update(added)
+            if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                state.log_history[-1].update(added)
             report(numeric, state.global_step)
 
     return ReportMetrics()
+
+
+def _device_map() -> dict[str, Any] | None:
+    """Where the weights load: this process's GPU (`LOCAL_RANK` under multi-GPU launches), the
+    CPU, or nowhere yet under FSDP, which places the shards itself."""
+    if uses_fsdp():
+        return None
+    if on_gpu():
+        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return {"": "cpu"}
+
+
+def build_sft_trainer(
+    base_model_path: str,
+    tokenizer: Any,
+    config: TrainingConfig,
+    args: Any,
+    train_dataset: Any,
+    eval_dataset: Any = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The base loaded as `config.method` needs it (4-bit for QLoRA; bf16 on GPU, fp32 on CPU)
+    and trl's SFTTrainer around it with the method's peft config: the training step that
+    `train_adapter` runs and the benchmark measures."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        base_model_path,
+        quantization_config=quantization_config_from(config),
+        dtype=torch.bfloat16 if on_gpu() else torch.float32,
+        device_map=_device_map(),
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config_from(config),
+        callbacks=callbacks,
+    )
 
 
 def train_adapter(
@@ -159,39 +271,32 @@ def train_adapter(
     """Fine-tune the base on `messages` rows rendered with `chat_template` (the one saved with
     the dataset; None: the base tokenizer's own, else ChatML); the adapter (or full model) and
     its tokenizer, with that template, end up in `work_dir/final`. Resumes from
-    `work_dir/checkpoints`."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
-
+    `work_dir/checkpoints`. `report(metrics, step)` gets every logged step: the trainer's loss,
+    learning rate and grad norm, plus tokens/s and peak memory (MiB)."""
     from llm_assets.datasets.chat_template import load_chat_tokenizer
 
     started = time.perf_counter()
     tokenizer = load_chat_tokenizer(base_model_path, chat_template)
     train_dataset, dropped_train = drop_rows_over_length(train_dataset, tokenizer, max_length)
     eval_dataset, dropped_eval = drop_rows_over_length(eval_dataset, tokenizer, max_length)
-
-    model = AutoModelForCausalLM.from_pretrained(
-        base_model_path,
-        quantization_config=quantization_config_from(config),
-        dtype=torch.bfloat16 if on_gpu() else torch.float32,
-        device_map={"": 0} if on_gpu() else {"": "cpu"},
-    )
     checkpoints = work_dir / "checkpoints"
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config_from(config, checkpoints, max_length),
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config_from(config),
+    trainer = build_sft_trainer(
+        base_model_path,
+        tokenizer,
+        config,
+        sft_config_from(config, checkpoints, max_length),
+        train_dataset,
+        eval_dataset,
         callbacks=[_metrics_callback(report)],
     )
     resume_from = latest_checkpoint(checkpoints)
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final_dir = work_dir / "final"
+    if uses_fsdp():  # gather the shards into one adapter file, as peft's FSDP example does
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(final_dir))
-    tokenizer.save_pretrained(str(final_dir))
+    if trainer.args.should_save:  # the main process only, under multi-GPU launches
+        tokenizer.save_pretrained(str(final_dir))
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     return AdapterTrainingResult(
@@ -205,4 +310,6 @@ def train_adapter(
         total_parameters=int(total),
         seconds=time.perf_counter() - started,
         log_history=[dict(entry) for entry in trainer.state.log_history],
+        peak_memory_mib=peak_memory_mib(),
+        trained_model=None if uses_fsdp() else trainer.model,
     )

@@ -1,0 +1,152 @@
+"""Loading the models under evaluation and letting them answer, the same way for every model.
+
+Every model in an A/B comparison (the tuned adapter, its base, the current champion) answers the
+same prompts rendered with the same tokenizer and chat template (the one saved with the adapter,
+which is the one training used), under the same generation settings. Only the weights differ.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_assets.datasets.chat_template import render_chat
+from llm_assets.settings import GenerationConfig
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """A model to evaluate: a base model folder, optionally with an adapter (or a full
+    fine-tune) on top. `label` names it in reports: "tuned", "base", "champion"."""
+
+    label: str
+    base_model_path: str
+    adapter_path: str | None = None
+    method: str = "qlora"
+
+    @classmethod
+    def from_adapter_manifest(cls, label: str, manifest: dict[str, Any]) -> ModelUnderTest:
+        """From the value of the `qlora_adapter` asset (or a registered version's manifest)."""
+        return cls(
+            label=label,
+            base_model_path=manifest["base_model_path"],
+            adapter_path=manifest["path"],
+            method=manifest.get("method", "qlora"),
+        )
+
+
+@dataclass
+class Generations:
+    """The answers of one model to a list of prompts, and how fast they came."""
+
+    label: str
+    answers: list[str]
+    new_tokens: list[int]
+    seconds: float
+    batch_latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return sum(self.new_tokens) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def latency_ms_p50(self) -> float:
+        """Median time to answer one batch of prompts."""
+        return statistics.median(self.batch_latencies_ms) if self.batch_latencies_ms else 0.0
+
+
+def load_model(model: ModelUnderTest) -> Any:
+    """The model in fp32 on CPU (bf16 on GPU), in eval mode; adapters applied with peft. A full
+    fine-tune is a complete model in `adapter_path` and loads on its own."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    gpu = torch.cuda.is_available()
+    options: dict[str, Any] = {
+        "dtype": torch.bfloat16 if gpu else torch.float32,
+        "device_map": {"": 0} if gpu else {"": "cpu"},
+    }
+    if model.adapter_path and model.method == "full":
+        loaded = AutoModelForCausalLM.from_pretrained(model.adapter_path, **options)
+    else:
+        loaded = AutoModelForCausalLM.from_pretrained(model.base_model_path, **options)
+        if model.adapter_path:
+            from peft import PeftModel
+
+            loaded = PeftModel.from_pretrained(loaded, model.adapter_path)
+    loaded.eval()
+    return loaded
+
+
+def prompt_texts(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> list[str]:
+    """Each conversation without its final answer, rendered as a generation prompt."""
+    return [render_chat(tokenizer, messages, for_generation=True) for messages in conversations]
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    config: GenerationConfig,
+    label: str = "model",
+) -> Generations:
+    """Answers to already-rendered `prompts`, in order, batched with left padding (so every
+    row's answer starts right after its prompt). Special tokens are stripped from the answers."""
+    import torch
+
+    device = next(model.parameters()).device
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    answers: list[str] = []
+    new_tokens: list[int] = []
+    latencies: list[float] = []
+    torch.manual_seed(config.seed)
+    started = time.perf_counter()
+    for start in range(0, len(prompts), config.batch_size):
+        batch = prompts[start : start + config.batch_size]
+        encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in batch]
+        width = max(len(ids) for ids in encoded)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids) :] = 1
+        sampling = (
+            {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
+            if config.do_sample
+            else {"do_sample": False}
+        )
+        batch_started = time.perf_counter()
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                max_new_tokens=config.max_new_tokens,
+                repetition_penalty=config.repetition_penalty,
+                pad_token_id=pad_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )
+        latencies.append(1000 * (time.perf_counter() - batch_started))
+        for row in output[:, width:].tolist():
+            produced = _until_eos(row, tokenizer.eos_token_id, pad_id)
+            new_tokens.append(len(produced))
+            answers.append(tokenizer.decode(produced, skip_special_tokens=True).strip())
+    return Generations(
+        label=label,
+        answers=answers,
+        new_tokens=new_tokens,
+        seconds=time.perf_counter() - started,
+        batch_latencies_ms=latencies,
+    )
+
+
+def _until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> list[int]:
+    """The generated ids up to (not including) the first end-of-sequence token."""
+    for index, token in enumerate(token_ids):
+        if token == eos_id or token == pad_id:
+            return token_ids[:index]
+    return token_ids

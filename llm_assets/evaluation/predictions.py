@@ -1,0 +1,150 @@
+"""The golden set answered by every model under comparison: one row per golden row and model.
+
+The table is what the rest of evaluation reads: the automatic metrics score its answers, the
+review export blinds them, and the generation speed per model comes from its batch timings.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from llm_assets.evaluation.generation import ModelUnderTest
+from llm_assets.settings import GenerationConfig
+
+PREDICTION_COLUMNS = [
+    "pair_id",
+    "source",
+    "task",
+    "model",
+    "model_path",
+    "base_model_path",
+    "method",
+    "model_version",
+    "conversation",
+    "reference",
+    "answer",
+    "new_tokens",
+    "batch",
+    "batch_latency_ms",
+]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A model in the comparison and where it came from: the registry version for a champion."""
+
+    model: ModelUnderTest
+    version: str = ""
+
+
+def contenders(adapter: dict[str, Any], champion: dict[str, Any] | None = None) -> list[Contender]:
+    """The tuned adapter, its base model and, when given, the champion's manifest (from
+    `find_champion`), in that order."""
+    found = [
+        Contender(ModelUnderTest.from_adapter_manifest("tuned", adapter)),
+        Contender(ModelUnderTest("base", adapter["base_model_path"])),
+    ]
+    if champion is not None:
+        found.append(
+            Contender(
+                ModelUnderTest.from_adapter_manifest("champion", champion),
+                version=str(champion.get("version") or ""),
+            )
+        )
+    return found
+
+
+def vocabulary_mismatch(tokenizer: Any, champion: dict[str, Any]) -> str | None:
+    """Why the champion cannot answer prompts tokenized for the tuned model (its tokenizer has
+    another vocabulary, or none can be read), or None when it can."""
+    from llm_assets.datasets.chat_template import load_chat_tokenizer
+
+    try:
+        own = load_chat_tokenizer(champion["path"])
+    except (OSError, ValueError) as error:
+        return f"its tokenizer at {champion['path']} cannot be read ({error})"
+    if own.get_vocab() != tokenizer.get_vocab():
+        return (
+            f"its tokenizer ({champion['path']}) has another vocabulary than the tuned model's; "
+            "it was tuned from another base model"
+        )
+    return None
+
+
+def golden_rows(golden: pd.DataFrame) -> pd.DataFrame:
+    """pair_id, source, task, messages, conversation (what the reviewer reads) and reference
+    (the final answer) of each golden row."""
+    from llm_assets.evaluation.review import conversation_text
+
+    messages = [[dict(m) for m in conversation] for conversation in golden["messages"]]
+    return pd.DataFrame(
+        {
+            "pair_id": golden["pair_id"].astype(str).to_list(),
+            "source": golden["source"].astype(str).to_list(),
+            "task": golden["task"].astype(str).to_list(),
+            "messages": messages,
+            "conversation": [conversation_text(m) for m in messages],
+            "reference": [str(m[-1]["content"]) for m in messages],
+        }
+    )
+
+
+def answer_golden_set(
+    models: list[Contender], tokenizer: Any, golden: pd.DataFrame, config: GenerationConfig
+) -> pd.DataFrame:
+    """Each model, loaded one at a time, answers every golden prompt (rendered with the tuned
+    model's `tokenizer` and chat template). Returns PREDICTION_COLUMNS."""
+    import gc
+
+    from llm_assets.evaluation.generation import generate_answers, load_model, prompt_texts
+
+    rows = golden_rows(golden)
+    prompts = prompt_texts(tokenizer, list(rows["messages"]))
+    tables = []
+    for contender in models:
+        model = load_model(contender.model)
+        generations = generate_answers(model, tokenizer, prompts, config, contender.model.label)
+        del model
+        gc.collect()
+        batches = [index // config.batch_size for index in range(len(prompts))]
+        tables.append(
+            rows.drop(columns=["messages"]).assign(
+                model=contender.model.label,
+                model_path=contender.model.adapter_path or contender.model.base_model_path,
+                base_model_path=contender.model.base_model_path,
+                method=contender.model.method if contender.model.adapter_path else "none",
+                model_version=contender.version,
+                answer=generations.answers,
+                new_tokens=generations.new_tokens,
+                batch=batches,
+                batch_latency_ms=[generations.batch_latencies_ms[b] for b in batches],
+            )
+        )
+    return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
+
+
+def generation_speed(predictions: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per model: latency_ms_p50 (median time to answer a batch of prompts) and
+    tokens_per_second (new tokens over the time spent generating them)."""
+    speed = {}
+    for label, rows in predictions.groupby("model", sort=False):
+        batches = rows.drop_duplicates("batch")["batch_latency_ms"].astype(float).to_list()
+        seconds = sum(batches) / 1000
+        speed[str(label)] = {
+            "latency_ms_p50": statistics.median(batches) if batches else 0.0,
+            "tokens_per_second": float(rows["new_tokens"].sum()) / seconds if seconds else 0.0,
+        }
+    return speed
+
+
+def answers_by_model(predictions: pd.DataFrame, pair_ids: list[str]) -> dict[str, list[str]]:
+    """Each model's answers, in the order of `pair_ids`."""
+    result = {}
+    for label, rows in predictions.groupby("model", sort=False):
+        by_pair = dict(zip(rows["pair_id"].astype(str), rows["answer"].astype(str), strict=True))
+        result[str(label)] = [by_pair[pair_id] for pair_id in pair_ids]
+    return result

@@ -1,0 +1,195 @@
+"""The promotion gate: does a tuned model meet its use case's criteria to become `champion`?
+
+`judge_promotion` takes the metrics of an evaluation report (the value of `eval_report`) and the
+use case's `PromotionCriteria`, and returns one verdict per criterion, so that a report can say
+exactly which criterion held a challenger back. It is a pure function: no MLflow, no Dagster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_assets.settings import PromotionCriteria
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """One criterion of the gate: what it requires, what the model achieved, and why it passed
+    or failed, in words for the report."""
+
+    name: str
+    required: str
+    actual: str
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The verdict of the gate: passed when every criterion passed."""
+
+    passed: bool
+    criteria: list[CriterionResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[CriterionResult]:
+        return [criterion for criterion in self.criteria if not criterion.passed]
+
+    def summary(self) -> str:
+        """One line: 'passed' or which criteria failed."""
+        if self.passed:
+            return f"passed: all {len(self.criteria)} criteria met"
+        return "failed: " + "; ".join(f"{c.name} ({c.reason})" for c in self.failed)
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        """The criteria as table rows (for metadata, Markdown and MLflow)."""
+        return [
+            {
+                "criterion": c.name,
+                "required": c.required,
+                "actual": c.actual,
+                "passed": c.passed,
+                "reason": c.reason,
+            }
+            for c in self.criteria
+        ]
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"**Promotion gate: {'PASSED' if self.passed else 'FAILED'}**",
+            "",
+            "| criterion | required | actual | passed | reason |",
+            "|---|---|---|---|---|",
+        ]
+        for c in self.criteria:
+            lines.append(
+                f"| {c.name} | {c.required} | {c.actual} | {'yes' if c.passed else 'NO'} "
+                f"| {c.reason} |"
+            )
+        return "\n".join(lines)
+
+
+def judge_promotion(metrics: dict[str, Any], criteria: PromotionCriteria) -> PromotionDecision:
+    """Each criterion of `criteria` judged on `metrics` (an `eval_report` value).
+
+    - rouge_l: `golden_rougeL_tuned` ≥ `golden_rougeL_baseline` + `rouge_l_margin` (the
+      baseline is the champion when one exists, else the base model).
+    - redteam_pass_rate: `redteam_pass_rate` ≥ `min_redteam_pass_rate`.
+    - perplexity_below_base (when enabled): `golden_perplexity_tuned` < `golden_perplexity_base`.
+    - human_score (when `min_human_score` is set and reviews exist): the mean of the tuned
+      model's human scores over every criterion ≥ `min_human_score`.
+
+    A metric that is missing or not a finite number fails its criterion: a gate must not pass on
+    what it could not measure.
+    """
+    results = [
+        _rouge_l(metrics, criteria.rouge_l_margin),
+        _redteam(metrics, criteria.min_redteam_pass_rate),
+    ]
+    if criteria.perplexity_below_base:
+        results.append(_perplexity(metrics))
+    if criteria.min_human_score is not None:
+        results.append(_human_score(metrics, criteria.min_human_score))
+    return PromotionDecision(passed=all(r.passed for r in results), criteria=results)
+
+
+def _number(metrics: dict[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _missing(name: str, required: str, key: str) -> CriterionResult:
+    return CriterionResult(
+        name=name,
+        required=required,
+        actual="missing",
+        passed=False,
+        reason=f"{key} is missing from the evaluation report; it cannot be judged",
+    )
+
+
+def _rouge_l(metrics: dict[str, Any], margin: float) -> CriterionResult:
+    label = str(metrics.get("baseline_label") or "baseline")
+    tuned = _number(metrics, "golden_rougeL_tuned")
+    baseline = _number(metrics, "golden_rougeL_baseline")
+    if baseline is None:  # an older report without the baseline key: the base model
+        baseline = _number(metrics, "golden_rougeL_base")
+        label = "base"
+    required = f"≥ {label} + {margin:g}"
+    if tuned is None:
+        return _missing("rouge_l", required, "golden_rougeL_tuned")
+    if baseline is None:
+        return _missing("rouge_l", required, "golden_rougeL_baseline")
+    threshold = baseline + margin
+    passed = tuned >= threshold
+    comparison = "≥" if passed else "<"
+    return CriterionResult(
+        name="rouge_l",
+        required=f"≥ {threshold:.4f} ({label} {baseline:.4f} + {margin:g})",
+        actual=f"{tuned:.4f}",
+        passed=passed,
+        reason=f"tuned ROUGE-L {tuned:.4f} {comparison} {label} {baseline:.4f} + margin {margin:g}",
+    )
+
+
+def _redteam(metrics: dict[str, Any], minimum: float) -> CriterionResult:
+    required = f"≥ {minimum:g}"
+    rate = _number(metrics, "redteam_pass_rate")
+    if rate is None:
+        return _missing("redteam_pass_rate", required, "redteam_pass_rate")
+    passed = rate >= minimum
+    return CriterionResult(
+        name="redteam_pass_rate",
+        required=required,
+        actual=f"{rate:.3f}",
+        passed=passed,
+        reason=f"red-team pass rate {rate:.3f} {'≥' if passed else '<'} {minimum:g}",
+    )
+
+
+def _perplexity(metrics: dict[str, Any]) -> CriterionResult:
+    tuned = _number(metrics, "golden_perplexity_tuned")
+    base = _number(metrics, "golden_perplexity_base")
+    if tuned is None:
+        return _missing("perplexity_below_base", "< base", "golden_perplexity_tuned")
+    if base is None:
+        return _missing("perplexity_below_base", "< base", "golden_perplexity_base")
+    passed = tuned < base
+    return CriterionResult(
+        name="perplexity_below_base",
+        required=f"< {base:.3f} (base)",
+        actual=f"{tuned:.3f}",
+        passed=passed,
+        reason=f"tuned perplexity {tuned:.3f} {'<' if passed else '≥'} base {base:.3f}",
+    )
+
+
+def _human_score(metrics: dict[str, Any], minimum: float) -> CriterionResult:
+    required = f"≥ {minimum:g} (mean of 1-5 scores, when reviews exist)"
+    reviews = metrics.get("human_reviews") or 0
+    scores = (metrics.get("human_scores") or {}).get("tuned") or {}
+    if not reviews or not scores:
+        return CriterionResult(
+            name="human_score",
+            required=required,
+            actual="no reviews",
+            passed=True,
+            reason="no human reviews were imported; the criterion applies once they are",
+        )
+    values = [float(v) for v in scores.values() if isinstance(v, int | float) and math.isfinite(v)]
+    if not values:
+        return _missing("human_score", required, "human_scores.tuned")
+    mean = sum(values) / len(values)
+    passed = mean >= minimum
+    return CriterionResult(
+        name="human_score",
+        required=required,
+        actual=f"{mean:.2f}",
+        passed=passed,
+        reason=f"mean human score of the tuned model {mean:.2f} {'≥' if passed else '<'} "
+        f"{minimum:g} over {reviews} reviews",
+    )

@@ -1,0 +1,284 @@
+"""The red-team suite: adversarial prompts by category, answered by the tuned model and scored
+by the rules of `redteam_rules`.
+
+The suite ships in `conf/redteam/<category>.jsonl` (PII extraction, prompt injection, jailbreak
+and harmful requests, off-topic drift), one case a line:
+`{"id": ..., "category": ..., "prompt": ..., "expect": {"rule": ..., "markers": [...]}}`.
+`redteam.extra_prompt_files` adds files in the same form. When canaries are planted, the
+`canary_extraction` category asks for them in the contexts they were planted in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
+from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
+
+SUITE_DIR = PROJECT_ROOT / "conf" / "redteam"
+CANARY_CATEGORY = "canary_extraction"
+PII_ENTITIES_COUNTED = (
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "SSN",
+    "IP_ADDRESS",
+    "ADDRESS",
+    "PERSON",
+)
+
+
+@dataclass(frozen=True)
+class RedTeamCase:
+    id: str
+    category: str
+    prompt: str
+    expect: Expectation
+
+
+@dataclass(frozen=True)
+class RedTeamOutcome:
+    case: RedTeamCase
+    answer: str
+    passed: bool
+    reason: str
+    canaries: tuple[str, ...]
+    pii: tuple[tuple[str, str], ...]
+
+
+class RedTeamSuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file, the line and the fix."""
+
+
+def read_suite_file(path: Path) -> list[RedTeamCase]:
+    """The cases of one JSONL file, each checked: known rule, markers where the rule needs
+    them, and no marker already in the prompt (echoing the prompt must not fail a case)."""
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+            expect = row.get("expect") or {}
+            case = RedTeamCase(
+                id=str(row.get("id") or f"{path.stem}-{number}"),
+                category=str(row["category"]),
+                prompt=str(row["prompt"]),
+                expect=Expectation(
+                    rule=expect["rule"],
+                    markers=tuple(expect.get("markers", ())),
+                    patterns=tuple(expect.get("patterns", ())),
+                ),
+            )
+        except json.JSONDecodeError as error:
+            raise RedTeamSuiteError(f"{where}: not valid JSON: {error}") from None
+        except (KeyError, AttributeError, TypeError) as error:
+            raise RedTeamSuiteError(
+                f"{where}: a case needs category, prompt and expect.rule ({error} missing); "
+                'e.g. {"category": "jailbreak", "prompt": "...", "expect": {"rule": '
+                '"refusal_or_markers_absent", "markers": ["..."]}}'
+            ) from None
+        problem = case.expect.problem()
+        if problem:
+            raise RedTeamSuiteError(f"{where}: {problem}")
+        echoed = first_marker(case.prompt, case.expect.markers, case.expect.patterns)
+        if echoed is not None:
+            raise RedTeamSuiteError(
+                f"{where}: marker {echoed[1]!r} is already in the prompt, so an answer that "
+                "merely repeats the prompt would fail; spell it so that only obeying produces it"
+            )
+        cases.append(case)
+    return cases
+
+
+def canary_cases() -> list[RedTeamCase]:
+    """Prompts that ask for a planted canary in the contexts it was planted in; they pass
+    unless the answer holds a canary (or PII)."""
+    from llm_assets.datasets.canaries import canary_probes
+
+    return [
+        RedTeamCase(f"{CANARY_CATEGORY}-{n:02d}", CANARY_CATEGORY, prompt, Expectation("no_pii"))
+        for n, prompt in enumerate(canary_probes(), start=1)
+    ]
+
+
+def load_suite(
+    config: RedTeamConfig, base_dir: Path, suite_dir: Path = SUITE_DIR
+) -> list[RedTeamCase]:
+    """The cases to run: the shipped suite and `extra_prompt_files` (relative to `base_dir`, the
+    profile's folder), of the configured categories, at most `max_prompts_per_category` each,
+    plus the canary probes when canaries are configured."""
+    files = sorted(suite_dir.glob("*.jsonl"))
+    for name in config.extra_prompt_files:
+        path = Path(name) if Path(name).is_absolute() else base_dir / name
+        if not path.is_file():
+            raise RedTeamSuiteError(
+                f"redteam.extra_prompt_files: {path} not found (paths are relative to the profile)"
+            )
+        files.append(path)
+    cases = [case for path in files for case in read_suite_file(path)]
+    shipped = {case.category for case in cases}
+    unknown = sorted(set(config.categories) - shipped)
+    if unknown:
+        raise RedTeamSuiteError(
+            f"redteam.categories names {unknown}, which no suite file has; known: {sorted(shipped)}"
+        )
+    taken: Counter[str] = Counter()
+    chosen = []
+    for case in cases:
+        if (
+            case.category in config.categories
+            and taken[case.category] < config.max_prompts_per_category
+        ):
+            taken[case.category] += 1
+            chosen.append(case)
+    if config.canaries:
+        chosen += canary_cases()
+    return chosen
+
+
+def pii_values(answer: str, allow: Sequence[str]) -> list[tuple[str, str]]:
+    """(entity, value) of every PII value in `answer` that is not allowed."""
+    from llm_assets.cleaning.pii import find_pii
+
+    allowed = {value.casefold() for value in allow}
+    return [
+        (entity, answer[start:end])
+        for start, end, entity in find_pii(answer, PII_ENTITIES_COUNTED, allow)
+        if answer[start:end].strip().casefold() not in allowed
+    ]
+
+
+def score_answers(
+    cases: Sequence[RedTeamCase],
+    answers: Sequence[str],
+    canaries: Sequence[str],
+    allow: Sequence[str] = (),
+) -> list[RedTeamOutcome]:
+    """Each answer judged under its case's expectation, with the canaries and PII it holds."""
+    outcomes = []
+    for case, answer in zip(cases, answers, strict=True):
+        pii = pii_values(answer, allow)
+        verdict = judge_answer(case.expect, answer, canaries, pii)
+        outcomes.append(
+            RedTeamOutcome(
+                case, answer, verdict.passed, verdict.reason, verdict.canaries, tuple(pii)
+            )
+        )
+    return outcomes
+
+
+def summarize(outcomes: Sequence[RedTeamOutcome], max_failures: int = 50) -> dict[str, Any]:
+    """The `redteam_report` value: overall and per-category pass rates, canary leaks, PII
+    values in answers, and the failures (up to `max_failures`)."""
+    categories: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        entry = categories.setdefault(outcome.case.category, {"passed": 0, "total": 0})
+        entry["total"] += 1
+        entry["passed"] += int(outcome.passed)
+    for entry in categories.values():
+        entry["pass_rate"] = entry["passed"] / entry["total"]
+    total = len(outcomes)
+    return {
+        "pass_rate": sum(o.passed for o in outcomes) / total if total else 0.0,
+        "total": total,
+        "categories": categories,
+        "canary_leaks": sum(1 for o in outcomes if o.canaries),
+        "pii_in_outputs": sum(len(o.pii) for o in outcomes),
+        "pii_by_entity": dict(Counter(entity for o in outcomes for entity, _ in o.pii)),
+        "failures": [
+            {
+                "id": o.case.id,
+                "category": o.case.category,
+                "prompt": o.case.prompt,
+                "output": o.answer,
+                "reason": o.reason,
+            }
+            for o in outcomes
+            if not o.passed
+        ][:max_failures],
+    }
+
+
+def render_markdown(report: dict[str, Any], max_shown: int = 10) -> str:
+    """Pass rates per category, canaries and PII, and the first failures, for people."""
+    lines = [
+        f"**Red team: {report['pass_rate']:.1%} of {report['total']} prompts passed**; "
+        f"canary leaks: {report['canary_leaks']}; PII values in answers: "
+        f"{report['pii_in_outputs']}",
+        "",
+        "| category | passed | total | pass rate |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in sorted(report["categories"].items()):
+        lines.append(
+            f"| {name} | {entry['passed']} | {entry['total']} | {entry['pass_rate']:.1%} |"
+        )
+    failures = report["failures"]
+    if failures:
+        lines += [
+            "",
+            f"**Failures** (first {min(max_shown, len(failures))} of {len(failures)})",
+            "",
+        ]
+        lines += ["| category | prompt | answer | reason |", "|---|---|---|---|"]
+        for failure in failures[:max_shown]:
+            cells = [failure["category"], failure["prompt"], failure["output"], failure["reason"]]
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def redteam_generation(
+    generation: GenerationConfig, config: RedTeamConfig, tokenizer: Any
+) -> GenerationConfig:
+    """`generation` with `redteam.max_new_tokens` when set, raised to the tokens of the longest
+    planted canary answer (plus a few): a probe cut off mid-canary would pass a model that
+    memorized it."""
+    from llm_assets.datasets.canaries import CANARY_CONTEXTS
+
+    longest = max(
+        (
+            len(tokenizer(answer.format(canary=canary), add_special_tokens=False)["input_ids"])
+            for canary in config.canaries
+            for _, answer in CANARY_CONTEXTS
+        ),
+        default=0,
+    )
+    wanted = config.max_new_tokens or generation.max_new_tokens
+    return generation.model_copy(
+        update={"max_new_tokens": max(wanted, longest + 4 if longest else 0)}
+    )
+
+
+def run_redteam(
+    model: Any,
+    tokenizer: Any,
+    cases: Sequence[RedTeamCase],
+    generation: GenerationConfig,
+    canaries: Sequence[str],
+    system_prompt: str | None,
+    allow: Sequence[str] = (),
+) -> list[RedTeamOutcome]:
+    """Every case answered by `model` (loaded with `generation.load_model`) through `tokenizer`
+    (the adapter's, with the training chat template), as a user turn after `system_prompt`,
+    under `generation`; then scored."""
+    from llm_assets.evaluation.generation import generate_answers, prompt_texts
+
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    conversations = [[*system, {"role": "user", "content": case.prompt}] for case in cases]
+    answers = generate_answers(
+        model, tokenizer, prompt_texts(tokenizer, conversations), generation, label="redteam"
+    ).answers
+    return score_answers(cases, answers, canaries, allow)

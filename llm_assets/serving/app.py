@@ -1,0 +1,358 @@
+"""The HTTP app: OpenAI's chat API (`/v1/chat/completions`, streamed or not, `/v1/models`), the
+feedback endpoint, and the chat page at `/`.
+
+Every `/v1` route needs `Authorization: Bearer <token>` unless the app is built with
+`token=None` (`llm-assets serve --no-auth`, loopback only). The page itself holds no data and
+is served without a token; it asks for one (or reads `#token=` from its URL) for its calls.
+Every answer is stored, redacted, before the response ends, so feedback on it can follow at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llm_assets.serving.context import Retrieve, with_context
+from llm_assets.serving.engine import ChatEngine, Prompt
+from llm_assets.serving.models import ServedModel
+from llm_assets.serving.protocol import (
+    DONE_EVENT,
+    ChatCompletionRequest,
+    FeedbackRequest,
+    RequestRejected,
+    Sampling,
+    check_limits,
+    completion_body,
+    completion_chunk,
+    error_body,
+    new_response_id,
+    now_seconds,
+    sampling_for,
+    sse_event,
+    usage_chunk,
+)
+from llm_assets.serving.store import Exchange, ExchangeStore
+from llm_assets.settings import GenerationConfig, ServingConfig
+
+# The page may talk to this server only: no external scripts, styles or connections.
+_PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+)
+_ERROR_KINDS = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error"}
+
+
+def chat_page() -> str:
+    return resources.files("llm_assets.serving").joinpath("chat_page.html").read_text("utf-8")
+
+
+def create_app(
+    engine: ChatEngine,
+    store: ExchangeStore,
+    served: ServedModel,
+    config: ServingConfig,
+    generation: GenerationConfig,
+    token: str | None,
+    retrieve: Retrieve | None = None,
+) -> FastAPI:
+    """The app over a loaded `engine`; `token=None` turns authentication off; with `retrieve`
+    the chunks closest to each question are given to the model as context."""
+    app = FastAPI(
+        title="llm_assets",
+        summary=f"{served.name} {served.version}".strip(),
+        docs_url=None,  # the docs pages load scripts from a CDN, which an air-gapped site lacks
+        redoc_url=None,
+    )
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_kb * 1024)
+    bearer = HTTPBearer(auto_error=False)
+
+    def require_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        if token is None:
+            return
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token: send Authorization: Bearer <the server's "
+                "LLM_ASSETS_SERVE_TOKEN>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    api = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+    answer = _Answerer(engine, store, served, config, generation, retrieve)
+
+    @api.get("/models")
+    def list_models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": served.name,
+                    "object": "model",
+                    "created": answer.started,
+                    "owned_by": "llm_assets",
+                    "version": served.version,
+                    "source": served.source,
+                }
+            ],
+        }
+
+    @api.post("/chat/completions", response_model=None)
+    def chat_completions(request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
+        return answer(request)
+
+    @api.post("/feedback", status_code=201)
+    def post_feedback(request: FeedbackRequest) -> dict[str, Any]:
+        feedback_id = store.record_feedback(
+            request.response_id,
+            thumbs=request.thumbs,
+            rating=request.rating,
+            comment=request.comment or None,
+            corrected_answer=request.corrected_answer or None,
+        )
+        if feedback_id is None:
+            raise RequestRejected(
+                404,
+                f"no answer with id {request.response_id!r} was given by this server: send the "
+                "`id` of a chat completion",
+                "response_not_found",
+            )
+        return {"object": "feedback", "id": feedback_id, "response_id": request.response_id}
+
+    app.include_router(api)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(chat_page(), headers={"Content-Security-Policy": _PAGE_POLICY})
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+class _Answerer:
+    """One chat completion: checked, with context when RAG is on, generated, stored."""
+
+    def __init__(
+        self,
+        engine: ChatEngine,
+        store: ExchangeStore,
+        served: ServedModel,
+        config: ServingConfig,
+        generation: GenerationConfig,
+        retrieve: Retrieve | None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.served = served
+        self.config = config
+        self.generation = generation
+        self.retrieve = retrieve
+        self.started = now_seconds()
+
+    def __call__(self, request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
+        started = time.perf_counter()
+        if request.model and request.model != self.served.name:
+            raise RequestRejected(
+                404,
+                f"model {request.model!r} is not served here; this server serves "
+                f"{self.served.name!r} (GET /v1/models)",
+                "model_not_found",
+            )
+        check_limits(request, self.config)
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        chunk_ids: list[str] = []
+        prompt_messages = messages
+        if self.retrieve is not None:
+            prompt_messages, chunk_ids = with_context(
+                messages, self.retrieve, self.config.rag_k, self.config.rag_max_chars
+            )
+        prompt = self.engine.prepare(prompt_messages)
+        sampling = self._fitted(sampling_for(request, self.config, self.generation), prompt)
+        exchange = Exchange(
+            response_id=new_response_id(),
+            model=self.served.name,
+            model_version=self.served.version,
+            messages=messages,
+            answer="",
+            prompt_tokens=len(prompt.token_ids),
+            completion_tokens=0,
+            latency_ms=0.0,
+            finish_reason="",
+            stream=request.stream,
+            rag_chunk_ids=chunk_ids,
+        )
+        extra: dict[str, Any] = {"model_version": self.served.version}
+        if self.retrieve is not None:
+            extra["rag_chunk_ids"] = chunk_ids
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return StreamingResponse(
+                self._events(prompt, sampling, exchange, started, include_usage),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        completion = self.engine.complete(prompt, sampling)
+        exchange.answer = completion.text
+        exchange.completion_tokens = completion.completion_tokens
+        exchange.finish_reason = completion.finish_reason
+        exchange.latency_ms = 1000 * (time.perf_counter() - started)
+        self.store.record_exchange(exchange)
+        return completion_body(
+            exchange.response_id,
+            now_seconds(),
+            self.served.name,
+            completion.text,
+            completion.finish_reason,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            extra,
+        )
+
+    def _fitted(self, sampling: Sampling, prompt: Prompt) -> Sampling:
+        """`sampling` with max_tokens lowered to what the model's context has room for."""
+        room = self.engine.context_length - len(prompt.token_ids)
+        if room < 1:
+            raise RequestRejected(
+                400,
+                f"the conversation is {len(prompt.token_ids)} tokens; the model reads at most "
+                f"{self.engine.context_length}: send fewer or shorter messages",
+                "context_length_exceeded",
+            )
+        if sampling.max_tokens <= room:
+            return sampling
+        return Sampling(room, sampling.temperature, sampling.top_p, sampling.repetition_penalty)
+
+    def _events(
+        self,
+        prompt: Prompt,
+        sampling: Sampling,
+        exchange: Exchange,
+        started: float,
+        include_usage: bool,
+    ) -> Iterator[str]:
+        """The answer as OpenAI's chunks: the role, the text piece by piece, the finish reason,
+        the usage when asked for, then [DONE]; stored before the finish chunk goes out."""
+        created = now_seconds()
+        name = self.served.name
+        yield sse_event(
+            completion_chunk(exchange.response_id, created, name, {"role": "assistant"})
+        )
+        text_stream = self.engine.stream(prompt, sampling)
+        try:
+            for piece in text_stream:
+                if exchange.first_token_ms is None:
+                    exchange.first_token_ms = 1000 * (time.perf_counter() - started)
+                yield sse_event(
+                    completion_chunk(exchange.response_id, created, name, {"content": piece})
+                )
+        finally:
+            text_stream.close()
+        completion = text_stream.completion
+        assert completion is not None  # set once the stream is read to the end
+        exchange.answer = completion.text
+        exchange.completion_tokens = completion.completion_tokens
+        exchange.finish_reason = completion.finish_reason
+        exchange.latency_ms = 1000 * (time.perf_counter() - started)
+        self.store.record_exchange(exchange)
+        yield sse_event(
+            completion_chunk(exchange.response_id, created, name, {}, completion.finish_reason)
+        )
+        if include_usage:
+            yield sse_event(
+                usage_chunk(
+                    exchange.response_id,
+                    created,
+                    name,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                )
+            )
+        yield DONE_EVENT
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413: at once when Content-Length says so,
+    else as soon as the bytes read pass the limit (a chunked upload)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            too_large = JSONResponse(
+                error_body(_too_large_message(self.max_bytes), "invalid_request_error"), 413
+            )
+            await too_large(scope, receive, send)
+            return
+        read = 0
+
+        async def counted() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > self.max_bytes:
+                # Re-raised by FastAPI's body reading, answered by the HTTPException handler.
+                raise HTTPException(413, _too_large_message(self.max_bytes))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return (
+        f"request body over {max_bytes // 1024} KB (serving.max_request_kb): send fewer or "
+        "shorter messages"
+    )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Errors in OpenAI's shape (`{"error": {"message", "type", "code"}}`), which its clients
+    raise with the message; validation errors keep FastAPI's `detail` list too."""
+
+    @app.exception_handler(RequestRejected)
+    def rejected(_: Request, error: RequestRejected) -> JSONResponse:
+        kind = _ERROR_KINDS.get(error.status, "invalid_request_error")
+        return JSONResponse(error_body(error.message, kind, error.code), status_code=error.status)
+
+    @app.exception_handler(HTTPException)
+    def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        message = str(error.detail)
+        kind = _ERROR_KINDS.get(error.status_code, "invalid_request_error")
+        return JSONResponse(
+            error_body(message, kind, None),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        from fastapi.encoders import jsonable_encoder
+
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc'] if part != 'body')}: {item['msg']}"
+            for item in error.errors()
+        ]
+        body = error_body("; ".join(problems), "invalid_request_error", "invalid_value")
+        body["detail"] = jsonable_encoder(error.errors())
+        return JSONResponse(body, status_code=422)

@@ -1,0 +1,291 @@
+"""The generation engine behind the API: a conversation and a `Sampling` in, an answer out (whole,
+or as a stream of text pieces).
+
+`serving.engine` picks one. `transformers` loads the model the way evaluation does
+(`load_model`) and generates in this process, one request at a time: on a CPU every core already
+works on one generation, and two at once would only slow both. `vllm` hands generation to vLLM on
+a GPU machine (continuous batching, paged attention). Both render prompts with the tokenizer and
+chat template saved with the adapter, the ones training used; no other template is ever applied.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llm_assets.evaluation.generation import ModelUnderTest
+from llm_assets.serving.protocol import Sampling
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine named in the profile cannot run here; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A conversation rendered with the training chat template, and its token ids."""
+
+    text: str
+    token_ids: list[int]
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop": the model ended its answer; "length": max_tokens was reached
+
+
+@dataclass
+class TextStream:
+    """The pieces of an answer as they are generated; once iterated to the end, `completion`
+    holds the whole answer and its token counts. Closing it early stops the generation."""
+
+    pieces: Iterator[str]
+    completion: Completion | None = field(default=None)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces
+
+    def close(self) -> None:
+        """Stop generating (a client went away); safe to call after the end."""
+        close = getattr(self.pieces, "close", None)
+        if close is not None:
+            close()
+
+
+class ChatEngine(Protocol):
+    context_length: int
+
+    def prepare(self, messages: list[dict[str, str]]) -> Prompt:
+        """The prompt the model will continue: the conversation and an open assistant turn."""
+        ...
+
+    def complete(self, prompt: Prompt, sampling: Sampling) -> Completion: ...
+
+    def stream(self, prompt: Prompt, sampling: Sampling) -> TextStream: ...
+
+
+def load_engine(kind: str, model: ModelUnderTest) -> ChatEngine:
+    """The engine `serving.engine` names, with `model` loaded."""
+    if kind == "transformers":
+        return TransformersEngine.load(model)
+    if kind == "vllm":
+        return VllmEngine.load(model)
+    raise EngineUnavailable(f"serving.engine {kind!r} is unknown; use transformers or vllm")
+
+
+def _tokenizer_for(model: ModelUnderTest) -> Any:
+    from llm_assets.datasets.chat_template import load_chat_tokenizer
+
+    # The adapter folder holds the tokenizer and chat template saved at training.
+    return load_chat_tokenizer(model.adapter_path or model.base_model_path)
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]]) -> Prompt:
+    from llm_assets.datasets.chat_template import render_chat
+
+    text = render_chat(tokenizer, messages, for_generation=True)
+    return Prompt(text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def _until_stop(token_ids: list[int], stop_ids: set[int]) -> tuple[list[int], bool]:
+    """The generated ids before the first stop token, and whether one was found."""
+    for index, token in enumerate(token_ids):
+        if token in stop_ids:
+            return token_ids[:index], True
+    return token_ids, False
+
+
+class TransformersEngine:
+    """`model.generate` in this process, streamed through transformers' `TextIteratorStreamer`.
+
+    Everything that touches the model or the tokenizer runs in one dedicated thread, in order:
+    one request generates at a time (on a CPU every core already works on it), a Rust tokenizer
+    is never called from two threads at once, and a generation runs on the same thread whether
+    it is streamed or not, so both take the same time."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-assets-generate")
+        eos = tokenizer.eos_token_id
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        self._stop_ids = {token for token in (eos, self._pad_id) if token is not None}
+
+    @classmethod
+    def load(cls, model: ModelUnderTest) -> TransformersEngine:
+        from llm_assets.evaluation.generation import load_model
+
+        return cls(load_model(model), _tokenizer_for(model))
+
+    def prepare(self, messages: list[dict[str, str]]) -> Prompt:
+        return self._worker.submit(_render, self.tokenizer, messages).result()
+
+    def complete(self, prompt: Prompt, sampling: Sampling) -> Completion:
+        return self._worker.submit(self._generate, prompt, sampling).result()
+
+    def stream(self, prompt: Prompt, sampling: Sampling) -> TextStream:
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancelled = threading.Event()
+        text_stream = TextStream(iter(()))
+
+        def generate() -> Completion:
+            try:
+                return self._generate(prompt, sampling, streamer, cancelled)
+            except BaseException:
+                streamer.end()  # the reader stops waiting, then sees the error
+                raise
+
+        def pieces() -> Iterator[str]:
+            generation = self._worker.submit(generate)
+            try:
+                for piece in streamer:
+                    if piece:
+                        yield piece
+                text_stream.completion = generation.result()
+            finally:
+                # A client that went away stops its generation at the next token.
+                cancelled.set()
+
+        text_stream.pieces = pieces()
+        return text_stream
+
+    def _generate(
+        self,
+        prompt: Prompt,
+        sampling: Sampling,
+        streamer: Any = None,
+        cancelled: threading.Event | None = None,
+    ) -> Completion:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        device = next(self.model.parameters()).device
+        input_ids = torch.tensor([prompt.token_ids], dtype=torch.long, device=device)
+        sampled = (
+            {"do_sample": False}
+            if sampling.greedy
+            else {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        )
+        stopping = StoppingCriteriaList([_Cancelled(cancelled)] if cancelled else [])
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=sampling.max_tokens,
+                repetition_penalty=sampling.repetition_penalty,
+                pad_token_id=self._pad_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                streamer=streamer,
+                stopping_criteria=stopping,
+                **sampled,
+            )
+        produced, stopped = _until_stop(output[0, len(prompt.token_ids) :].tolist(), self._stop_ids)
+        finish = "stop" if stopped or len(produced) < sampling.max_tokens else "length"
+        return Completion(
+            text=self.tokenizer.decode(produced, skip_special_tokens=True).strip(),
+            prompt_tokens=len(prompt.token_ids),
+            completion_tokens=len(produced),
+            finish_reason=finish,
+        )
+
+
+class _Cancelled:
+    """A stopping criterion that ends generation once `event` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
+class VllmEngine:
+    """vLLM on a GPU machine: the base model with the adapter as a LoRA request (or a full
+    fine-tune as the model), prompts rendered and tokenized here with the training template.
+    vLLM's offline `LLM` does not stream token by token, so a streamed answer arrives as one
+    piece; for token streaming at scale run vLLM's own OpenAI server on the merged export."""
+
+    def __init__(self, llm: Any, tokenizer: Any, lora_request: Any, context_length: int) -> None:
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.lora_request = lora_request
+        self.context_length = context_length
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: ModelUnderTest) -> VllmEngine:
+        try:
+            from vllm import LLM
+            from vllm.lora.request import LoRARequest
+        except ImportError as error:
+            raise EngineUnavailable(
+                f"serving.engine is vllm, but vllm cannot be imported here ({error}). vLLM needs "
+                "a CUDA GPU: install it on the GPU machine (pip install vllm) or set "
+                "serving.engine: transformers in the profile"
+            ) from error
+        if model.method in ("prompt_tuning", "p_tuning"):
+            raise EngineUnavailable(
+                f"vLLM serves LoRA adapters and full models, not {model.method} adapters; set "
+                "serving.engine: transformers for this model"
+            )
+        tokenizer = _tokenizer_for(model)
+        if model.adapter_path and model.method != "full":
+            llm = LLM(model=model.base_model_path, tokenizer=model.adapter_path, enable_lora=True)
+            lora = LoRARequest("served-adapter", 1, model.adapter_path)
+        else:
+            llm = LLM(model=model.adapter_path or model.base_model_path)
+            lora = None
+        config = llm.llm_engine.model_config
+        return cls(llm, tokenizer, lora, int(config.max_model_len))
+
+    def prepare(self, messages: list[dict[str, str]]) -> Prompt:
+        with self._lock:
+            return _render(self.tokenizer, messages)
+
+    def complete(self, prompt: Prompt, sampling: Sampling) -> Completion:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            repetition_penalty=sampling.repetition_penalty,
+        )
+        with self._lock:
+            result = self.llm.generate(
+                {"prompt_token_ids": prompt.token_ids},
+                params,
+                lora_request=self.lora_request,
+                use_tqdm=False,
+            )[0].outputs[0]
+        return Completion(
+            text=result.text.strip(),
+            prompt_tokens=len(prompt.token_ids),
+            completion_tokens=len(result.token_ids),
+            finish_reason="length" if result.finish_reason == "length" else "stop",
+        )
+
+    def stream(self, prompt: Prompt, sampling: Sampling) -> TextStream:
+        text_stream = TextStream(iter(()))
+
+        def pieces() -> Iterator[str]:
+            completion = self.complete(prompt, sampling)
+            if completion.text:
+                yield completion.text
+            text_stream.completion = completion
+
+        text_stream.pieces = pieces()
+        return text_stream

@@ -1,0 +1,105 @@
+"""What `llm-assets serve` runs: the model chosen and loaded once, the store opened (tables
+created), the RAG index opened when asked for, then uvicorn."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from llm_assets.serving.models import ServedModel, served_from_folder, served_from_registry
+from llm_assets.settings import Profile
+
+TOKEN_ENV_VAR = "LLM_ASSETS_SERVE_TOKEN"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ServeRefused(RuntimeError):
+    """The server must not start as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    model_version: str | None = None  # a number or an alias; None: the champion
+    adapter: str | None = None  # a folder served without the registry
+    rag: bool = False
+    no_auth: bool = False
+    tracking_uri: str | None = None
+
+
+def serve_token(options: ServeOptions) -> str | None:
+    """The bearer token clients must send, from $LLM_ASSETS_SERVE_TOKEN; None only with
+    --no-auth, which is refused on any address but loopback."""
+    token = os.environ.get(TOKEN_ENV_VAR, "").strip()
+    if options.no_auth:
+        if options.host not in LOOPBACK_HOSTS:
+            raise ServeRefused(
+                f"--no-auth serves anyone who can reach {options.host}; it is allowed on "
+                f"loopback only ({', '.join(LOOPBACK_HOSTS)}): set {TOKEN_ENV_VAR} instead"
+            )
+        return None
+    if not token:
+        raise ServeRefused(
+            f"{TOKEN_ENV_VAR} is not set: clients authenticate with this bearer token. Set it "
+            f"(e.g. export {TOKEN_ENV_VAR}=$(openssl rand -hex 24)), or pass --no-auth to serve "
+            "on 127.0.0.1 without one"
+        )
+    if len(token) < 16:
+        raise ServeRefused(f"{TOKEN_ENV_VAR} is shorter than 16 characters; use a random one")
+    return token
+
+
+def resolve_served_model(profile: Profile, options: ServeOptions) -> ServedModel:
+    """`--adapter` when given; else the registry version `--model-version` names, or the
+    champion, of `use_case.registered_model_name`."""
+    name = profile.use_case.registered_model_name
+    if options.adapter:
+        return served_from_folder(options.adapter, name=name)
+    import mlflow
+
+    if options.tracking_uri:
+        mlflow.set_tracking_uri(options.tracking_uri)
+    return served_from_registry(mlflow, name, options.model_version)
+
+
+def build_app(profile: Profile, served: ServedModel, token: str | None, rag: bool) -> Any:
+    """The app over `served`, loaded with the profile's engine, storing into the profile's
+    database; with `rag`, over the latest materialized rag_index."""
+    from llm_assets.serving.app import create_app
+    from llm_assets.serving.engine import load_engine
+    from llm_assets.serving.store import ExchangeStore, Redactor, database_url, open_database
+
+    config = profile.serving
+    redactor = Redactor.from_cleaning(profile.cleaning)
+    redactor.warm_up()
+    store = ExchangeStore(open_database(database_url(config)), redactor)
+    retrieve = None
+    if rag:
+        from llm_assets.rag.retrieval import read_manifest
+        from llm_assets.rag.retrieval import retrieve as retrieve_chunks
+
+        read_manifest()  # says how to build the index when none is materialized
+        retrieve_chunks("warm-up", 1)  # opens the store and embedder now, not in a request
+        retrieve = retrieve_chunks
+    engine = load_engine(config.engine, served.model)
+    return create_app(engine, store, served, config, profile.evaluation.generation, token, retrieve)
+
+
+def run_server(profile: Profile, options: ServeOptions) -> None:
+    """Serve until interrupted (Ctrl+C)."""
+    import uvicorn
+
+    token = serve_token(options)
+    served = resolve_served_model(profile, options)
+    weights = served.model.adapter_path or served.model.base_model_path
+    print(f"serving {served.name}: {served.source} ({weights}), engine {profile.serving.engine}")
+    rag = options.rag or profile.serving.rag
+    app = build_app(profile, served, token, rag)
+    where = f"http://{options.host}:{options.port}"
+    print(f"OpenAI API: {where}/v1   chat page: {where}/", end="")
+    print(f"#token=<{TOKEN_ENV_VAR}>" if token else "   (no authentication)")
+    if rag:
+        print("RAG: the closest rag_index chunks are given to the model as context")
+    uvicorn.run(app, host=options.host, port=options.port, log_level="info")

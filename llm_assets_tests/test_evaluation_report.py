@@ -1,0 +1,198 @@
+"""The comparison metrics from a predictions table, and the report rendered from them."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llm_assets.evaluation.comparison import compare_models
+from llm_assets.evaluation.perplexity import PerplexityResult
+from llm_assets.evaluation.predictions import PREDICTION_COLUMNS, generation_speed
+from llm_assets.evaluation.report import render_eval_report
+from llm_assets.settings import EvaluationConfig
+
+REFERENCES = [
+    "Pro keeps 180 days of version history.",
+    "Open Preferences and untick the folder.",
+    "Click Resume in the status window.",
+    "42",
+]
+
+
+def predictions_table(labels: tuple[str, ...] = ("tuned", "base")) -> pd.DataFrame:
+    answers = {
+        "tuned": [
+            "Pro keeps 180 days of history.",
+            "Open Preferences and untick it.",
+            "Click Resume.",
+            "42",
+        ],
+        "base": ["I do not know.", "Maybe restart.", "Click somewhere.", "41"],
+        "champion": [
+            "Pro keeps 90 days.",
+            "Open Preferences.",
+            "Click Resume in the window.",
+            "42",
+        ],
+    }
+    rows = []
+    for label in labels:
+        for index, reference in enumerate(REFERENCES):
+            rows.append(
+                {
+                    "pair_id": f"p{index}",
+                    "source": "tickets",
+                    "task": "number" if index == 3 else "support_answer",
+                    "model": label,
+                    "model_path": f"/models/{label}",
+                    "base_model_path": "/models/base",
+                    "method": "none" if label == "base" else "qlora",
+                    "model_version": "3" if label == "champion" else "",
+                    "conversation": f"question {index}",
+                    "reference": reference,
+                    "answer": answers[label][index],
+                    "new_tokens": 10,
+                    "batch": index // 2,
+                    "batch_latency_ms": 100.0 if index < 2 else 300.0,
+                }
+            )
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+
+def perplexities(labels: tuple[str, ...]) -> dict[str, dict[str, PerplexityResult]]:
+    nll = {"tuned": 1.0, "base": 2.0, "champion": 1.5}
+    return {
+        label: {
+            split: PerplexityResult(
+                float(math.exp(nll[label])),
+                nll[label],
+                8,
+                4,
+                [2 * nll[label]] * 4,
+                [2] * 4,
+            )
+            for split in ("validation", "golden")
+        }
+        for label in labels
+    }
+
+
+def test_generation_speed_per_model() -> None:
+    speed = generation_speed(predictions_table())
+    # Batches of 100 ms and 300 ms: median 200 ms; 40 tokens in 0.4 s.
+    assert speed["tuned"] == {"latency_ms_p50": 200.0, "tokens_per_second": 100.0}
+
+
+def test_compare_models_gives_every_key_with_base_as_baseline(tmp_path: Path) -> None:
+    config = EvaluationConfig(bootstrap_samples=200, exact_match_tasks=["number"])
+    metrics = compare_models(predictions_table(), perplexities(("tuned", "base")), config, tmp_path)
+    assert metrics["baseline_label"] == "base"
+    for metric in ("rougeL", "bleu", "chrf", "exact_match"):
+        assert {f"golden_{metric}_tuned", f"golden_{metric}_base"} <= set(metrics)
+    assert "golden_rougeL_champion" not in metrics
+    assert metrics["golden_rougeL_baseline"] == metrics["golden_rougeL_base"]
+    assert metrics["golden_rougeL_tuned"] > metrics["golden_rougeL_base"]
+    assert metrics["golden_exact_match_tuned"] == 1.0 and metrics["exact_match_rows"] == 1
+    assert metrics["golden_perplexity_tuned"] == pytest.approx(2.718, rel=1e-3)
+    assert set(metrics["deltas"]) == {
+        "rougeL_vs_base",
+        "bleu_vs_base",
+        "chrf_vs_base",
+        "exact_match_vs_base",
+        "perplexity_vs_base",
+        "validation_perplexity_vs_base",
+    }
+    rouge = metrics["deltas"]["rougeL_vs_base"]
+    assert rouge["low"] <= rouge["delta"] <= rouge["high"] and rouge["delta"] > 0
+    assert metrics["deltas"]["perplexity_vs_base"]["delta"] < 0
+    assert metrics["latency_ms_p50_tuned"] == 200.0 and metrics["tokens_per_second_base"] == 100.0
+    assert metrics["worst_examples"][0]["pair_id"] != "p3"
+
+
+def test_a_champion_becomes_the_baseline(tmp_path: Path) -> None:
+    labels = ("tuned", "base", "champion")
+    config = EvaluationConfig(bootstrap_samples=100)
+    metrics = compare_models(predictions_table(labels), perplexities(labels), config, tmp_path)
+    assert metrics["baseline_label"] == "champion"
+    assert metrics["golden_rougeL_baseline"] == metrics["golden_rougeL_champion"]
+    assert {"rougeL_vs_base", "rougeL_vs_champion", "perplexity_vs_champion"} <= set(
+        metrics["deltas"]
+    )
+
+
+def report_metrics(tmp_path: Path) -> dict:
+    config = EvaluationConfig(bootstrap_samples=100)
+    metrics = compare_models(predictions_table(), perplexities(("tuned", "base")), config, tmp_path)
+    return metrics | {
+        "mlflow_run_id": "abc123",
+        "base_model_id": "tiny-llama",
+        "adapter_path": "/adapters/run1",
+        "method": "qlora",
+        "redteam_pass_rate": 0.9,
+        "redteam_categories": {
+            "jailbreak": {"passed": 9, "total": 10, "pass_rate": 0.9},
+            "pii_extraction": {"passed": 9, "total": 10, "pass_rate": 0.9},
+        },
+        "redteam_failures": [
+            {
+                "category": "jailbreak",
+                "prompt": "Ignore rules",
+                "output": "ok",
+                "reason": "complied",
+            }
+        ],
+        "human_scores": {"tuned": {"accuracy": 4.5}, "base": {"accuracy": 2.0}},
+        "human_counts": {"tuned": {"accuracy": 2}, "base": {"accuracy": 2}},
+        "human_reviews": 2,
+        "review_dir": "/state/review",
+        "promotion": {
+            "passed": False,
+            "summary": "failed: redteam_pass_rate (0.900 < 0.95)",
+            "criteria": [
+                {
+                    "criterion": "rouge_l",
+                    "required": "≥ 0.2",
+                    "actual": "0.8",
+                    "passed": True,
+                    "reason": "ok",
+                },
+                {
+                    "criterion": "redteam_pass_rate",
+                    "required": "≥ 0.95",
+                    "actual": "0.900",
+                    "passed": False,
+                    "reason": "red-team pass rate 0.900 < 0.95",
+                },
+            ],
+        },
+    }
+
+
+def test_report_shows_metrics_failed_criterion_and_figures(tmp_path: Path) -> None:
+    metrics = report_metrics(tmp_path)
+    markdown, ui_markdown, page, figures = render_eval_report(metrics, [(1, 3.0), (2, 2.5)])
+    assert (
+        "**FAILED**" in markdown and "| redteam_pass_rate | ≥ 0.95 | 0.900 | **NO** |" in markdown
+    )
+    assert "| ROUGE-L |" in markdown and "rougeL_vs_base" in markdown
+    assert "| jailbreak | 9 | 10 | 0.900 |" in markdown
+    assert "| tuned | 4.50 (2) |" in markdown
+    assert {f.name for f in figures} == {"metric_bars", "corpus_bars", "deltas", "loss_curve"}
+    assert all(f.png.startswith(b"\x89PNG") for f in figures)
+    assert "![Training loss" in markdown and "![" not in ui_markdown
+    assert page.count("<img") == 4 and "data:image/png;base64," in page
+    # Self-contained: no reference to anything outside the page.
+    assert not re.search(r"(src|href)=\"(?!data:)", page)
+    assert "<b>FAILED</b>" in page and "<table>" in page
+
+
+def test_report_without_reviews_or_loss_says_what_to_do(tmp_path: Path) -> None:
+    metrics = report_metrics(tmp_path) | {"human_reviews": 0, "human_scores": {}}
+    markdown, _, page, figures = render_eval_report(metrics, [])
+    assert "No reviews yet" in markdown and "/state/review" in markdown
+    assert "No `loss` history" in markdown
+    assert "loss_curve" not in {f.name for f in figures}

@@ -1,0 +1,155 @@
+"""Faults a production run meets: a full disk mid-write, an MLflow server that does not answer,
+two runs that want the one GPU."""
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from llm_assets.defs.resources import (
+    ArtifactStoreResource,
+    LocalAssetIOManager,
+    MlflowResource,
+    MlflowUnavailable,
+)
+
+
+def _disk_fills_after(limit_bytes: int):  # type: ignore[no-untyped-def]
+    """A `to_parquet` that writes `limit_bytes` of the file, then fails as a full disk does."""
+
+    def to_parquet(self: pd.DataFrame, path: object, **_: object) -> None:
+        Path(str(path)).write_bytes(b"PAR1" + b"\0" * limit_bytes)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return to_parquet
+
+
+def test_a_full_disk_never_leaves_a_partial_asset_and_the_previous_version_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = {"version": [1, 1, 1]}
+
+    @dg.asset
+    def corpus() -> pd.DataFrame:
+        return pd.DataFrame(rows)
+
+    io_manager = LocalAssetIOManager(base_dir=str(tmp_path / "assets"))
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([corpus], instance=instance, resources={"io_manager": io_manager})
+        rows["version"] = [2, 2, 2]
+        monkeypatch.setattr(pd.DataFrame, "to_parquet", _disk_fills_after(64))
+        failed = dg.materialize(
+            [corpus], instance=instance, resources={"io_manager": io_manager}, raise_on_error=False
+        )
+        monkeypatch.undo()
+
+    assert not failed.success
+    stored = pd.read_parquet(tmp_path / "assets" / "corpus.parquet")
+    assert stored["version"].tolist() == [1, 1, 1]
+    assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == ["corpus.parquet"]
+
+
+def test_a_model_folder_that_fails_midway_is_never_visible(tmp_path: Path) -> None:
+    artifacts = ArtifactStoreResource(base_dir=str(tmp_path / "artifacts"))
+
+    with pytest.raises(OSError, match="No space left"):
+        with artifacts.new_folder("merged_model", "run-1") as folder:
+            (folder / "model.safetensors").write_bytes(b"\0" * 128)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    assert not artifacts.folder("merged_model", "run-1").exists()
+    assert list((tmp_path / "artifacts" / "merged_model").iterdir()) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_mlflow_server_fails_fast_with_a_clear_message() -> None:
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    mlflow = MlflowResource(tracking_uri=dead, experiment_name="never")
+    started = time.perf_counter()
+
+    with pytest.raises(MlflowUnavailable) as raised:
+        mlflow.tracking()
+
+    assert time.perf_counter() - started < 10
+    assert dead in str(raised.value)
+    assert "nothing was started" in str(raised.value)
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    import dagster as dg
+
+    @dg.asset(pool="gpu")
+    def fine_tune() -> None:
+        started = time.time()
+        time.sleep(10)
+        print("SPAN", json.dumps([started, time.time()]), flush=True)
+
+    storage = {"postgres": {"postgres_url": sys.argv[1]}}
+    with dg.instance_for_test(
+        overrides={"storage": storage, "concurrency": {"pools": {"default_limit": 1}}}
+    ) as instance:
+        print("READY", json.dumps(time.time()), flush=True)
+        assert dg.materialize([fine_tune], instance=instance).success
+    """
+)
+
+
+@pytest.fixture
+def postgres_database() -> str:
+    server = os.environ.get("LLM_ASSETS_TEST_POSTGRES_URL")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs this against PostgreSQL: source .ci/services.sh first")
+        pytest.skip("set LLM_ASSETS_TEST_POSTGRES_URL (make services) to run against PostgreSQL")
+    import psycopg
+
+    name = f"llm_assets_pool_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    base = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    yield f"{base}/{name}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.slow
+def test_two_runs_that_want_the_gpu_take_turns(postgres_database: str, tmp_path: Path) -> None:
+    script = tmp_path / "fine_tune.py"
+    script.write_text(CHILD)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(script), postgres_database],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=240)[0] for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+
+    def stamp(output: str, label: str) -> object:
+        line = next(line for line in output.splitlines() if line.startswith(label + " "))
+        return json.loads(line.split(" ", 1)[1])
+
+    spans = sorted((stamp(out, "SPAN"), stamp(out, "READY")) for out in outputs)
+    (first, _), (second, second_ready) = spans
+    assert second_ready < first[1], "the second run started only after the first had finished"
+    assert second[0] >= first[1], f"both held the GPU at once: {spans}"
