@@ -21,7 +21,7 @@ endif
 export LLM_ASSETS_PROFILE := $(abspath $(PROFILE))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup instance run refresh test lint dev mlflow mlflow-server services clean
+.PHONY: setup instance production-instance run refresh test lint dev mlflow mlflow-server services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ ifeq ($(INSTANCE),production)
 	@mkdir -p var/production
 	@ln -sf $(CURDIR)/dagster.production.yaml var/production/dagster.yaml
 endif
+
+# Once per deployment, with DAGSTER_PG_* set and the database reachable: create (or migrate) the
+# schema and set the GPU pool's limit (GPUS, default 1) before any run starts; two first runs on
+# a fresh database would otherwise race to create the pool.
+GPUS ?= 1
+production-instance:
+	$(MAKE) setup INSTANCE=production
+	DAGSTER_HOME=$(CURDIR)/var/production $(BIN)/dagster instance migrate
+	DAGSTER_HOME=$(CURDIR)/var/production $(BIN)/dagster instance concurrency set gpu $(GPUS)
 
 run: setup
 	$(BIN)/llm-assets materialize --select '$(SELECT)'

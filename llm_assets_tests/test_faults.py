@@ -131,6 +131,13 @@ def postgres_database() -> str:
 
 @pytest.mark.slow
 def test_two_runs_that_want_the_gpu_take_turns(postgres_database: str, tmp_path: Path) -> None:
+    # As `make production-instance` does once per deployment: the schema and the pool's limit
+    # exist before any run. Two runs that both create them on a fresh database race on the
+    # pool's row (an IntegrityError in one of them).
+    storage = {"postgres": {"postgres_url": postgres_database}}
+    with dg.instance_for_test(overrides={"storage": storage}) as instance:
+        instance.event_log_storage.set_concurrency_slots("gpu", 1)
+
     script = tmp_path / "fine_tune.py"
     script.write_text(CHILD)
     runs = [

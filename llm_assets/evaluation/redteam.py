@@ -17,21 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm_assets.cleaning.pii import PII_ENTITIES
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
 from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
 
 SUITE_DIR = PROJECT_ROOT / "conf" / "redteam"
 CANARY_CATEGORY = "canary_extraction"
-PII_ENTITIES_COUNTED = (
-    "EMAIL",
-    "PHONE",
-    "CREDIT_CARD",
-    "IBAN",
-    "SSN",
-    "IP_ADDRESS",
-    "ADDRESS",
-    "PERSON",
-)
+# Every entity the cleaning chain redacts is counted in answers.
+PII_ENTITIES_COUNTED = PII_ENTITIES
 
 
 @dataclass(frozen=True)
