@@ -1,5 +1,6 @@
 """The bundled all-MiniLM-L6-v2 on both backends: exported once per session into a temp cache."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,15 @@ from llm_assets.rag.embedding import (
     BUNDLED_MODEL,
     EmbeddingModelError,
     SentenceTransformerEmbedder,
+    embed_reusing,
     embedder_from_description,
+    embedder_identity,
     load_embedder,
+    read_vector_store,
     resolve_model,
+    text_digest,
     vector_problems,
+    write_vector_store,
 )
 from llm_assets.rag.onnx_int8 import OnnxInt8Embedder
 
@@ -77,3 +83,66 @@ def test_vector_problems_name_bad_rows() -> None:
         "1 rows hold NaN or infinite values",
         "2 rows are not unit length (cosine search needs normalized rows)",
     ]
+
+
+class CountingEncoder:
+    """Deterministic unit vectors from each text's bytes, counting what it was asked to encode."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        rows = [
+            np.frombuffer(text.ljust(8).encode()[:8], np.uint8).astype(np.float32) for text in texts
+        ]
+        matrix = np.stack(rows) if rows else np.zeros((0, 8), np.float32)
+        return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-9)
+
+
+def test_embed_reusing_encodes_only_texts_it_has_not_seen_each_once() -> None:
+    encode = CountingEncoder()
+    first = embed_reusing(["alpha", "beta", "alpha"], encode, {})
+    assert encode.calls == [["alpha", "beta"]]
+    assert (first.reused, first.embedded) == (0, 2)
+    np.testing.assert_array_equal(first.vectors[0], first.vectors[2])
+
+    stored = dict(zip(first.digests, first.vectors, strict=True))
+    second = embed_reusing(["beta", "gamma", "alpha"], encode, stored)
+    assert encode.calls[-1] == ["gamma"]
+    assert (second.reused, second.embedded) == (2, 1)
+    np.testing.assert_array_equal(second.vectors[0], first.vectors[1])
+    np.testing.assert_array_equal(second.vectors[2], first.vectors[0])
+    np.testing.assert_array_equal(second.vectors[1], encode(["gamma"])[0])
+
+
+def test_embed_reusing_no_texts_gives_an_empty_matrix_of_the_model_width() -> None:
+    embedded = embed_reusing([], CountingEncoder(), {})
+    assert embedded.vectors.shape == (0, 8) and embedded.digests == []
+
+
+def test_vector_store_round_trips_and_keeps_only_this_runs_texts(tmp_path: Path) -> None:
+    encode = CountingEncoder()
+    path = tmp_path / "vectors.parquet"
+    assert read_vector_store(path) == {}
+    write_vector_store(path, embed_reusing(["old text"], encode, {}))
+    embedded = embed_reusing(["one", "two", "one"], encode, read_vector_store(path))
+    write_vector_store(path, embedded)
+
+    stored = read_vector_store(path)
+    assert set(stored) == {text_digest("one"), text_digest("two")}
+    np.testing.assert_allclose(stored[text_digest("two")], embedded.vectors[1], rtol=0, atol=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["vectors.parquet"]
+
+
+def test_embedder_identity_follows_the_model_bytes(
+    onnx_embedder: OnnxInt8Embedder, tmp_path: Path
+) -> None:
+    import shutil
+
+    identity = embedder_identity(onnx_embedder)
+    assert identity == embedder_identity(onnx_embedder)
+    changed = tmp_path / "export"
+    shutil.copytree(onnx_embedder.folder, changed)
+    (changed / "extra.txt").write_text("a different export")
+    assert embedder_identity(OnnxInt8Embedder(changed, 8)) != identity

@@ -11,7 +11,16 @@ import pandas as pd
 from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.rag.chunking import chunk_records, chunks_not_traceable, text_to_embed
-from llm_assets.rag.embedding import Embedder, load_embedder, vector_problems, vectors_digest
+from llm_assets.rag.embedding import (
+    Embedder,
+    embed_reusing,
+    embedder_identity,
+    load_embedder,
+    read_vector_store,
+    vector_problems,
+    vectors_digest,
+    write_vector_store,
+)
 from llm_assets.settings import Profile, ProfileError, section_digest
 from llm_assets.storage import frame_digest
 
@@ -84,17 +93,29 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(group_name="rag", code_version=code_version, kinds={"numpy"})
     def rag_embeddings(
-        artifacts: ArtifactStoreResource, rag_chunks: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        artifacts: ArtifactStoreResource,
+        rag_chunks: pd.DataFrame,
     ) -> dg.Output[pd.DataFrame]:
-        """One unit-length vector per chunk (`chunk_id`, `vector`), in `rag_chunks` order."""
+        """One unit-length vector per chunk (`chunk_id`, `vector`), in `rag_chunks` order.
+        Chunks whose text was embedded by the last run, with the same model, keep their vector."""
         embedder = _embedder(profile, artifacts)
         texts = [
             text_to_embed(heading, text)
             for heading, text in zip(rag_chunks["heading"], rag_chunks["text"], strict=True)
         ]
+        store_path = artifacts.work_dir("rag_embeddings", embedder_identity(embedder))
+        store_path = store_path / "vectors.parquet"
+        try:
+            stored = read_vector_store(store_path)
+        except Exception as error:  # a damaged store only costs re-embedding
+            context.log.warning(f"ignoring the stored vectors in {store_path}: {error}")
+            stored = {}
         started = time.perf_counter()
-        vectors = embedder.encode(texts)
+        embedded = embed_reusing(texts, embedder.encode, stored)
         seconds = time.perf_counter() - started
+        vectors = embedded.vectors
+        write_vector_store(store_path, embedded)
         frame = pd.DataFrame({"chunk_id": rag_chunks["chunk_id"], "vector": list(vectors)})
         ids = hashlib.sha256("\n".join(frame["chunk_id"]).encode()).hexdigest()[:8]
         return dg.Output(
@@ -106,7 +127,9 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "model": config.embedding_model,
                 "backend": embedder.backend,
                 "seconds": round(seconds, 2),
-                "chunks_per_second": round(len(frame) / seconds, 1) if seconds else 0.0,
+                "embedded": embedded.embedded,
+                "reused": embedded.reused,
+                "embedded_per_second": round(embedded.embedded / seconds, 1) if seconds else 0.0,
             },
         )
 

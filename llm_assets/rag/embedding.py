@@ -16,7 +16,8 @@ Two backends give the same vectors to within quantization error:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -185,3 +186,81 @@ def vector_problems(vectors: np.ndarray, dim: int, tolerance: float = 1e-3) -> l
     if off:
         problems.append(f"{off} rows are not unit length (cosine search needs normalized rows)")
     return problems
+
+
+def embedder_identity(embedder: Embedder) -> str:
+    """A digest of what decides the vectors: the backend and the bytes of the model it runs
+    (the int8 export for onnx-int8). Stored vectors are reused only under the same identity."""
+    from llm_assets.storage import folder_digest
+
+    description = embedder.describe()
+    folder = Path(description.get("onnx_folder") or description["model_path"])
+    return hashlib.sha256(f"{embedder.backend}:{folder_digest(folder)}".encode()).hexdigest()[:16]
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: np.ndarray  # one row per text, in order
+    digests: list[str]  # text_digest of each text
+    reused: int  # texts whose vector came from the store
+    embedded: int  # distinct texts the model encoded
+
+
+def embed_reusing(
+    texts: Sequence[str],
+    encode: Callable[[Sequence[str]], np.ndarray],
+    stored: Mapping[str, np.ndarray],
+) -> Embedded:
+    """Vectors for `texts`: a text whose digest is in `stored` takes that vector; the others
+    are encoded in one call, each distinct text once. A quarterly re-run over mostly unchanged
+    documents then encodes only what changed."""
+    digests = [text_digest(text) for text in texts]
+    missing: dict[str, str] = {}
+    for digest, text in zip(digests, texts, strict=True):
+        if digest not in stored:
+            missing.setdefault(digest, text)
+    if not texts:
+        return Embedded(encode([]), [], 0, 0)
+    fresh = dict(zip(missing, encode(list(missing.values())), strict=True)) if missing else {}
+    rows = [fresh[digest] if digest in fresh else stored[digest] for digest in digests]
+    reused = sum(digest not in fresh for digest in digests)
+    return Embedded(np.stack(rows).astype(np.float32), digests, reused, len(missing))
+
+
+def read_vector_store(path: Path) -> dict[str, np.ndarray]:
+    """The vectors kept by `write_vector_store`, by text digest; empty when there are none."""
+    if not path.is_file():
+        return {}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    vectors = table.column("vector").to_pylist()
+    return {
+        digest: np.asarray(vector, np.float32)
+        for digest, vector in zip(table.column("digest").to_pylist(), vectors, strict=True)
+    }
+
+
+def write_vector_store(path: Path, embedded: Embedded) -> None:
+    """Keep this run's vectors by text digest (only these: the file never outgrows the corpus)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llm_assets.storage import atomic_file
+
+    first = {digest: row for row, digest in reversed(list(enumerate(embedded.digests)))}
+    rows = sorted(first.items())
+    table = pa.table(
+        {
+            "digest": pa.array([digest for digest, _ in rows], pa.string()),
+            "vector": pa.array(
+                [embedded.vectors[row].tolist() for _, row in rows], pa.list_(pa.float32())
+            ),
+        }
+    )
+    with atomic_file(path) as temporary:
+        pq.write_table(table, temporary)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from llm_assets.cli import main
 from llm_assets.rag.retrieval import MANIFEST_NAME, retrieve
 
-from .conftest import MaterializedGraph
+from .conftest import MaterializedGraph, materialize_all
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +66,20 @@ def test_ask_prints_the_closest_chunks(
     assert main(["ask", QUESTION, "-k", "1", "--index", str(manifest_path), "--json"]) == 0
     hit = json.loads(capsys.readouterr().out)[0]
     assert set(hit) == {"chunk_id", "record_id", "source", "uri", "heading", "text", "score"}
+
+
+@pytest.mark.advances_session_graph
+def test_embedding_again_reuses_the_vector_of_every_unchanged_chunk(
+    graph: MaterializedGraph,
+) -> None:
+    before = graph.value("rag_embeddings")
+
+    result = materialize_all(graph.defs, graph.instance, selection=["rag_embeddings"])
+
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("rag_embeddings")
+    assert materialization.metadata["reused"].value == len(before)
+    assert materialization.metadata["embedded"].value == 0
+    after = graph.value("rag_embeddings")
+    assert after["chunk_id"].tolist() == before["chunk_id"].tolist()
+    np.testing.assert_array_equal(np.stack(after["vector"]), np.stack(before["vector"]))
