@@ -105,3 +105,19 @@ def test_check_profile_command_reports_bad_profiles(tmp_path, capsys) -> None:  
     captured = capsys.readouterr()
     assert f"ok: {TINY_PROFILE}" in captured.out
     assert "sources.0(t).text_feild: unknown key" in captured.err
+
+
+def test_the_pipeline_reads_feedback_from_the_database_the_server_writes(
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from llm_assets.serving.store import database_url
+
+    profile = load_profile(TINY_PROFILE)
+    serving = profile.serving.model_copy(update={"database_url_env": "ACME_FEEDBACK_DB"})
+    profile = profile.model_copy(update={"serving": serving})
+    monkeypatch.setenv("ACME_FEEDBACK_DB", "postgresql+psycopg://app:pw@db:5432/feedback")
+
+    store = build_definitions(profile).resources["feedback_store"]
+
+    assert store.url() == database_url(serving.database_url_env)
+    assert store.url() == "postgresql+psycopg://app:pw@db:5432/feedback"

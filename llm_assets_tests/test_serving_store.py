@@ -119,6 +119,7 @@ def test_database_url_comes_from_the_named_variable_else_sqlite_in_the_state_dir
     config = ServingConfig(database_url_env="ACME_FEEDBACK_DB")
     monkeypatch.delenv("ACME_FEEDBACK_DB", raising=False)
 
-    assert database_url(config) == f"sqlite:///{tmp_path / 'serving' / 'feedback.db'}"
+    default = f"sqlite:///{tmp_path / 'serving' / 'feedback.db'}"
+    assert database_url(config.database_url_env) == default
     monkeypatch.setenv("ACME_FEEDBACK_DB", "postgresql+psycopg://app:pw@db:5432/feedback")
-    assert database_url(config) == "postgresql+psycopg://app:pw@db:5432/feedback"
+    assert database_url(config.database_url_env) == "postgresql+psycopg://app:pw@db:5432/feedback"

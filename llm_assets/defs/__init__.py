@@ -75,6 +75,10 @@ def build_definitions(profile: Profile, resources: dict[str, Any] | None = None)
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources=resources or default_resources(experiment_name=profile.tracking.experiment_name),
+        resources=resources
+        or default_resources(
+            experiment_name=profile.tracking.experiment_name,
+            feedback_url_env=profile.serving.database_url_env,
+        ),
         executor=executor_for(profile),
     )

@@ -431,10 +431,9 @@ class FeedbackStoreResource(dg.ConfigurableResource):
     sqlite_path: str | None = None
 
     def url(self) -> str:
-        explicit = os.environ.get(self.url_env, "").strip()
-        if explicit:
-            return explicit
-        return f"sqlite:///{self.sqlite_path or state_dir() / 'serving' / 'feedback.db'}"
+        from llm_assets.serving.store import database_url
+
+        return database_url(self.url_env, Path(self.sqlite_path) if self.sqlite_path else None)
 
     def engine(self) -> Any:
         from llm_assets.serving.store import open_database
@@ -446,9 +445,11 @@ def default_resources(
     root: Path | None = None,
     experiment_name: str = "llm_assets",
     tracking_uri: str | None = None,
+    feedback_url_env: str = "LLM_ASSETS_FEEDBACK_DB_URL",
 ) -> dict[str, Any]:
     """Resources over one state folder (default: `state_dir()`); tests pass a temporary one,
-    and `tracking_uri` when they track to an MLflow server."""
+    and `tracking_uri` when they track to an MLflow server. `feedback_url_env` is the profile's
+    serving.database_url_env, so the pipeline reads the store the server writes."""
     root = root or state_dir()
     if tracking_uri is None and root != state_dir():
         tracking_uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
@@ -464,6 +465,7 @@ def default_resources(
         ),
         "training_launcher": training_launcher_from_environment(),
         "feedback_store": FeedbackStoreResource(
-            sqlite_path=None if root == state_dir() else str(root / "serving" / "feedback.db")
+            url_env=feedback_url_env,
+            sqlite_path=None if root == state_dir() else str(root / "serving" / "feedback.db"),
         ),
     }

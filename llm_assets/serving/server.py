@@ -74,7 +74,7 @@ def build_app(profile: Profile, served: ServedModel, token: str | None, rag: boo
     config = profile.serving
     redactor = Redactor.from_cleaning(profile.cleaning)
     redactor.warm_up()
-    store = ExchangeStore(open_database(database_url(config)), redactor)
+    store = ExchangeStore(open_database(database_url(config.database_url_env)), redactor)
     retrieve = None
     if rag:
         from llm_assets.rag.retrieval import read_manifest

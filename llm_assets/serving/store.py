@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llm_assets.settings import CleaningConfig, ServingConfig, state_dir
+from llm_assets.settings import CleaningConfig, state_dir
 
 metadata = sa.MetaData()
 
@@ -65,15 +65,14 @@ feedback = sa.Table(
 )
 
 
-def database_url(config: ServingConfig) -> str:
-    """The URL in the environment variable `config.database_url_env`, else SQLite at
-    <state dir>/serving/feedback.db."""
-    url = os.environ.get(config.database_url_env, "").strip()
+def database_url(url_env: str, sqlite_path: Path | None = None) -> str:
+    """The SQLAlchemy URL in the environment variable `url_env` (serving.database_url_env),
+    else SQLite at `sqlite_path`, by default <state dir>/serving/feedback.db. The server writes
+    and the `feedback_records` asset reads through this one function, so they meet."""
+    url = os.environ.get(url_env, "").strip()
     if url:
         return url
-    path = state_dir() / "serving" / "feedback.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{sqlite_path or state_dir() / 'serving' / 'feedback.db'}"
 
 
 def open_database(url: str) -> sa.Engine:

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from llm_assets.defs import build_definitions
-from llm_assets.serving.store import Exchange, ExchangeStore, Redactor, open_database
+from llm_assets.serving.store import Exchange, ExchangeStore, Redactor
 from llm_assets.settings import PromotionCriteria
 
 from .conftest import MaterializedGraph
@@ -20,7 +20,7 @@ LIKED = "Aurora Sync retries a failed upload three times before it reports an er
 
 
 def _store_a_quarter_of_feedback(graph: MaterializedGraph) -> None:
-    engine = open_database(f"sqlite:///{graph.state / 'serving' / 'feedback.db'}")
+    engine = graph.resources["feedback_store"].engine()
     store = ExchangeStore(engine, Redactor.from_cleaning(graph.profile.cleaning))
     asked = [
         ("q-corrected", "How do I bring back a vault I deleted last week?", "Try again."),
