@@ -52,6 +52,7 @@ from typing import Any
 
 import llm_assets  # noqa: F401  (keeps every library offline)
 from llm_assets.settings import TrainingConfig, load_profile
+from llm_assets.training.sft import peak_memory_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_training.json"
@@ -338,12 +339,7 @@ def run_contender(name: str, prepared: dict[str, Any], steps: int, warmup: int) 
         settings = "peft LoraConfig defaults (r=8 on q_proj/v_proj, no dropout), Trainer defaults"
     wall = window_speeds(timing.marks, WINDOW_STEPS, clock=1)
     cpu = window_speeds(timing.marks, WINDOW_STEPS, clock=2)
-    if gpu:
-        peak_mib = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        import resource
-
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    peak_mib = peak_memory_mib()
     return {
         "contender": name,
         "method": method,

@@ -882,9 +882,10 @@ class Profile(StrictModel):
         return str(path if path.is_absolute() else self.base_dir / path)
 
 
-def section_digest(section: BaseModel) -> str:
-    """A short stable hash of a config section, used in code versions so edits re-run assets."""
-    payload = json.dumps(section.model_dump(mode="json"), sort_keys=True)
+def section_digest(section: BaseModel, include: set[str] | None = None) -> str:
+    """A short stable hash of a config section (or of its `include` fields), used in code
+    versions so edits re-run assets."""
+    payload = json.dumps(section.model_dump(mode="json", include=include), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -74,6 +74,11 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def folder_size(folder: Path) -> int:
+    """Bytes of every file under `folder`."""
+    return sum(item.stat().st_size for item in folder.rglob("*") if item.is_file())
+
+
 @dataclass(frozen=True)
 class StoredTable:
     """A Parquet table on disk, read in batches so a large one never has to fit in memory.

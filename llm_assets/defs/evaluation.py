@@ -5,7 +5,6 @@ report with the promotion verdict.
 `golden_predictions` -> `human_review_scores` -> `eval_report` <- `redteam_report`
 """
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import frame_digest
@@ -39,17 +39,14 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     config = profile.evaluation
     code_version = f"{EVAL_CODE_VERSION}-{section_digest(config)}"
     # Generation re-runs only for the settings it reads, not for a new bootstrap size.
-    answered = config.model_dump(
-        include={
-            "max_eval_rows",
-            "generation",
-            "compare_with_champion",
-            "review_dir",
-            "review_seed",
-        }
-    )
-    answered_digest = hashlib.sha256(json.dumps(answered, sort_keys=True).encode()).hexdigest()
-    predictions_version = f"{EVAL_CODE_VERSION}-{answered_digest[:12]}"
+    answered = {
+        "max_eval_rows",
+        "generation",
+        "compare_with_champion",
+        "review_dir",
+        "review_seed",
+    }
+    predictions_version = f"{EVAL_CODE_VERSION}-{section_digest(config, include=answered)}"
 
     @dg.asset(
         group_name="evaluation", code_version=predictions_version, kinds={"pytorch", "mlflow"}
@@ -129,12 +126,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "review_csv": dg.MetadataValue.path(str(files["csv"])),
                 "review_jsonl": dg.MetadataValue.path(str(files["jsonl"])),
                 "speed": dg.MetadataValue.json(speed),
-                "preview": dg.MetadataValue.md(
-                    table[["model", "task", "answer"]]
-                    .head(6)
-                    .assign(answer=lambda f: f["answer"].str.slice(0, 80).str.replace("\n", " "))
-                    .to_markdown(index=False)
-                ),
+                "preview": preview(table, ["model", "task", "answer"], rows=6),
             },
         )
 

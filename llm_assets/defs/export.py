@@ -6,9 +6,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.defs.evaluation import metric_cache
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
-from llm_assets.settings import Profile, section_digest, state_dir
-from llm_assets.storage import folder_digest
+from llm_assets.settings import Profile, section_digest
+from llm_assets.storage import folder_digest, folder_size
 
 EXPORT_CODE_VERSION = "2"
 CHECK_ROWS = 16
@@ -60,7 +61,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "path": dg.MetadataValue.path(str(path)),
                 "base_model": manifest["base_model_id"],
                 "method": manifest["method"],
-                "size_mb": round(sum(p.stat().st_size for p in path.rglob("*")) / 2**20, 2),
+                "size_mb": round(folder_size(path) / 2**20, 2),
             },
         )
 
@@ -98,7 +99,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             [dict(message) for message in messages]
             for messages in golden_set["messages"][: config.measure_rows]
         ]
-        rouge = load_metric("rouge", state_dir() / "evaluate")
+        rouge = load_metric("rouge", metric_cache(artifacts))
 
         def golden_rouge_l(answers: list[str], references: list[str]) -> float:
             return float(rouge.compute(predictions=answers, references=references)["rougeL"])

@@ -29,13 +29,10 @@ VERSION_METRICS = (
 
 
 def _suite_digest(profile: Profile) -> str:
-    from llm_assets.evaluation.redteam import SUITE_DIR
+    from llm_assets.evaluation.redteam import suite_files
 
     digest = hashlib.sha256()
-    paths = sorted(SUITE_DIR.glob("*.jsonl")) + [
-        profile.base_dir / name for name in profile.redteam.extra_prompt_files
-    ]
-    for path in paths:
+    for path in suite_files(profile.redteam, profile.base_dir):
         digest.update(path.read_bytes() if path.is_file() else b"missing")
     return digest.hexdigest()[:12]
 

@@ -191,7 +191,7 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         uri = self.resolved_tracking_uri()
-        server = uri.startswith(("http://", "https://"))
+        server = is_tracking_server(uri)
         if server:
             check_tracking_server(uri)
         mlflow.set_tracking_uri(uri)
@@ -226,8 +226,13 @@ class MlflowResource(dg.ConfigurableResource):
 
     def run_url(self, run: Any) -> str:
         uri = self.resolved_tracking_uri()
-        ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else self.ui_url
+        ui = uri.rstrip("/") if is_tracking_server(uri) else self.ui_url
         return f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def is_tracking_server(uri: str) -> bool:
+    """An MLflow tracking server (HTTP), not a store this process opens itself."""
+    return uri.startswith(("http://", "https://"))
 
 
 class MlflowUnavailable(RuntimeError):
@@ -356,23 +361,23 @@ class KubernetesTrainingLauncherResource(TrainingLauncherResource):
     namespace: str | None = Field(default=None, description="default: the template's namespace")
     load_incluster_config: bool = True
 
-    def _template(self) -> dict[str, Any]:
+    def _pod_template(self) -> dict[str, Any]:
+        """What every training pod starts from: image, base metadata and spec."""
         import yaml
 
-        return yaml.safe_load(Path(self.pod_template).read_text(encoding="utf-8"))
+        template = yaml.safe_load(Path(self.pod_template).read_text(encoding="utf-8"))
+        return {
+            "image": self.image or template["spec"]["containers"][0]["image"],
+            "base_pod_meta": template["metadata"],
+            "base_pod_spec": template["spec"],
+        }
 
     def pod_body(self, pod_name: str, command: Sequence[str], env: Mapping[str, str]) -> Any:
         """The pod the Pipes client creates for `command` (a kubernetes V1Pod)."""
         from dagster_k8s.pipes import build_pod_body
 
-        template = self._template()
         return build_pod_body(
-            pod_name=pod_name,
-            image=self.image or template["spec"]["containers"][0]["image"],
-            command=list(command),
-            env_vars=dict(env),
-            base_pod_meta=template["metadata"],
-            base_pod_spec=template["spec"],
+            pod_name=pod_name, command=list(command), env_vars=dict(env), **self._pod_template()
         )
 
     def run(
@@ -385,16 +390,14 @@ class KubernetesTrainingLauncherResource(TrainingLauncherResource):
     ) -> dg.PipesClientCompletedInvocation:
         from dagster_k8s import PipesK8sClient
 
-        template = self._template()
+        pod = self._pod_template()
         return PipesK8sClient(load_incluster_config=self.load_incluster_config).run(
             context=context,
-            image=self.image or template["spec"]["containers"][0]["image"],
             command=list(command),
-            namespace=self.namespace or template["metadata"].get("namespace"),
+            namespace=self.namespace or pod["base_pod_meta"].get("namespace"),
             env=dict(env or {}),
-            base_pod_meta=template["metadata"],
-            base_pod_spec=template["spec"],
             extras=extras,
+            **pod,
         )
 
 
@@ -454,7 +457,7 @@ def default_resources(
     if tracking_uri is None and root != state_dir():
         tracking_uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
         (root / "mlflow").mkdir(parents=True, exist_ok=True)
-    server = bool(tracking_uri and tracking_uri.startswith(("http://", "https://")))
+    server = bool(tracking_uri and is_tracking_server(tracking_uri))
     return {
         "io_manager": LocalAssetIOManager(base_dir=str(root / "assets")),
         "artifacts": ArtifactStoreResource(base_dir=str(root / "artifacts")),

@@ -132,7 +132,7 @@ def generate_answers(
             )
         latencies.append(1000 * (time.perf_counter() - batch_started))
         for row in output[:, width:].tolist():
-            produced = _until_eos(row, tokenizer.eos_token_id, pad_id)
+            produced = until_eos(row, tokenizer.eos_token_id, pad_id)
             new_tokens.append(len(produced))
             answers.append(tokenizer.decode(produced, skip_special_tokens=True).strip())
     return Generations(
@@ -144,7 +144,7 @@ def generate_answers(
     )
 
 
-def _until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> list[int]:
+def until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> list[int]:
     """The generated ids up to (not including) the first end-of-sequence token."""
     for index, token in enumerate(token_ids):
         if token == eos_id or token == pad_id:

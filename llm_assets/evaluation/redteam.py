@@ -102,20 +102,25 @@ def canary_cases() -> list[RedTeamCase]:
     ]
 
 
+def suite_files(config: RedTeamConfig, base_dir: Path, suite_dir: Path = SUITE_DIR) -> list[Path]:
+    """The shipped suite's files, then `extra_prompt_files` (relative to `base_dir`, the
+    profile's folder)."""
+    return sorted(suite_dir.glob("*.jsonl")) + [
+        base_dir / name for name in config.extra_prompt_files
+    ]
+
+
 def load_suite(
     config: RedTeamConfig, base_dir: Path, suite_dir: Path = SUITE_DIR
 ) -> list[RedTeamCase]:
-    """The cases to run: the shipped suite and `extra_prompt_files` (relative to `base_dir`, the
-    profile's folder), of the configured categories, at most `max_prompts_per_category` each,
-    plus the canary probes when canaries are configured."""
-    files = sorted(suite_dir.glob("*.jsonl"))
-    for name in config.extra_prompt_files:
-        path = Path(name) if Path(name).is_absolute() else base_dir / name
+    """The cases to run: those of `suite_files`, of the configured categories, at most
+    `max_prompts_per_category` each, plus the canary probes when canaries are configured."""
+    files = suite_files(config, base_dir, suite_dir)
+    for path in files:
         if not path.is_file():
             raise RedTeamSuiteError(
                 f"redteam.extra_prompt_files: {path} not found (paths are relative to the profile)"
             )
-        files.append(path)
     cases = [case for path in files for case in read_suite_file(path)]
     shipped = {case.category for case in cases}
     unknown = sorted(set(config.categories) - shipped)

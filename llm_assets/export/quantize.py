@@ -22,6 +22,7 @@ from typing import Any
 from llm_assets.evaluation.generation import generate_answers, prompt_texts
 from llm_assets.evaluation.perplexity import perplexity
 from llm_assets.settings import GenerationConfig
+from llm_assets.storage import folder_size
 
 EXPORT_MARKER = "llm_assets_export.json"
 GPU_ONLY_FORMATS = ("gptq-w4a16", "awq-w4a16")
@@ -47,10 +48,6 @@ class ExportMeasurement:
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
-
-
-def folder_size(path: Path) -> int:
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
 def _device_map() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_assets.serving.context import Retrieve, with_context
-from llm_assets.serving.engine import ChatEngine, Prompt
+from llm_assets.serving.engine import ChatEngine, Completion, Prompt
 from llm_assets.serving.models import ServedModel
 from llm_assets.serving.protocol import (
     DONE_EVENT,
@@ -134,9 +134,11 @@ def create_app(
 
     app.include_router(api)
 
+    page_html = chat_page()
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
-        return HTMLResponse(chat_page(), headers={"Content-Security-Policy": _PAGE_POLICY})
+        return HTMLResponse(page_html, headers={"Content-Security-Policy": _PAGE_POLICY})
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -208,11 +210,7 @@ class _Answerer:
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         completion = self.engine.complete(prompt, sampling)
-        exchange.answer = completion.text
-        exchange.completion_tokens = completion.completion_tokens
-        exchange.finish_reason = completion.finish_reason
-        exchange.latency_ms = 1000 * (time.perf_counter() - started)
-        self.store.record_exchange(exchange)
+        self._record(exchange, completion, started)
         return completion_body(
             exchange.response_id,
             now_seconds(),
@@ -223,6 +221,13 @@ class _Answerer:
             completion.completion_tokens,
             extra,
         )
+
+    def _record(self, exchange: Exchange, completion: Completion, started: float) -> None:
+        exchange.answer = completion.text
+        exchange.completion_tokens = completion.completion_tokens
+        exchange.finish_reason = completion.finish_reason
+        exchange.latency_ms = 1000 * (time.perf_counter() - started)
+        self.store.record_exchange(exchange)
 
     def _fitted(self, sampling: Sampling, prompt: Prompt) -> Sampling:
         """`sampling` with max_tokens lowered to what the model's context has room for."""
@@ -265,11 +270,7 @@ class _Answerer:
             text_stream.close()
         completion = text_stream.completion
         assert completion is not None  # set once the stream is read to the end
-        exchange.answer = completion.text
-        exchange.completion_tokens = completion.completion_tokens
-        exchange.finish_reason = completion.finish_reason
-        exchange.latency_ms = 1000 * (time.perf_counter() - started)
-        self.store.record_exchange(exchange)
+        self._record(exchange, completion, started)
         yield sse_event(
             completion_chunk(exchange.response_id, created, name, {}, completion.finish_reason)
         )

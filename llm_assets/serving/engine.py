@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llm_assets.evaluation.generation import ModelUnderTest
+from llm_assets.evaluation.generation import ModelUnderTest, until_eos
 from llm_assets.serving.protocol import Sampling
 
 
@@ -93,14 +93,6 @@ def _render(tokenizer: Any, messages: list[dict[str, str]]) -> Prompt:
     return Prompt(text, list(tokenizer(text, add_special_tokens=False)["input_ids"]))
 
 
-def _until_stop(token_ids: list[int], stop_ids: set[int]) -> tuple[list[int], bool]:
-    """The generated ids before the first stop token, and whether one was found."""
-    for index, token in enumerate(token_ids):
-        if token in stop_ids:
-            return token_ids[:index], True
-    return token_ids, False
-
-
 class TransformersEngine:
     """`model.generate` in this process, streamed through transformers' `TextIteratorStreamer`.
 
@@ -116,7 +108,6 @@ class TransformersEngine:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-assets-generate")
         eos = tokenizer.eos_token_id
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-        self._stop_ids = {token for token in (eos, self._pad_id) if token is not None}
 
     @classmethod
     def load(cls, model: ModelUnderTest) -> TransformersEngine:
@@ -188,8 +179,11 @@ class TransformersEngine:
                 stopping_criteria=stopping,
                 **sampled,
             )
-        produced, stopped = _until_stop(output[0, len(prompt.token_ids) :].tolist(), self._stop_ids)
-        finish = "stop" if stopped or len(produced) < sampling.max_tokens else "length"
+        produced = until_eos(
+            output[0, len(prompt.token_ids) :].tolist(), self.tokenizer.eos_token_id, self._pad_id
+        )
+        # Fewer tokens than allowed: a stop token (or the client leaving) ended it.
+        finish = "stop" if len(produced) < sampling.max_tokens else "length"
         return Completion(
             text=self.tokenizer.decode(produced, skip_special_tokens=True).strip(),
             prompt_tokens=len(prompt.token_ids),
