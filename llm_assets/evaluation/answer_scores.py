@@ -23,8 +23,6 @@ class AnswerScores:
     """One model's answers scored against the references, row for row."""
 
     label: str
-    rouge1: np.ndarray
-    rouge2: np.ndarray
     rougeL: np.ndarray
     bleu_stats: np.ndarray
     chrf_stats: np.ndarray
@@ -59,8 +57,6 @@ def score_answers(
     )
     return AnswerScores(
         label=label,
-        rouge1=np.asarray(rouge["rouge1_per_example"], dtype=float),
-        rouge2=np.asarray(rouge["rouge2_per_example"], dtype=float),
         rougeL=np.asarray(rouge["rougeL_per_example"], dtype=float),
         bleu_stats=np.asarray(bleu["stats"], dtype=float).reshape(len(predictions), -1),
         chrf_stats=np.asarray(chrf["stats"], dtype=float).reshape(len(predictions), -1),

@@ -38,10 +38,6 @@ class DeltaInterval:
         return {"delta": self.delta, "low": self.low, "high": self.high}
 
 
-def mean_of_rows(rows: np.ndarray) -> float:
-    return float(rows.mean())
-
-
 def paired_bootstrap(
     a: np.ndarray | list[float] | list[list[float]],
     b: np.ndarray | list[float] | list[list[float]],

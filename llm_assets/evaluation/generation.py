@@ -7,7 +7,6 @@ which is the one training used), under the same generation settings. Only the we
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,11 +49,6 @@ class Generations:
     @property
     def tokens_per_second(self) -> float:
         return sum(self.new_tokens) / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def latency_ms_p50(self) -> float:
-        """Median time to answer one batch of prompts."""
-        return statistics.median(self.batch_latencies_ms) if self.batch_latencies_ms else 0.0
 
 
 def load_model(model: ModelUnderTest) -> Any:

@@ -116,9 +116,6 @@ def _rouge_l(metrics: dict[str, Any], margin: float) -> CriterionResult:
     label = str(metrics.get("baseline_label") or "baseline")
     tuned = _number(metrics, "golden_rougeL_tuned")
     baseline = _number(metrics, "golden_rougeL_baseline")
-    if baseline is None:  # an older report without the baseline key: the base model
-        baseline = _number(metrics, "golden_rougeL_base")
-        label = "base"
     required = f"≥ {label} + {margin:g}"
     if tuned is None:
         return _missing("rouge_l", required, "golden_rougeL_tuned")

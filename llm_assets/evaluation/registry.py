@@ -63,7 +63,7 @@ def register_adapter(
             raise
     tags = version_tags(manifest, dagster_run_id)
     source = adapter_source_uri(manifest)
-    if source.startswith("runs:/") and not manifest.get("mlflow_model_uri"):
+    if not manifest.get("mlflow_model_uri"):
         # The adapter folder is plain run artifacts, not a logged MLflow model, which
         # `mlflow.register_model` refuses; a version may still point at any artifact location.
         version = client.create_model_version(

@@ -54,7 +54,7 @@ def report_sections(
 
     labels = labels_in(metrics)
     baseline = metrics.get("baseline_label", "base")
-    sections = [_overview(metrics, labels, baseline), _promotion(metrics)]
+    sections = [_overview(metrics, baseline), _promotion(metrics)]
 
     rows = metrics.get("rows", {})
     perplexity = Section("Perplexity of the reference answers (lower is better)")
@@ -142,7 +142,7 @@ def _change(tuned: Any, base: Any) -> str:
     return f"{100 * (tuned - base) / base:+.1f}%"
 
 
-def _overview(metrics: dict[str, Any], labels: list[str], baseline: str) -> Section:
+def _overview(metrics: dict[str, Any], baseline: str) -> Section:
     section = Section("Models")
     models = {model["label"]: model for model in metrics.get("models", [])}
     lines = [

@@ -45,9 +45,10 @@ def merge_adapter(base_model_path: str, adapter_path: str, method: str, output_d
     AutoTokenizer.from_pretrained(adapter_path).save_pretrained(output_dir)
 
 
-def model_card(manifest: dict[str, Any], measurements: list[dict[str, Any]] | None = None) -> str:
+def model_card(manifest: dict[str, Any]) -> str:
     """A Hugging Face model card (README.md with YAML metadata) for the merged model: where it
-    came from (base, adapter, MLflow run, data digests) and how it was measured."""
+    came from (base, adapter, MLflow run). Its exports are measured in quantized_export's own
+    README, written after the merged model."""
     metadata = {
         "base_model": manifest["base_model_id"],
         "license": manifest.get("license", "other"),
@@ -70,16 +71,4 @@ def model_card(manifest: dict[str, Any], measurements: list[dict[str, Any]] | No
         "render prompts with `tokenizer.apply_chat_template`, never by hand.",
         "",
     ]
-    if measurements:
-        lines += ["## Exports, each re-loaded and measured", ""]
-        header = list(measurements[0])
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        for row in measurements:
-            lines.append("| " + " | ".join(_cell(row[column]) for column in header) + " |")
-        lines.append("")
     return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -9,12 +9,12 @@ imports torch, so building a command stays cheap and testable without a GPU.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from llm_assets.settings import PROJECT_ROOT, TrainingConfig
-from llm_assets.storage import atomic_directory
+from llm_assets.storage import atomic_directory, atomic_file
 
 ACCELERATE_CONFIG_DIR = PROJECT_ROOT / "conf" / "accelerate"
 TRAINING_MODULE = "llm_assets.training.fine_tune"
@@ -41,15 +41,14 @@ class TrainingSpec:
     mlflow_tracking_uri: str
     mlflow_run_id: str
     base_model_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> TrainingConfig:
         return TrainingConfig.model_validate(self.training)
 
     def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
+        with atomic_file(path) as temporary:
+            temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), "utf-8")
         return path
 
     @classmethod
