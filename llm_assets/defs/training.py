@@ -120,7 +120,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             "train": frame_digest(train_frame),
             "validation": frame_digest(validation_frame),
         }
-        learned = training.model_dump(mode="json", exclude=set(training.LAUNCH_FIELDS))
+        settings = training.model_dump(mode="json")
+        learned = {k: v for k, v in settings.items() if k not in training.LAUNCH_FIELDS}
         inputs_digest = hashlib.sha256(
             json.dumps(
                 [base_model["weights_digest"], data_digests, learned, chat_template["digest"]],
@@ -133,7 +134,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         with mlflow.start_run(context, run_name=f"qlora_adapter-{context.run.run_id[:8]}") as run:
             mlflow_client.log_params(
                 {
-                    **{f"training.{k}": v for k, v in training.model_dump(mode="json").items()},
+                    **{f"training.{k}": v for k, v in settings.items()},
                     "training.accelerate_config_file": accelerate_config.name,
                     "model.id_or_path": base_model["model_id"],
                     "model.revision": base_model["revision"] or "",
@@ -158,7 +159,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 base_model_id=base_model["model_id"],
                 dataset_dir=str(dataset_dir),
                 work_dir=str(work_dir),
-                training=training.model_dump(mode="json"),
+                training=settings,
                 max_length=profile.datasets.max_length,
                 chat_template=chat_template["template"],
                 mlflow_tracking_uri=mlflow.resolved_tracking_uri(),
@@ -169,9 +170,11 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             )
             context.log.info(f"training process: {shlex.join(command)}")
             invocation = training_launcher.run(context=context, command=command)
+            # As the training process typed them (the history is Markdown), for the asset page;
+            # plain values for the manifest.
+            reported_metadata = invocation.get_materialize_result().metadata or {}
             reported: dict[str, Any] = {
-                key: getattr(value, "value", value)
-                for key, value in (invocation.get_materialize_result().metadata or {}).items()
+                key: getattr(value, "value", value) for key, value in reported_metadata.items()
             }
             with artifacts.new_folder("qlora_adapter", context.run.run_id) as folder:
                 shutil.copytree(work_dir / "final", folder, dirs_exist_ok=True)
@@ -195,11 +198,10 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             manifest,
             data_version=dg.DataVersion(manifest["weights_digest"]),
             metadata={
-                **reported,
+                **reported_metadata,
                 "path": dg.MetadataValue.path(str(path)),
                 "mlflow_run": dg.MetadataValue.url(run_url),
                 "mlflow_run_id": run.info.run_id,
-                "training_history": dg.MetadataValue.md(reported["training_history"]),
                 "accelerate_config": dg.MetadataValue.path(str(accelerate_config)),
             },
         )
