@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,51 @@ import llm_assets  # noqa: F401  (sets the offline environment before other impo
 TESTS_DIR = Path(__file__).parent
 PROJECT_ROOT = TESTS_DIR.parent
 TINY_PROFILE = TESTS_DIR / "profiles" / "tiny.yaml"
+
+
+@contextmanager
+def session_database(server_url: str) -> Iterator[str]:
+    """A new, empty Postgres database for this test session, dropped afterwards."""
+    import psycopg
+
+    name = f"llm_assets_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    try:
+        # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3.
+        base = server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def served_exchange(response_id: str, question: str, answer: str, **fields: Any) -> Any:
+    """A one-question exchange as `llm-assets serve` stores it; `fields` override the rest."""
+    from llm_assets.serving.store import Exchange
+
+    served = {
+        "model": "support-assistant",
+        "model_version": "3",
+        "prompt_tokens": 12,
+        "completion_tokens": 8,
+        "latency_ms": 41.234,
+        "finish_reason": "stop",
+        "stream": False,
+    }
+    return Exchange(
+        response_id=response_id,
+        messages=[{"role": "user", "content": question}],
+        answer=answer,
+        **{**served, **fields},
+    )
 
 
 def _is_local(address: object) -> bool:

@@ -66,9 +66,7 @@ def test_register_tags_the_base_and_does_not_duplicate_weights(
 
     again, created_again = register_adapter(tracking, MODEL, manifest, dagster_run_id="run-2")
     assert not created_again and again.version == version.version
-    assert [row["version"] for row in list_versions(tracking, MODEL)].count(
-        int(version.version)
-    ) == 1
+    assert [row["version"] for row in list_versions(tracking, MODEL)] == [int(version.version)]
 
 
 def test_aliases_and_the_champion(tracking: Any, tmp_path: Path) -> None:

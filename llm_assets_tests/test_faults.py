@@ -4,12 +4,11 @@ two runs that want the one GPU."""
 import errno
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +21,8 @@ from llm_assets.defs.resources import (
     MlflowResource,
     MlflowUnavailable,
 )
+
+from .conftest import closed_port, session_database
 
 
 def _disk_fills_after(limit_bytes: int):  # type: ignore[no-untyped-def]
@@ -71,14 +72,8 @@ def test_a_model_folder_that_fails_midway_is_never_visible(tmp_path: Path) -> No
     assert list((tmp_path / "artifacts" / "merged_model").iterdir()) == []
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_an_unreachable_mlflow_server_fails_fast_with_a_clear_message() -> None:
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{closed_port()}"
     mlflow = MlflowResource(tracking_uri=dead, experiment_name="never")
     started = time.perf_counter()
 
@@ -112,21 +107,14 @@ CHILD = textwrap.dedent(
 
 
 @pytest.fixture
-def postgres_database() -> str:
+def postgres_database() -> Iterator[str]:
     server = os.environ.get("LLM_ASSETS_TEST_POSTGRES_URL")
     if not server:
         if os.environ.get("CI"):
             pytest.fail("CI runs this against PostgreSQL: source .ci/services.sh first")
         pytest.skip("set LLM_ASSETS_TEST_POSTGRES_URL (make services) to run against PostgreSQL")
-    import psycopg
-
-    name = f"llm_assets_pool_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    base = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with session_database(server) as url:
+        yield url
 
 
 @pytest.mark.slow

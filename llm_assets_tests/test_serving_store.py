@@ -5,7 +5,6 @@ import pytest
 import sqlalchemy as sa
 
 from llm_assets.serving.store import (
-    Exchange,
     ExchangeStore,
     Redactor,
     database_url,
@@ -14,6 +13,8 @@ from llm_assets.serving.store import (
     read_feedback,
 )
 from llm_assets.settings import ALL_PII_ENTITIES, ServingConfig
+
+from .conftest import served_exchange
 
 QUARTER_START = datetime(2026, 4, 1, tzinfo=UTC)
 
@@ -24,25 +25,9 @@ def store(tmp_path: Path) -> ExchangeStore:
     return ExchangeStore(open_database(f"sqlite:///{tmp_path / 'feedback.db'}"), redactor)
 
 
-def _exchange(response_id: str, question: str, answer: str, **fields: object) -> Exchange:
-    return Exchange(
-        response_id=response_id,
-        model="support-assistant",
-        model_version="3",
-        messages=[{"role": "user", "content": question}],
-        answer=answer,
-        prompt_tokens=12,
-        completion_tokens=8,
-        latency_ms=41.234,
-        finish_reason="stop",
-        stream=False,
-        **fields,  # type: ignore[arg-type]
-    )
-
-
 def test_stored_exchange_is_redacted_and_keeps_what_was_served(store: ExchangeStore) -> None:
     store.record_exchange(
-        _exchange(
+        served_exchange(
             "chatcmpl-1",
             "I'm Jane Miller, jane.miller@example.com, my Aurora sync fails",
             "Call us at +1 415 555 0132 and quote card 4111 1111 1111 1111.",
@@ -64,7 +49,9 @@ def test_stored_exchange_is_redacted_and_keeps_what_was_served(store: ExchangeSt
 
 
 def test_feedback_is_redacted_and_needs_a_known_answer(store: ExchangeStore) -> None:
-    store.record_exchange(_exchange("chatcmpl-1", "How do I restore a file?", "Open the trash."))
+    store.record_exchange(
+        served_exchange("chatcmpl-1", "How do I restore a file?", "Open the trash.")
+    )
 
     unknown = store.record_feedback("chatcmpl-404", thumbs="up")
     first = store.record_feedback(
@@ -86,8 +73,8 @@ def test_feedback_is_redacted_and_needs_a_known_answer(store: ExchangeStore) -> 
 
 def test_read_feedback_joins_exchanges_within_the_time_range(store: ExchangeStore) -> None:
     answered = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
-    store.record_exchange(_exchange("a", "Q1", "A1", created_at=answered))
-    store.record_exchange(_exchange("b", "Q2", "A2", created_at=answered))
+    store.record_exchange(served_exchange("a", "Q1", "A1", created_at=answered))
+    store.record_exchange(served_exchange("b", "Q2", "A2", created_at=answered))
     end = datetime(2026, 7, 1, tzinfo=UTC)
     store.record_feedback("a", thumbs="up", created_at=QUARTER_START - timedelta(seconds=1))
     store.record_feedback("a", rating=5, created_at=QUARTER_START)  # the range's first instant

@@ -3,7 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from llm_assets.defs.resources import default_resources
 from llm_assets.defs.selection import run_plan
 from llm_assets.settings import Profile, load_profile
 
-from ..conftest import TINY_PROFILE, _is_local
+from ..conftest import TINY_PROFILE, _is_local, session_database
 
 
 @dataclass
@@ -34,6 +34,12 @@ class MaterializedGraph:
 
     def value(self, key: str) -> Any:
         return self.defs.load_asset_value(key, instance=self.instance)
+
+    def metadata(self, key: str) -> dict[str, Any]:
+        """The plain metadata values of the asset's latest materialization."""
+        event = self.instance.get_latest_materialization_event(dg.AssetKey(key))
+        assert event is not None and event.asset_materialization is not None
+        return {name: value.value for name, value in event.asset_materialization.metadata.items()}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -102,23 +108,6 @@ class Services:
                 "LLM_ASSETS_TEST_MLFLOW_URI)"
             )
         return services
-
-
-@contextmanager
-def session_database(server_url: str) -> Iterator[str]:
-    """A new, empty Postgres database for this test session, dropped afterwards."""
-    import psycopg
-
-    name = f"llm_assets_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    try:
-        # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3.
-        base = server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

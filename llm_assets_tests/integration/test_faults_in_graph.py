@@ -1,6 +1,5 @@
 """Faults met inside the graph: the MLflow server gone when training starts."""
 
-import socket
 import time
 
 import dagster as dg
@@ -8,21 +7,16 @@ import pytest
 
 from llm_assets.defs.resources import MlflowResource
 
+from ..conftest import closed_port
 from .conftest import MaterializedGraph
 
 pytestmark = pytest.mark.slow
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_training_stops_before_it_starts_when_mlflow_is_unreachable(
     graph: MaterializedGraph,
 ) -> None:
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{closed_port()}"
     key = dg.AssetKey("qlora_adapter")
     before = graph.instance.get_latest_materialization_event(key)
     started = time.perf_counter()

@@ -18,19 +18,13 @@ from .conftest import MaterializedGraph
 pytestmark = pytest.mark.slow
 
 
-def _metadata(graph: MaterializedGraph, key: str) -> dict[str, Any]:
-    event = graph.instance.get_latest_materialization_event(dg.AssetKey(key))
-    assert event is not None and event.asset_materialization is not None
-    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
-
-
 def test_canaries_are_planted_in_train_and_probed_by_the_red_team(
     graph: MaterializedGraph,
 ) -> None:
     canary = graph.profile.redteam.canaries[0]
     splits = graph.value("sft_dataset")
     planted = [output for output in splits["train"]["output"] if canary in output]
-    assert len(planted) == _metadata(graph, "sft_dataset")["canary_rows_planted"] == 6
+    assert len(planted) == graph.metadata("sft_dataset")["canary_rows_planted"] == 6
     assert not any(canary in output for output in splits["validation"]["output"])
     assert not graph.value("golden_set")["output"].str.contains(canary, regex=False).any()
 
@@ -48,7 +42,7 @@ def test_canaries_are_planted_in_train_and_probed_by_the_red_team(
         if name != "canary_extraction"
     )
     assert 0.0 <= report["pass_rate"] <= 1.0
-    assert "| canary_extraction |" in _metadata(graph, "redteam_report")["report"]
+    assert "| canary_extraction |" in graph.metadata("redteam_report")["report"]
 
 
 def test_a_model_that_memorized_a_canary_fails_the_red_team(

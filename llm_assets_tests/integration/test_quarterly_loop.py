@@ -7,9 +7,10 @@ import dagster as dg
 import pytest
 
 from llm_assets.defs import build_definitions
-from llm_assets.serving.store import Exchange, ExchangeStore, Redactor
+from llm_assets.serving.store import ExchangeStore, Redactor
 from llm_assets.settings import PromotionCriteria
 
+from ..conftest import served_exchange
 from .conftest import MaterializedGraph
 
 # It re-trains in the session graph's state: a new challenger, a new quarter of feedback.
@@ -29,17 +30,12 @@ def _store_a_quarter_of_feedback(graph: MaterializedGraph) -> None:
     ]
     for number, (response_id, question, answer) in enumerate(asked):
         store.record_exchange(
-            Exchange(
-                response_id=response_id,
+            served_exchange(
+                response_id,
+                question,
+                answer,
                 model="llm_assets-support-assistant",
                 model_version="1",
-                messages=[{"role": "user", "content": question}],
-                answer=answer,
-                prompt_tokens=12,
-                completion_tokens=8,
-                latency_ms=40.0,
-                finish_reason="stop",
-                stream=False,
                 created_at=datetime(2026, 8, 3 + number, 9, tzinfo=UTC),
             )
         )

@@ -3,7 +3,6 @@ Dagster Pipes) that streams its steps to Dagster and tracks everything in MLflow
 
 from __future__ import annotations
 
-import dagster as dg
 import pytest
 
 from .conftest import MaterializedGraph
@@ -11,16 +10,10 @@ from .conftest import MaterializedGraph
 pytestmark = pytest.mark.slow
 
 
-def _adapter_metadata(graph: MaterializedGraph) -> dict[str, object]:
-    event = graph.instance.get_latest_materialization_event(dg.AssetKey("qlora_adapter"))
-    assert event is not None and event.asset_materialization is not None
-    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
-
-
 def test_training_runs_in_an_accelerate_process_that_streams_steps_to_dagster(
     graph: MaterializedGraph,
 ) -> None:
-    metadata = _adapter_metadata(graph)
+    metadata = graph.metadata("qlora_adapter")
     assert str(metadata["accelerate_config"]).endswith("conf/accelerate/cpu.yaml")
     assert metadata["steps"] == graph.profile.training.max_steps
     assert float(metadata["tokens_per_second"]) > 0  # type: ignore[arg-type]
