@@ -121,3 +121,22 @@ def test_the_pipeline_reads_feedback_from_the_database_the_server_writes(
 
     assert store.url() == database_url(serving.database_url_env)
     assert store.url() == "postgresql+psycopg://app:pw@db:5432/feedback"
+
+
+def test_new_promotion_criteria_re_run_the_report_not_the_answers() -> None:
+    profile = load_profile(TINY_PROFILE)
+    criteria = profile.use_case.criteria.model_copy(update={"rouge_l_margin": 0.5})
+    changed = profile.model_copy(
+        update={"use_case": profile.use_case.model_copy(update={"criteria": criteria})}
+    )
+
+    def code_versions(p):  # type: ignore[no-untyped-def]
+        graph = build_definitions(p).resolve_asset_graph()
+        return {
+            name: graph.get(dg.AssetKey(name)).code_version
+            for name in ("golden_predictions", "eval_report")
+        }
+
+    before, after = code_versions(profile), code_versions(changed)
+    assert after["golden_predictions"] == before["golden_predictions"]
+    assert after["eval_report"] != before["eval_report"]

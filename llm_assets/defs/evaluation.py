@@ -46,7 +46,15 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         "review_dir",
         "review_seed",
     }
-    predictions_version = f"{EVAL_CODE_VERSION}-{section_digest(config, include=answered)}"
+    predictions_version = (
+        f"{EVAL_CODE_VERSION}-{section_digest(config, include=answered)}"
+        f"-{section_digest(profile.use_case, include={'registered_model_name'})}"
+    )
+    # The report also judges promotion (use_case.criteria) and scores perplexity at
+    # datasets.max_length: a change to either must re-run it.
+    report_version = (
+        f"{code_version}-{section_digest(profile.use_case)}-{profile.datasets.max_length}"
+    )
 
     @dg.asset(
         group_name="evaluation", code_version=predictions_version, kinds={"pytorch", "mlflow"}
@@ -176,7 +184,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    @dg.asset(group_name="evaluation", code_version=code_version, kinds={"pytorch", "mlflow"})
+    @dg.asset(group_name="evaluation", code_version=report_version, kinds={"pytorch", "mlflow"})
     def eval_report(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
