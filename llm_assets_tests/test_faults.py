@@ -148,3 +148,15 @@ def test_two_runs_that_want_the_gpu_take_turns(postgres_database: str, tmp_path:
     (first, _), (second, second_ready) = spans
     assert second_ready < first[1], "the second run started only after the first had finished"
     assert second[0] >= first[1], f"both held the GPU at once: {spans}"
+
+
+def test_mlflow_links_point_at_the_tracking_server_when_there_is_one() -> None:
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(info=SimpleNamespace(experiment_id="3", run_id="abc"))
+    server = MlflowResource(tracking_uri="http://mlflow.internal:5000/", experiment_name="e")
+    local = MlflowResource(tracking_uri="sqlite:///var/mlflow/mlflow.db", experiment_name="e")
+
+    assert server.run_url(run) == "http://mlflow.internal:5000/#/experiments/3/runs/abc"
+    assert server.model_version_url("m", "2") == "http://mlflow.internal:5000/#/models/m/versions/2"
+    assert local.model_version_url("m", "2") == f"{local.ui_url}/#/models/m/versions/2"

@@ -37,10 +37,6 @@ def _suite_digest(profile: Profile) -> str:
     return digest.hexdigest()[:12]
 
 
-def model_version_url(mlflow: MlflowResource, name: str, version: str) -> str:
-    return f"{mlflow.ui_url}/#/models/{name}/versions/{version}"
-
-
 def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     redteam = profile.redteam
     use_case = profile.use_case
@@ -171,7 +167,7 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "source": version.source,
                 "weights_digest": qlora_adapter["weights_digest"],
                 "registry": dg.MetadataValue.url(
-                    model_version_url(mlflow, model_name, str(version.version))
+                    mlflow.model_version_url(model_name, str(version.version))
                 ),
             },
         )
@@ -243,7 +239,7 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "decision": decision.summary(),
                 "criteria": dg.MetadataValue.md(decision.to_markdown()),
                 "registry": dg.MetadataValue.url(
-                    model_version_url(mlflow, model_name, champion or challenger)
+                    mlflow.model_version_url(model_name, champion or challenger)
                 ),
             },
         )

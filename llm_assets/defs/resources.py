@@ -224,10 +224,16 @@ class MlflowResource(dg.ConfigurableResource):
                 mlflow.set_tags(tags)
             yield run
 
-    def run_url(self, run: Any) -> str:
+    def _ui(self) -> str:
+        """The MLflow UI: the tracking server itself, else `make mlflow`'s address."""
         uri = self.resolved_tracking_uri()
-        ui = uri.rstrip("/") if is_tracking_server(uri) else self.ui_url
-        return f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        return uri.rstrip("/") if is_tracking_server(uri) else self.ui_url
+
+    def run_url(self, run: Any) -> str:
+        return f"{self._ui()}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+    def model_version_url(self, name: str, version: str) -> str:
+        return f"{self._ui()}/#/models/{name}/versions/{version}"
 
 
 def is_tracking_server(uri: str) -> bool:
