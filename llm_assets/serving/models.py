@@ -28,6 +28,12 @@ class ServedModel:
     source: str  # for people: "champion (version 3)", "alias challenger (version 4)", a folder
 
 
+def version_number(wanted: str) -> str | None:
+    """The version number `wanted` names ("3" or "v3"), or None when it is an alias."""
+    number = wanted[1:] if wanted[:1] in ("v", "V") else wanted
+    return number if number.isdigit() else None
+
+
 def registry_version(mlflow_module: Any, model_name: str, wanted: str | None) -> Any:
     """The `ModelVersion` of `model_name` that `wanted` names: a number ("3" or "v3"), an alias
     ("challenger"), or None for the champion."""
@@ -36,14 +42,14 @@ def registry_version(mlflow_module: Any, model_name: str, wanted: str | None) ->
     from llm_assets.evaluation.registry import CHAMPION
 
     wanted = (wanted or CHAMPION).strip()
-    number = wanted[1:] if wanted[:1] in ("v", "V") and wanted[1:].isdigit() else wanted
+    number = version_number(wanted)
     client = mlflow_module.MlflowClient()
     try:
-        if number.isdigit():
+        if number:
             return client.get_model_version(model_name, number)
         return client.get_model_version_by_alias(model_name, wanted)
     except MlflowException as error:
-        what = f"version {number}" if number.isdigit() else f"alias '{wanted}'"
+        what = f"version {number}" if number else f"alias '{wanted}'"
         hint = (
             "no version has been promoted yet: materialize through eval_report to register and "
             "promote one, or pass --model-version N or --adapter FOLDER"
@@ -73,7 +79,7 @@ def served_from_registry(
         )
     if not wanted:
         source = f"champion (version {version.version})"
-    elif wanted.lstrip("vV").isdigit():
+    elif version_number(wanted.strip()):
         source = f"version {version.version}"
     else:
         source = f"alias {wanted} (version {version.version})"
