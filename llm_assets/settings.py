@@ -27,7 +27,7 @@ from pydantic import (
 PROFILE_ENV_VAR = "LLM_ASSETS_PROFILE"
 STATE_DIR_ENV_VAR = "LLM_ASSETS_STATE_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PROFILE_PATH = PROJECT_ROOT / "conf" / "default.yaml"
+DEFAULT_PROFILE_PATH = PROJECT_ROOT / "conf" / "smollm2.yaml"
 
 SourceKind = Literal["jsonl", "csv", "documents", "instructions", "sql", "git"]
 PiiEntity = Literal[
@@ -444,10 +444,16 @@ class TinyModelConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    kind: Literal["tiny", "pretrained"] = Field(
-        "tiny", description="tiny: build locally; pretrained: from_pretrained(id_or_path)"
+    kind: Literal["tiny", "pretrained", "gguf"] = Field(
+        "tiny",
+        description="tiny: build locally; pretrained: from_pretrained(id_or_path); gguf: a "
+        "llama.cpp GGUF file, dequantized to fp32 and saved as a model folder",
     )
-    id_or_path: str = Field("llm-assets/tiny-llama", description="hub id or local folder")
+    id_or_path: str = Field(
+        "llm-assets/tiny-llama",
+        description="pretrained: hub id or local folder; gguf: a .gguf file (absolute or "
+        "relative to the profile) or pypi:<distribution>/<file inside it>",
+    )
     revision: str | None = None
     license: str = "apache-2.0"
     allowed_licenses: list[str] = Field(
@@ -496,6 +502,13 @@ class TrainingConfig(StrictModel):
         description="modules that get LoRA: all-linear (every linear layer but the output "
         "head), or a list of module names such as [q_proj, v_proj]",
     )
+    lora_last_layers: int | None = Field(
+        None,
+        ge=1,
+        description="LoRA only on the last N transformer layers (None: every layer): the "
+        "backward pass then stops at the first adapted layer, which on CPU makes a step "
+        "several times cheaper",
+    )
     num_virtual_tokens: int = Field(
         20, ge=1, le=512, description="virtual tokens learned (prompt_tuning, p_tuning)"
     )
@@ -516,6 +529,11 @@ class TrainingConfig(StrictModel):
         False,
         description="pack several conversations into each row (trl best-fit packing, without "
         "padding): fewer wasted tokens on GPU; rows stay whole, never cut",
+    )
+    group_by_length: bool = Field(
+        False,
+        description="batch rows of similar length together (transformers' LengthGroupedSampler): "
+        "less padding computed, which on CPU is most of a step's waste",
     )
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory, ~30% slower"
@@ -572,6 +590,12 @@ class EvaluationConfig(StrictModel):
     )
     review_seed: int = Field(0, description="seed of the A/B sides and row order of the review")
     worst_examples: int = Field(5, ge=0, description="lowest-ROUGE-L answers shown in the report")
+    side_by_side: int = Field(
+        8,
+        ge=0,
+        description="golden prompts shown in the report with every model's answer side by side "
+        "(spread evenly over the golden set, not picked by score)",
+    )
 
 
 class RedTeamConfig(StrictModel):
@@ -909,7 +933,7 @@ def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationE
 
 
 def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
-    """Read and validate a profile: `path`, else $LLM_ASSETS_PROFILE, else conf/default.yaml."""
+    """Read and validate a profile: `path`, else $LLM_ASSETS_PROFILE, else conf/smollm2.yaml."""
     profile_path = Path(path or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH).resolve()
     if not profile_path.is_file():
         raise ProfileError(f"{profile_path}: profile not found (set {PROFILE_ENV_VAR} or PROFILE=)")

@@ -1,9 +1,9 @@
 import dagster as dg
 
 from llm_assets.defs import build_definitions
-from llm_assets.settings import load_profile
+from llm_assets.settings import DEFAULT_PROFILE_PATH, load_profile
 
-from .conftest import PROJECT_ROOT, TINY_PROFILE
+from .conftest import TINY_PROFILE
 
 STABLE_KEYS = {
     "cleaned_corpus",
@@ -18,7 +18,7 @@ STABLE_KEYS = {
 
 
 def test_definitions_load_with_stable_keys_groups_and_checks() -> None:
-    defs = build_definitions(load_profile(PROJECT_ROOT / "conf" / "default.yaml"))
+    defs = build_definitions(load_profile(DEFAULT_PROFILE_PATH))
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert STABLE_KEYS <= keys

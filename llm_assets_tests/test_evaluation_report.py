@@ -113,6 +113,27 @@ def test_compare_models_gives_every_key_with_base_as_baseline(tmp_path: Path) ->
     assert metrics["worst_examples"][0]["pair_id"] != "p3"
 
 
+def test_side_by_side_spreads_over_the_golden_set_with_every_answer(tmp_path: Path) -> None:
+    config = EvaluationConfig(bootstrap_samples=100, side_by_side=3)
+    metrics = compare_models(predictions_table(), perplexities(("tuned", "base")), config, tmp_path)
+    shown = metrics["side_by_side"]
+    # Picked by position (first, middle, last of 4 rows), not by score.
+    assert [example["pair_id"] for example in shown] == ["p0", "p2", "p3"]
+    assert shown[0]["reference"] == REFERENCES[0]
+    assert shown[0]["answers"] == {
+        "tuned": "Pro keeps 180 days of history.",
+        "base": "I do not know.",
+    }
+    assert shown[2]["rougeL"] == {"tuned": 1.0, "base": 0.0}
+    markdown = render_eval_report(metrics)[0]
+    assert "## Answers side by side" in markdown
+    assert "| tuned | Pro keeps 180 days of history. | " in markdown
+    assert "| base | I do not know. | " in markdown
+    none = EvaluationConfig(bootstrap_samples=100, side_by_side=0)
+    hidden = compare_models(predictions_table(), perplexities(("tuned", "base")), none, tmp_path)
+    assert hidden["side_by_side"] == []
+
+
 def test_a_champion_becomes_the_baseline(tmp_path: Path) -> None:
     labels = ("tuned", "base", "champion")
     config = EvaluationConfig(bootstrap_samples=100)

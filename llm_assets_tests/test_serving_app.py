@@ -64,10 +64,13 @@ def _client(
     store: ExchangeStore,
     token: str | None = TOKEN,
     retrieve: Any = None,
+    system_prompt: str | None = None,
     **config: Any,
 ) -> TestClient:
     settings = ServingConfig(**{"max_tokens": 8, "default_max_tokens": 6, **config})
-    app = create_app(engine, store, served, settings, GenerationConfig(), token, retrieve)
+    app = create_app(
+        engine, store, served, settings, GenerationConfig(), token, retrieve, system_prompt
+    )
     return TestClient(app)
 
 
@@ -298,3 +301,27 @@ def test_vllm_engine_says_how_to_get_vllm_when_it_is_missing(served: ServedModel
         pytest.skip("vllm is installed here")
     with pytest.raises(EngineUnavailable, match="serving.engine: transformers"):
         load_engine("vllm", served.model)
+
+
+def test_a_request_without_system_message_gets_the_training_system_prompt(
+    engine: TransformersEngine, served: ServedModel, store: ExchangeStore
+) -> None:
+    from llm_assets.datasets.chat_template import render_chat
+
+    system = {"role": "system", "content": "You are the support assistant for our product."}
+    with _client(engine, served, store, system_prompt=system["content"]) as client:
+        implicit = _chat(client).json()["usage"]["prompt_tokens"]
+        explicit = client.post(
+            "/v1/chat/completions", json={"messages": [system, QUESTION]}, headers=AUTH
+        ).json()["usage"]["prompt_tokens"]
+    with _client(engine, served, store) as client:
+        bare = _chat(client).json()["usage"]["prompt_tokens"]
+    rendered = render_chat(engine.tokenizer, [system, QUESTION], for_generation=True)
+    assert (
+        implicit
+        == explicit
+        == len(engine.tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    )
+    assert bare < implicit
+    # What is stored is what the user sent, not the added system turn.
+    assert all(row["messages"][0]["role"] == "user" for row in _stored(store)[:1])

@@ -98,6 +98,49 @@ def test_training_config_maps_onto_sft_and_peft_configs(tmp_path: Path) -> None:
     assert peft_config_from(TrainingConfig(method="full")) is None
 
 
+def test_lora_on_the_last_layers_adapts_only_those(tiny_inputs: tuple[Path, Path]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_inputs[0]))
+    layers = base.config.num_hidden_layers
+    lora = peft_config_from(TrainingConfig(method="lora", lora_last_layers=1), base)
+    assert lora.layers_to_transform == [layers - 1]
+    # "all-linear" is spelled out: peft places layers only for named modules.
+    assert sorted(lora.target_modules) == sorted(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    named = peft_config_from(
+        TrainingConfig(method="lora", lora_last_layers=99, target_modules=["q_proj"]), base
+    )
+    assert named.layers_to_transform == list(range(layers)) and named.target_modules == {"q_proj"}
+    with pytest.raises(ValueError, match="needs the base model"):
+        peft_config_from(TrainingConfig(method="lora", lora_last_layers=1))
+    sft = sft_config_from(TrainingConfig(group_by_length=True), Path("unused"), 128)
+    assert sft.train_sampling_strategy == "group_by_length"
+
+
+def test_lora_on_the_last_layer_leaves_the_others_untouched(
+    tiny_inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from datasets import load_from_disk
+
+    from llm_assets.training.sft import train_adapter
+
+    base, data = tiny_inputs
+    splits = load_from_disk(str(data))
+    config = TrainingConfig(method="lora", lora_last_layers=1, group_by_length=True, **FEW_STEPS)
+    result = train_adapter(
+        str(base), splits["train"], splits["validation"], config, 128, tmp_path, lambda m, s: None
+    )
+    adapted = {
+        name.split(".layers.")[1].split(".")[0]
+        for name, parameter in result.trained_model.named_parameters()
+        if parameter.requires_grad
+    }
+    assert adapted == {str(result.trained_model.config.num_hidden_layers - 1)}
+    assert result.global_step == FEW_STEPS["max_steps"]
+
+
 @pytest.mark.parametrize("method", ["lora", "full", "prompt_tuning", "p_tuning"])
 def test_each_method_trains_the_tiny_model_with_its_metrics(
     method: str, tiny_inputs: tuple[Path, Path], tmp_path: Path

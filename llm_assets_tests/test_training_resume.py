@@ -43,7 +43,13 @@ def _store_inputs(state: Path, base: Path, data: Path) -> None:
 
     assets = state / "assets"
     assets.mkdir(parents=True)
-    manifest = {"path": str(base), "model_id": "tiny", "revision": None, "weights_digest": "w1"}
+    manifest = {
+        "path": str(base),
+        "model_id": "tiny",
+        "revision": None,
+        "license": "apache-2.0",
+        "weights_digest": "w1",
+    }
     (assets / "base_model.json").write_text(json.dumps(manifest))
     template = {"template": None, "digest": "t1", "origin": "base tokenizer"}
     (assets / "chat_template.json").write_text(json.dumps(template))

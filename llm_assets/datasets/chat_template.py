@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 # ChatML. Used for base models that ship no template of their own; the `generation` markers let
@@ -29,12 +30,54 @@ def chat_template_of(tokenizer: Any) -> str | None:
     return template if isinstance(template, str) and template.strip() else None
 
 
+# Conversations on which a tokenizer's own template must render exactly as ChatML does for
+# ChatML (with its generation markers) to stand in for it.
+_CHATML_PROBES = (
+    [
+        {"role": "system", "content": "System text."},
+        {"role": "user", "content": "First question?"},
+        {"role": "assistant", "content": "First answer."},
+        {"role": "user", "content": "Second question?"},
+        {"role": "assistant", "content": "Second answer."},
+    ],
+)
+
+
 def training_chat_template(tokenizer: Any) -> tuple[str, str]:
     """(template, origin): the base tokenizer's own template ('tokenizer'), else ChatML
-    ('default') for base models that ship none. Dataset, training and serving all call this on
-    the same base tokenizer, so they cannot pick different templates."""
+    ('default') for base models that ship none. An own template without `{% generation %}`
+    markers (trl needs them for the loss on assistant turns only) that renders conversations
+    with a system message exactly as ChatML is replaced by ChatML with markers ('tokenizer,
+    as ChatML with generation markers'): the same text and tokens, so the model sees the format
+    it was instruction-tuned on. Dataset, training and serving all call this on the same base
+    tokenizer, so they cannot pick different templates."""
     own = chat_template_of(tokenizer)
-    return (own, "tokenizer") if own else (DEFAULT_CHAT_TEMPLATE, "default")
+    if not own:
+        return DEFAULT_CHAT_TEMPLATE, "default"
+    if not has_generation_markers(own) and renders_like_chatml(tokenizer, own):
+        return DEFAULT_CHAT_TEMPLATE, "tokenizer, as ChatML with generation markers"
+    return own, "tokenizer"
+
+
+def has_generation_markers(template: str) -> bool:
+    return re.search(r"{%-?\s*generation\s*-?%}", template) is not None
+
+
+def renders_like_chatml(tokenizer: Any, template: str) -> bool:
+    """Whether `template` renders the probe conversations, whole and as generation prompts,
+    to the same text as ChatML."""
+    for messages in _CHATML_PROBES:
+        for prompt in (False, True):
+            shown = messages[:-1] if prompt else messages
+            rendered = [
+                tokenizer.apply_chat_template(
+                    shown, chat_template=candidate, tokenize=False, add_generation_prompt=prompt
+                )
+                for candidate in (template, DEFAULT_CHAT_TEMPLATE)
+            ]
+            if rendered[0] != rendered[1]:
+                return False
+    return True
 
 
 def load_chat_tokenizer(path: str, chat_template: str | None = None) -> Any:

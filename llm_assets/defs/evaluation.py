@@ -17,7 +17,7 @@ from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import frame_digest
 
-EVAL_CODE_VERSION = "2"
+EVAL_CODE_VERSION = "3"
 
 
 def review_folder(profile: Profile, artifacts: ArtifactStoreResource) -> Path:

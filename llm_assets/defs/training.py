@@ -37,8 +37,9 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         artifacts: ArtifactStoreResource,
         cleaned_corpus: pd.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
-        """The model fine-tuning starts from: a tiny Llama pre-trained on the corpus, or a real
-        model loaded with `from_pretrained` from a local path or the Hugging Face cache."""
+        """The model fine-tuning starts from: a tiny Llama pre-trained on the corpus, a real
+        model loaded with `from_pretrained` from a local path or the Hugging Face cache, or a
+        GGUF file (a path or an installed package's) dequantized into a model folder."""
         from llm_assets.training.base_model import (
             build_tiny_base_model,
             count_parameters,
@@ -55,6 +56,14 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         if model_config.kind == "pretrained":
             path = resolve_pretrained(model_config)
             manifest["path"] = path
+        elif model_config.kind == "gguf":
+            from llm_assets.training.gguf import convert_gguf_to_folder, resolve_gguf_file
+
+            gguf_path = resolve_gguf_file(model_config.id_or_path, profile.base_dir)
+            with artifacts.new_folder("base_model", context.run.run_id) as folder:
+                conversion = convert_gguf_to_folder(gguf_path, folder)
+            path = str(artifacts.folder("base_model", context.run.run_id))
+            manifest.update(path=path, gguf=conversion.__dict__)
         else:
             texts = [
                 f"{text}\n\n{response}" if isinstance(response, str) else text
@@ -79,6 +88,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "model_id": model_config.id_or_path,
                 "license": model_config.license,
                 **{f"pretrain_{k}": v for k, v in manifest.get("pretrain", {}).items()},
+                **{f"gguf_{k}": v for k, v in manifest.get("gguf", {}).items()},
             },
         )
 
@@ -139,6 +149,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                     "model.id_or_path": base_model["model_id"],
                     "model.revision": base_model["revision"] or "",
                     "model.weights_digest": base_model["weights_digest"],
+                    "model.license": base_model["license"],
+                    "model.gguf_sha256": base_model.get("gguf", {}).get("gguf_sha256", ""),
                     "data.train_digest": data_digests["train"],
                     "data.validation_digest": data_digests["validation"],
                     "data.max_length": profile.datasets.max_length,

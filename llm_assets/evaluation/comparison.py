@@ -88,7 +88,34 @@ def compare_models(
         metrics[f"latency_ms_p50_{label}"] = speed["latency_ms_p50"]
         metrics[f"tokens_per_second_{label}"] = speed["tokens_per_second"]
     metrics["worst_examples"] = worst_examples(golden, scores["tuned"], config.worst_examples)
+    metrics["side_by_side"] = side_by_side(
+        golden, answers, {label: scores[label].rougeL for label in labels}, config.side_by_side
+    )
     return metrics
+
+
+def side_by_side(
+    golden: pd.DataFrame,
+    answers: dict[str, list[str]],
+    rouge_l: dict[str, Any],
+    count: int,
+) -> list[dict[str, Any]]:
+    """`count` golden rows spread evenly over the set (picked by position, never by score, so
+    they show typical answers), each with the reference and every model's answer and ROUGE-L."""
+    if count == 0 or golden.empty:
+        return []
+    positions = sorted({round(i * (len(golden) - 1) / max(count - 1, 1)) for i in range(count)})
+    return [
+        {
+            "pair_id": str(golden["pair_id"].iloc[at]),
+            "task": str(golden["task"].iloc[at]),
+            "conversation": str(golden["conversation"].iloc[at]),
+            "reference": str(golden["reference"].iloc[at]),
+            "answers": {label: answers[label][at] for label in answers},
+            "rougeL": {label: float(rouge_l[label][at]) for label in rouge_l},
+        }
+        for at in positions[:count]
+    ]
 
 
 def worst_examples(golden: pd.DataFrame, tuned: AnswerScores, count: int) -> list[dict[str, Any]]:

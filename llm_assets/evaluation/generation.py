@@ -14,6 +14,9 @@ from typing import Any
 from llm_assets.datasets.chat_template import render_chat
 from llm_assets.settings import GenerationConfig
 
+# Adapters whose weights fold into the base's (prompt methods add virtual tokens instead).
+LORA_METHODS = ("qlora", "lora")
+
 
 @dataclass(frozen=True)
 class ModelUnderTest:
@@ -45,6 +48,8 @@ class Generations:
     new_tokens: list[int]
     seconds: float
     batch_latencies_ms: list[float] = field(default_factory=list)
+    # The batch each answer was generated in (prompts are batched by length, not by order).
+    batch_of_answer: list[int] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -52,8 +57,9 @@ class Generations:
 
 
 def load_model(model: ModelUnderTest) -> Any:
-    """The model in fp32 on CPU (bf16 on GPU), in eval mode; adapters applied with peft. A full
-    fine-tune is a complete model in `adapter_path` and loads on its own."""
+    """The model in fp32 on CPU (bf16 on GPU), in eval mode; adapters applied with peft, LoRA
+    merged into the weights. A full fine-tune is a complete model in `adapter_path` and loads
+    on its own."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -70,6 +76,10 @@ def load_model(model: ModelUnderTest) -> Any:
             from peft import PeftModel
 
             loaded = PeftModel.from_pretrained(loaded, model.adapter_path)
+            if model.method in LORA_METHODS:
+                # Folded into the fp32/bf16 weights: what merged_model and serving run, and an
+                # unmerged adapter costs every layer an extra pair of matmuls per token.
+                loaded = loaded.merge_and_unload()
     loaded.eval()
     return loaded
 
@@ -86,25 +96,29 @@ def generate_answers(
     config: GenerationConfig,
     label: str = "model",
 ) -> Generations:
-    """Answers to already-rendered `prompts`, in order, batched with left padding (so every
-    row's answer starts right after its prompt). Special tokens are stripped from the answers."""
+    """Answers to already-rendered `prompts`, in the order given. Prompts of similar length are
+    batched together, with left padding (so every row's answer starts right after its prompt):
+    a batch then computes little padding. Special tokens are stripped from the answers."""
     import torch
 
     device = next(model.parameters()).device
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
-    answers: list[str] = []
-    new_tokens: list[int] = []
+    all_encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in prompts]
+    by_length = sorted(range(len(prompts)), key=lambda index: len(all_encoded[index]))
+    answers: list[str] = [""] * len(prompts)
+    new_tokens: list[int] = [0] * len(prompts)
+    batch_of_answer: list[int] = [0] * len(prompts)
     latencies: list[float] = []
     torch.manual_seed(config.seed)
     started = time.perf_counter()
     for start in range(0, len(prompts), config.batch_size):
-        batch = prompts[start : start + config.batch_size]
-        encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in batch]
+        rows = by_length[start : start + config.batch_size]
+        encoded = [all_encoded[index] for index in rows]
         width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
         for row, ids in enumerate(encoded):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention[row, width - len(ids) :] = 1
@@ -125,16 +139,18 @@ def generate_answers(
                 **sampling,
             )
         latencies.append(1000 * (time.perf_counter() - batch_started))
-        for row in output[:, width:].tolist():
-            produced = until_eos(row, tokenizer.eos_token_id, pad_id)
-            new_tokens.append(len(produced))
-            answers.append(tokenizer.decode(produced, skip_special_tokens=True).strip())
+        for index, generated in zip(rows, output[:, width:].tolist(), strict=True):
+            produced = until_eos(generated, tokenizer.eos_token_id, pad_id)
+            new_tokens[index] = len(produced)
+            answers[index] = tokenizer.decode(produced, skip_special_tokens=True).strip()
+            batch_of_answer[index] = len(latencies) - 1
     return Generations(
         label=label,
         answers=answers,
         new_tokens=new_tokens,
         seconds=time.perf_counter() - started,
         batch_latencies_ms=latencies,
+        batch_of_answer=batch_of_answer,
     )
 
 

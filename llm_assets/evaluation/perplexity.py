@@ -58,29 +58,48 @@ def perplexity(
     spans = answer_token_spans(tokenizer, conversations, max_length)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    row_nll: list[float] = []
-    row_tokens: list[int] = []
+    row_nll: list[float] = [0.0] * len(spans)
+    row_tokens: list[int] = [0] * len(spans)
+    # Conversations of similar length share a batch: less padding to compute.
+    by_length = sorted(range(len(spans)), key=lambda index: len(spans[index][0]))
     model.eval()
     for start in range(0, len(spans), batch_size):
-        batch = spans[start : start + batch_size]
+        rows = by_length[start : start + batch_size]
+        batch = [spans[index] for index in rows]
         width = max(len(ids) for ids, _ in batch)
+        # Left-padded, so every row's answer ends the row: only the last `kept` positions (the
+        # longest answer, plus the prompt token that predicts its first token) need logits,
+        # and the vocabulary projection of the prompts is never computed.
+        kept = max(len(ids) - answer_start for ids, answer_start in batch) + 1
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
         scored = torch.zeros((len(batch), width), dtype=torch.bool)
         for row, (ids, answer_start) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-            scored[row, answer_start : len(ids)] = True
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention[row, width - len(ids) :] = 1
+            scored[row, width - len(ids) + answer_start :] = True
+        # Positions count from each row's first real token, as if it were not padded; peft's
+        # prompt methods place their virtual tokens themselves and take none.
+        positions = {"position_ids": (attention.cumsum(dim=1) - 1).clamp(min=0).to(device)}
+        active = getattr(model, "active_peft_config", None)
         with torch.no_grad():
             logits = model(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device)
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                logits_to_keep=kept,
+                **({} if getattr(active, "is_prompt_learning", False) else positions),
             ).logits.float()
         log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = input_ids[:, 1:].to(device)
+        targets = input_ids[:, width - kept + 1 :].to(device)
         token_nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        mask = scored[:, 1:].to(device)
-        row_nll += torch.where(mask, token_nll, 0.0).sum(dim=1).tolist()
-        row_tokens += mask.sum(dim=1).tolist()
+        mask = scored[:, width - kept + 1 :].to(device)
+        for index, nll, tokens in zip(
+            rows,
+            torch.where(mask, token_nll, 0.0).sum(dim=1).tolist(),
+            mask.sum(dim=1).tolist(),
+            strict=True,
+        ):
+            row_nll[index], row_tokens[index] = nll, tokens
     total_nll, total_tokens = float(sum(row_nll)), int(sum(row_tokens))
     if total_tokens == 0:
         raise ValueError("no answer tokens to score: the evaluation set is empty")

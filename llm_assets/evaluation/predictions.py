@@ -110,7 +110,7 @@ def answer_golden_set(
         generations = generate_answers(model, tokenizer, prompts, config, contender.model.label)
         del model
         gc.collect()
-        batches = [index // config.batch_size for index in range(len(prompts))]
+        batches = generations.batch_of_answer
         tables.append(
             rows.drop(columns=["messages"]).assign(
                 model=contender.model.label,

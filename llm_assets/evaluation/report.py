@@ -120,6 +120,7 @@ def report_sections(
     sections.append(_speed(metrics, labels))
     sections.append(_human(metrics))
     sections.append(_redteam(metrics))
+    sections.append(_side_by_side(metrics, labels))
     sections.append(_worst(metrics))
     loss = Section("Training loss")
     if loss_history:
@@ -307,6 +308,39 @@ def _redteam(metrics: dict[str, Any]) -> Section:
                         str(f.get("reason", "")),
                     ]
                     for f in failures
+                ],
+            )
+        )
+    return section
+
+
+def _side_by_side(metrics: dict[str, Any], labels: list[str]) -> Section:
+    examples = metrics.get("side_by_side") or []
+    section = Section("Answers side by side")
+    if not examples:
+        section.blocks.append("No examples.")
+        return section
+    section.blocks.append(
+        f"{len(examples)} golden prompts spread evenly over the set (chosen by position, not by "
+        "score), each answered by every model; ROUGE-L is against the reference answer."
+    )
+    for number, example in enumerate(examples, 1):
+        section.blocks.append(
+            f"**{number}. {example['task']}** ({example['pair_id']}): "
+            f"{_short(example['conversation'], 300)}"
+        )
+        section.blocks.append(
+            Table(
+                ["", "answer", "ROUGE-L"],
+                [["reference", _short(example["reference"], 400), ""]]
+                + [
+                    [
+                        label,
+                        _short(example["answers"].get(label, ""), 400) or "(empty)",
+                        _number(example["rougeL"].get(label), 3),
+                    ]
+                    for label in labels
+                    if label in example["answers"]
                 ],
             )
         )

@@ -64,9 +64,11 @@ def create_app(
     generation: GenerationConfig,
     token: str | None,
     retrieve: Retrieve | None = None,
+    system_prompt: str | None = None,
 ) -> FastAPI:
     """The app over a loaded `engine`; `token=None` turns authentication off; with `retrieve`
-    the chunks closest to each question are given to the model as context."""
+    the chunks closest to each question are given to the model as context; `system_prompt`
+    (the one every training conversation began with) starts a conversation that has none."""
     app = FastAPI(
         title="llm_assets",
         summary=f"{served.name} {served.version}".strip(),
@@ -92,7 +94,7 @@ def create_app(
             )
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
-    answer = _Answerer(engine, store, served, config, generation, retrieve)
+    answer = _Answerer(engine, store, served, config, generation, retrieve, system_prompt)
 
     @api.get("/models")
     def list_models() -> dict[str, Any]:
@@ -147,6 +149,16 @@ def create_app(
     return app
 
 
+def with_system_prompt(
+    messages: list[dict[str, str]], system_prompt: str | None
+) -> list[dict[str, str]]:
+    """`messages` started by `system_prompt` when they have no system message of their own: the
+    model then reads a request as it read every training conversation."""
+    if not system_prompt or any(message["role"] == "system" for message in messages):
+        return messages
+    return [{"role": "system", "content": system_prompt}, *messages]
+
+
 class _Answerer:
     """One chat completion: checked, with context when RAG is on, generated, stored."""
 
@@ -158,8 +170,10 @@ class _Answerer:
         config: ServingConfig,
         generation: GenerationConfig,
         retrieve: Retrieve | None,
+        system_prompt: str | None = None,
     ) -> None:
         self.engine = engine
+        self.system_prompt = system_prompt
         self.store = store
         self.served = served
         self.config = config
@@ -179,10 +193,10 @@ class _Answerer:
         check_limits(request, self.config)
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         chunk_ids: list[str] = []
-        prompt_messages = messages
+        prompt_messages = with_system_prompt(messages, self.system_prompt)
         if self.retrieve is not None:
             prompt_messages, chunk_ids = with_context(
-                messages, self.retrieve, self.config.rag_k, self.config.rag_max_chars
+                prompt_messages, self.retrieve, self.config.rag_k, self.config.rag_max_chars
             )
         prompt = self.engine.prepare(prompt_messages)
         sampling = self._fitted(sampling_for(request, self.config, self.generation), prompt)

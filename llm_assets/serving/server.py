@@ -84,7 +84,16 @@ def build_app(profile: Profile, served: ServedModel, token: str | None, rag: boo
         retrieve_chunks("warm-up", 1)  # opens the store and embedder now, not in a request
         retrieve = retrieve_chunks
     engine = load_engine(config.engine, served.model)
-    return create_app(engine, store, served, config, profile.evaluation.generation, token, retrieve)
+    return create_app(
+        engine,
+        store,
+        served,
+        config,
+        profile.evaluation.generation,
+        token,
+        retrieve,
+        system_prompt=profile.datasets.system_prompt,
+    )
 
 
 def run_server(profile: Profile, options: ServeOptions) -> None:

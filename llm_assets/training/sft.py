@@ -87,8 +87,9 @@ def quantization_config_from(config: TrainingConfig) -> Any | None:
     )
 
 
-def peft_config_from(config: TrainingConfig) -> Any | None:
-    """LoRA for qlora and lora, a prompt-learning config for the prompt methods, None for full."""
+def peft_config_from(config: TrainingConfig, model: Any = None) -> Any | None:
+    """LoRA for qlora and lora, a prompt-learning config for the prompt methods, None for full.
+    `model` (the base) places `lora_last_layers`."""
     if config.method == "full":
         return None
     if config.method == "prompt_tuning":
@@ -105,12 +106,36 @@ def peft_config_from(config: TrainingConfig) -> Any | None:
         )
     from peft import LoraConfig
 
+    layers, targets = None, config.target_modules
+    if config.lora_last_layers is not None:
+        if model is None:
+            raise ValueError("training.lora_last_layers needs the base model to place the layers")
+        count = int(model.config.num_hidden_layers)
+        layers = list(range(max(count - config.lora_last_layers, 0), count))
+        # peft places layers only for named modules, not for "all-linear".
+        targets = linear_module_names(model) if targets == "all-linear" else targets
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=config.target_modules,
+        target_modules=targets,
+        layers_to_transform=layers,
         task_type="CAUSAL_LM",
+    )
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """The names (last component) of the linear layers inside the transformer blocks: what
+    peft's "all-linear" adapts, the output head left out."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head
+        }
     )
 
 
@@ -139,6 +164,7 @@ def sft_config_from(
         per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         gradient_checkpointing=config.gradient_checkpointing,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         # LoRA leaves most weights without gradients; DDP must not wait for them.
         ddp_find_unused_parameters=False,
         save_strategy="steps",
@@ -253,7 +279,7 @@ def build_sft_trainer(
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        peft_config=peft_config_from(config),
+        peft_config=peft_config_from(config, model),
         callbacks=callbacks,
     )
 

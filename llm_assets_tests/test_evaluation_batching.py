@@ -1,0 +1,70 @@
+"""Perplexity and generation batched by prompt length: the same numbers and answers, in the
+same order, as one conversation at a time (perplexity also over the full logits)."""
+
+import math
+from typing import Any
+
+import pytest
+
+from llm_assets.datasets.chat_template import render_chat, to_messages
+from llm_assets.evaluation.perplexity import perplexity
+from llm_assets.settings import TinyModelConfig
+from llm_assets.training.base_model import build_tiny_model, train_tokenizer
+
+
+def tiny_model(seed: int) -> tuple[Any, Any]:
+    """(tokenizer, model) of a small random Llama, in eval mode."""
+    texts = ["Restart the Aurora client.", "Selective sync keeps folders in the cloud."] * 20
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    config = TinyModelConfig(hidden_size=32, intermediate_size=64)
+    return tokenizer, build_tiny_model(tokenizer, config, seed).eval()
+
+
+def test_batched_answer_perplexity_equals_the_plain_computation() -> None:
+    import torch
+
+    tokenizer, model = tiny_model(seed=3)
+    conversations = [
+        to_messages("How do I restart?", "Quit and reopen it.", system_prompt="Be brief."),
+        to_messages("Sync?", "Selective sync keeps folders in the cloud only, " * 3),
+        to_messages("A much longer question about folders and the cloud " * 4, "Yes."),
+    ]
+    expected_nll, expected_tokens = [], []
+    for messages in conversations:
+        prompt = tokenizer(render_chat(tokenizer, messages, True), add_special_tokens=False)
+        full = tokenizer(render_chat(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([full])
+        with torch.no_grad():
+            log_probs = torch.log_softmax(model(input_ids=ids).logits[0, :-1], dim=-1)
+        start = len(prompt["input_ids"])
+        nll = -log_probs[torch.arange(start - 1, len(full) - 1), ids[0, start:]]
+        expected_nll.append(float(nll.sum()))
+        expected_tokens.append(len(full) - start)
+
+    result = perplexity(model, tokenizer, conversations, max_length=512, batch_size=2)
+    assert result.row_tokens == expected_tokens
+    assert result.row_nll == pytest.approx(expected_nll, rel=1e-4)
+    mean = sum(expected_nll) / sum(expected_tokens)
+    assert result.perplexity == pytest.approx(math.exp(mean), rel=1e-4)
+
+
+def test_answers_batched_by_length_come_back_in_prompt_order() -> None:
+    from llm_assets.evaluation.generation import generate_answers
+    from llm_assets.settings import GenerationConfig
+
+    tokenizer, model = tiny_model(seed=5)
+    prompts = [
+        render_chat(tokenizer, [{"role": "user", "content": question}], for_generation=True)
+        for question in ["Restart? " * 9, "Sync?", "Folders in the cloud? " * 5, "Aurora?"]
+    ]
+    config = GenerationConfig(max_new_tokens=6, batch_size=2, repetition_penalty=1.0)
+    together = generate_answers(model, tokenizer, prompts, config)
+    alone = [
+        generate_answers(model, tokenizer, [prompt], config.model_copy(update={"batch_size": 1}))
+        for prompt in prompts
+    ]
+    assert together.answers == [generation.answers[0] for generation in alone]
+    assert len(set(together.answers)) > 1 and all(together.answers)
+    # The two short prompts shared a batch, and so did the two long ones.
+    assert together.batch_of_answer == [1, 0, 1, 0]
+    assert len(together.batch_latencies_ms) == 2
