@@ -506,8 +506,7 @@ class TrainingConfig(StrictModel):
         None,
         ge=1,
         description="LoRA only on the last N transformer layers (None: every layer): the "
-        "backward pass then stops at the first adapted layer, which on CPU makes a step "
-        "several times cheaper",
+        "backward pass then stops at the first adapted layer, so a CPU step costs far less",
     )
     num_virtual_tokens: int = Field(
         20, ge=1, le=512, description="virtual tokens learned (prompt_tuning, p_tuning)"

@@ -114,7 +114,7 @@ def side_by_side(
             "answers": {label: answers[label][at] for label in answers},
             "rougeL": {label: float(rouge_l[label][at]) for label in rouge_l},
         }
-        for at in positions[:count]
+        for at in positions
     ]
 
 
