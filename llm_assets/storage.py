@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -68,10 +68,21 @@ def folder_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for item in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(item.relative_to(folder).as_posix().encode())
-        with item.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        _hash_file_into(digest, item)
     return digest.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """The full SHA-256 of one file, as published checksums give it."""
+    digest = hashlib.sha256()
+    _hash_file_into(digest, path)
+    return digest.hexdigest()
+
+
+def _hash_file_into(digest: Any, path: Path) -> None:
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
 
 
 def folder_size(folder: Path) -> int:

