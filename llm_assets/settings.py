@@ -406,6 +406,23 @@ class TeacherConfig(StrictModel):
         return self
 
 
+class RetrievalConfig(StrictModel):
+    """Retrieval-augmented training rows (RAFT, Zhang et al. 2024): each prompt carries the
+    chunks of `rag_index` closest to its question, with the chunk that holds the answer (the
+    oracle) in a share of the rows and only distractors in the rest, so the model learns to use
+    context and to answer, or decline, without it. A model trained so is evaluated, red-teamed
+    and served with retrieval, with the same number of chunks and characters."""
+
+    enabled: bool = Field(False, description="give every training prompt retrieved context")
+    k: int = Field(3, ge=1, le=20, description="chunks in each prompt's context")
+    oracle_share: float = Field(
+        0.8, ge=0, le=1, description="share of rows whose context holds the oracle chunk"
+    )
+    max_context_chars: int = Field(
+        1200, ge=100, description="most characters of context in one prompt; the rest is cut"
+    )
+
+
 class DatasetConfig(StrictModel):
     validation_ratio: float = Field(0.1, gt=0, lt=0.5)
     golden_size: int = Field(150, ge=0, description="rows held out for evaluation")
@@ -425,6 +442,7 @@ class DatasetConfig(StrictModel):
     leak_threshold: float = Field(
         0.8, gt=0, le=1, description="estimated Jaccard of word shingles counted as a leak"
     )
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
 
 
 class TinyModelConfig(StrictModel):
@@ -595,6 +613,14 @@ class EvaluationConfig(StrictModel):
         description="golden prompts shown in the report with every model's answer side by side "
         "(spread evenly over the golden set, not picked by score)",
     )
+    facts_file: str | None = Field(
+        None,
+        description="JSONL of held-out factual questions (id, question, facts: strings a right "
+        "answer contains, doc); relative to the profile; never trained on",
+    )
+    least_grounded: int = Field(
+        5, ge=0, description="answers with the lowest groundedness listed in the report"
+    )
 
 
 class RedTeamConfig(StrictModel):
@@ -708,7 +734,9 @@ class RagConfig(StrictModel):
         "window_tokens, never across a heading; tokens: sliding windows over the whole record",
     )
     sources: list[str] = Field(
-        default_factory=list, description="names of the sources indexed; empty: every source"
+        default_factory=list,
+        description="names of the knowledge sources indexed; empty: every `documents` source "
+        "(a ticket's resolution or a FAQ answer is an answer to learn, not knowledge to look up)",
     )
     window_tokens: int = Field(
         128, ge=16, description="most tokens of the embedding model's tokenizer in one chunk"
@@ -889,6 +917,18 @@ class Profile(StrictModel):
             return None
         path = Path(self.datasets.golden_file)
         return path if path.is_absolute() else self.base_dir / path
+
+    def facts_path(self) -> Path | None:
+        if self.evaluation.facts_file is None:
+            return None
+        path = Path(self.evaluation.facts_file)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def knowledge_sources(self) -> list[str]:
+        """The sources `rag_index` holds: `rag.sources`, else every `documents` source."""
+        if self.rag.sources:
+            return list(self.rag.sources)
+        return [source.name for source in self.sources if source.kind == "documents"]
 
     def forget_path(self) -> Path | None:
         if self.cleaning.forget_file is None:

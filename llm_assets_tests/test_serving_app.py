@@ -325,3 +325,23 @@ def test_a_request_without_system_message_gets_the_training_system_prompt(
     assert bare < implicit
     # What is stored is what the user sent, not the added system turn.
     assert all(row["messages"][0]["role"] == "user" for row in _stored(store)[:1])
+
+
+def test_a_model_trained_with_retrieval_is_served_with_it(tmp_path: Path) -> None:
+    from llm_assets.evaluation.generation import ModelUnderTest
+    from llm_assets.rag.context import ContextFormat, write_context_format
+    from llm_assets.serving.server import served_retrieval
+    from llm_assets.settings import Profile
+
+    profile = Profile.model_validate(
+        {"sources": [{"name": "docs", "kind": "documents", "path": "docs/*.md"}]}
+    )
+    options = ServeOptions(host="127.0.0.1", port=8000)
+    closed_book = ServedModel(ModelUnderTest("served", "base", str(tmp_path)), "m", "1", "x")
+    assert served_retrieval(profile, options, closed_book) == (False, None)
+    assert served_retrieval(profile, ServeOptions("127.0.0.1", 8000, rag=True), closed_book) == (
+        True,
+        None,
+    )
+    write_context_format(tmp_path, ContextFormat(3, 900))
+    assert served_retrieval(profile, options, closed_book) == (True, ContextFormat(3, 900))

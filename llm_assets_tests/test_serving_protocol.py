@@ -3,8 +3,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from llm_assets.rag.context import ContextFormat, with_context
 from llm_assets.rag.index import RetrievedChunk
-from llm_assets.serving.context import with_context
 from llm_assets.serving.protocol import (
     DONE_EVENT,
     ChatCompletionRequest,
@@ -136,8 +136,8 @@ def test_retrieved_chunks_join_the_system_message_within_the_budget() -> None:
         assert (question, k) == (USER["content"], 2)
         return chunks
 
-    plain, used = with_context([USER], retrieve, k=2, max_chars=400)
-    merged, _ = with_context([system, USER], retrieve, k=2, max_chars=400)
+    plain, used = with_context([USER], retrieve, ContextFormat(2, 400))
+    merged, _ = with_context([system, USER], retrieve, ContextFormat(2, 400))
 
     assert used == ["docs/guide#1", "docs/guide#2"]
     assert [m["role"] for m in plain] == ["system", "user"]
@@ -145,4 +145,4 @@ def test_retrieved_chunks_join_the_system_message_within_the_budget() -> None:
     assert len(plain[0]["content"]) <= 400
     assert [m["role"] for m in merged] == ["system", "user"]
     assert merged[0]["content"].startswith("Be brief.\n\n")
-    assert with_context([USER], lambda q, k: [], k=2, max_chars=400) == ([USER], [])
+    assert with_context([USER], lambda q, k: [], ContextFormat(2, 400)) == ([USER], [])

@@ -92,19 +92,25 @@ def _near_links(signatures: np.ndarray, threshold: float) -> Iterator[tuple[int,
         index.add(str(position), signature)
 
 
-def find_leaks(held_out: pd.DataFrame, training: pd.DataFrame, threshold: float) -> pd.DataFrame:
+def find_leaks(
+    held_out: pd.DataFrame,
+    training: pd.DataFrame,
+    threshold: float,
+    answers: bool = True,
+) -> pd.DataFrame:
     """Rows of `training` that match a row of `held_out`, with the held-out `pair_id` they leak
     (`leaked_with`), how (`exact prompt`, `exact answer`, `near prompt`, `near answer`) and the
     estimated similarity. Every training row is compared with every held-out row (no LSH, so no
-    near duplicate slips through a band)."""
+    near duplicate slips through a band). `answers=False` compares prompts only, for held-out
+    questions without a reference answer (red-team prompts)."""
     if held_out.empty or training.empty:
         return pd.DataFrame(columns=LEAK_COLUMNS)
     found: dict[int, tuple[str, str, float]] = {}
     held_ids = list(held_out["pair_id"])
-    for kind, held_texts, train_texts in (
-        ("prompt", prompt_texts(held_out), prompt_texts(training)),
-        ("answer", list(held_out["output"]), list(training["output"])),
-    ):
+    compared = [("prompt", prompt_texts(held_out), prompt_texts(training))]
+    if answers:
+        compared.append(("answer", list(held_out["output"]), list(training["output"])))
+    for kind, held_texts, train_texts in compared:
         held_keys = {dedup_key(text): pid for text, pid in zip(held_texts, held_ids, strict=True)}
         for position, text in enumerate(train_texts):
             if position not in found and dedup_key(text) in held_keys:

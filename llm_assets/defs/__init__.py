@@ -10,6 +10,7 @@ from llm_assets.defs.datasets import build_dataset_defs
 from llm_assets.defs.evaluation import build_evaluation_defs
 from llm_assets.defs.export import build_export_defs
 from llm_assets.defs.feedback import build_feedback_defs
+from llm_assets.defs.grounding import build_grounding_defs
 from llm_assets.defs.promotion import build_promotion_defs
 from llm_assets.defs.rag import build_rag_defs
 from llm_assets.defs.resources import default_resources
@@ -29,6 +30,7 @@ STAGE_BUILDERS = (
     build_rag_defs,
     build_training_defs,
     build_evaluation_defs,
+    build_grounding_defs,
     build_promotion_defs,
     build_export_defs,
 )

@@ -2,6 +2,7 @@
 the ledger of what was left out, the exported files and the chat template, and the check that
 the saved template renders exactly as serving does."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from llm_assets.datasets.canaries import CANARY_SOURCE, plant_canaries
 from llm_assets.datasets.card import CardFacts, render_dataset_card, write_dataset_export
 from llm_assets.datasets.ledger import dataset_ledger, dataset_ledger_summary
 from llm_assets.datasets.lengths import conversation_token_counts, length_stats
+from llm_assets.datasets.retrieval import with_retrieved_context, without_context_gaps
 from llm_assets.datasets.sft import records_without_pairs
 from llm_assets.datasets.splits import training_splits
 from llm_assets.defs.check_results import preview
@@ -56,6 +58,7 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
         sft_pairs: pd.DataFrame,
         golden_set: pd.DataFrame,
         base_model: dict[str, Any],
+        rag_index: dict[str, Any],
     ) -> Any:
         from datasets import Dataset, DatasetDict
         from transformers import AutoTokenizer
@@ -65,9 +68,13 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
         tokenizer = AutoTokenizer.from_pretrained(base_model["path"])
         template, origin = training_chat_template(tokenizer)
         tokenizer.chat_template = template
-        pairs = sft_pairs.assign(
-            token_count=conversation_token_counts(tokenizer, sft_pairs["messages"])
-        )
+        pairs = sft_pairs
+        if config.retrieval.enabled:
+            from llm_assets.rag.retrieval import open_retriever
+
+            search_many = open_retriever(rag_index).retrieve_many
+            pairs = with_retrieved_context(pairs, search_many, config.retrieval, config.seed)
+        pairs = pairs.assign(token_count=conversation_token_counts(tokenizer, pairs["messages"]))
         golden = golden_set.assign(
             token_count=conversation_token_counts(tokenizer, golden_set["messages"])
         )
@@ -88,6 +95,14 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
             lambda messages: conversation_token_counts(tokenizer, messages),
         )
         canary_rows = int((splits.train["source"] == CANARY_SOURCE).sum())
+        retrieval_metadata: dict[str, Any] = {}
+        if config.retrieval.enabled:
+            splits = replace(splits, train=without_context_gaps(splits.train))
+            retrieval_metadata = {
+                "retrieval_k": config.retrieval.k,
+                "oracle_share_configured": config.retrieval.oracle_share,
+                "oracle_share_in_train": round(float(splits.train["context_has_oracle"].mean()), 4),
+            }
         ledger = dataset_ledger(
             records_without_pairs(cleaned_corpus, sft_pairs, config),
             golden,
@@ -146,6 +161,7 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
                 "dropped_too_long": len(splits.too_long),
                 "dropped_golden_leak": len(splits.leaked),
                 "canary_rows_planted": canary_rows,
+                **retrieval_metadata,
                 "token_lengths": dg.MetadataValue.md(stats.to_markdown(index=False)),
                 "export": dg.MetadataValue.path(str(export_dir)),
                 "dataset_card": dg.MetadataValue.md(card.split("\n---\n", 1)[-1]),

@@ -49,6 +49,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     predictions_version = (
         f"{EVAL_CODE_VERSION}-{section_digest(config, include=answered)}"
         f"-{section_digest(profile.use_case, include={'registered_model_name'})}"
+        f"-{section_digest(profile.serving, include={'rag_k', 'rag_max_chars'})}"
+        f"-{section_digest(profile.datasets, include={'system_prompt'})}"
     )
     # The report also judges promotion (use_case.criteria) and scores perplexity at
     # datasets.max_length: a change to either must re-run it.
@@ -65,20 +67,30 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         mlflow: MlflowResource,
         qlora_adapter: dict[str, Any],
         golden_set: pd.DataFrame,
+        rag_index: dict[str, Any],
     ) -> dg.Output[pd.DataFrame]:
         """Answers to every golden prompt from the tuned model, its base and the MLflow
         `champion` (when one exists), one row per prompt and model with tokens and timings; and
-        the blinded A/B review files (tuned vs champion, else base) in the review folder."""
+        the blinded A/B review files (tuned vs champion, else base) in the review folder.
+        Each model answers as it is served (with `rag_index` context when it was trained with
+        it); tuned and base also answer in the other mode (`tuned/closed-book` or
+        `tuned/retrieval`), so the report shows what retrieval adds."""
         from llm_assets.datasets.chat_template import load_chat_tokenizer
+        from llm_assets.evaluation.grounding import ground_prompts
         from llm_assets.evaluation.predictions import (
+            CLOSED_BOOK,
+            RETRIEVAL,
             answer_golden_set,
             answers_by_model,
             contenders,
             generation_speed,
+            golden_prompts,
             vocabulary_mismatch,
         )
         from llm_assets.evaluation.registry import find_champion
         from llm_assets.evaluation.review import build_review_export, write_review_files
+        from llm_assets.rag.context import ContextFormat, read_context_format
+        from llm_assets.rag.retrieval import open_retriever
 
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
         champion, skipped = None, ""
@@ -90,9 +102,27 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 context.log.warning(f"champion not compared: {skipped}")
                 champion = None
         golden = golden_set.head(config.max_eval_rows)
-        table = answer_golden_set(
-            contenders(qlora_adapter, champion), tokenizer, golden, config.generation
+        search_many = open_retriever(rag_index).retrieve_many
+        served_format = read_context_format(qlora_adapter["path"])
+        champion_format = read_context_format(champion["path"]) if champion else None
+        context_format = (
+            served_format
+            or champion_format
+            or ContextFormat(profile.serving.rag_k, profile.serving.rag_max_chars)
         )
+        prompts = golden_prompts(golden)
+        system_prompt = profile.datasets.system_prompt
+        prompts_by_mode = {
+            CLOSED_BOOK: ground_prompts(prompts, None, context_format, system_prompt),
+            RETRIEVAL: ground_prompts(prompts, search_many, context_format, system_prompt),
+        }
+        models = contenders(
+            qlora_adapter,
+            champion,
+            RETRIEVAL if served_format else CLOSED_BOOK,
+            RETRIEVAL if champion_format else CLOSED_BOOK,
+        )
+        table = answer_golden_set(models, tokenizer, golden, config.generation, prompts_by_mode)
 
         tuned = table[table["model"] == "tuned"]
         baseline = "champion" if champion else "base"
@@ -195,6 +225,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         golden_predictions: pd.DataFrame,
         human_review_scores: dict[str, Any],
         redteam_report: dict[str, Any],
+        rag_index: dict[str, Any],
+        fact_answers: pd.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
         """Tuned vs base (and champion): perplexity on validation and golden, ROUGE-L, BLEU,
         chrF and exact match on the golden answers with paired bootstrap intervals, generation
@@ -209,7 +241,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.evaluation.promotion import judge_promotion
         from llm_assets.evaluation.report import render_eval_report
 
-        models = golden_predictions.drop_duplicates("model")
+        models = golden_predictions[~golden_predictions["model"].str.contains("/")]
+        models = models.drop_duplicates("model")
         answered = golden_predictions.loc[golden_predictions["model"] == "tuned", "pair_id"]
         by_pair = golden_set.set_index(golden_set["pair_id"].astype(str))["messages"]
         splits = {
@@ -234,7 +267,11 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             profile.datasets.max_length,
             config.batch_size,
         )
-        metrics = compare_models(golden_predictions, perplexities, config, metric_cache(artifacts))
+        served = golden_predictions[~golden_predictions["model"].str.contains("/")]
+        metrics = compare_models(served, perplexities, config, metric_cache(artifacts))
+        metrics |= grounding_metrics(
+            golden_predictions, rag_index, fact_answers, config, metric_cache(artifacts)
+        )
         metrics |= {
             "mlflow_run_id": qlora_adapter["mlflow_run_id"],
             "base_model_id": qlora_adapter.get("base_model_id", ""),
@@ -308,6 +345,45 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     return [golden_predictions, human_review_scores, eval_report], []
 
 
+def grounding_metrics(
+    predictions: pd.DataFrame,
+    rag_index: dict[str, Any],
+    fact_answers: pd.DataFrame,
+    config: Any,
+    cache_dir: Path,
+) -> dict[str, Any]:
+    """The report's grounding figures: both modes, retrieval quality, the factual questions."""
+    from llm_assets.evaluation.comparison import mode_comparison
+
+    facts: dict[str, Any] = {"questions": len(fact_answers)}
+    if len(fact_answers):
+        facts |= {
+            "mode": str(fact_answers["mode"].iloc[0]),
+            "stated": int(fact_answers["stated"].sum()),
+            "stated_share": float(fact_answers["stated"].mean()),
+            "in_context": int(fact_answers["chunks_with_fact"].map(len).gt(0).sum()),
+            "groundedness": float(fact_answers["groundedness"].mean()),
+            "rows": [
+                {
+                    "question": str(row.instruction),
+                    "facts": list(row.facts),
+                    "stated": bool(row.stated),
+                    "chunks_with_fact": list(row.chunks_with_fact),
+                    "answer": str(row.answer),
+                }
+                for row in fact_answers.itertuples()
+            ],
+        }
+    return {
+        "retrieval_modes": mode_comparison(predictions, config, cache_dir),
+        "rag_index": {
+            key: rag_index[key] for key in ("k", "recall_at_k", "mrr", "golden_queries", "chunks")
+        },
+        "facts": facts,
+        "facts_stated_share": facts.get("stated_share", 0.0),
+    }
+
+
 def mlflow_metrics(value: dict[str, Any]) -> dict[str, float]:
     """The report's numbers as flat MLflow metric names: eval.<key>, eval.deltas.<name>.<part>,
     eval.human.<label>.<criterion>, eval.redteam.<category>."""
@@ -323,6 +399,9 @@ def mlflow_metrics(value: dict[str, Any]) -> dict[str, float]:
     for label, scores in value.get("human_scores", {}).items():
         for criterion, number in scores.items():
             flat[f"eval.human.{label}.{criterion}"] = float(number)
+    for label, entry in value.get("retrieval_modes", {}).get("models", {}).items():
+        for metric in ("rougeL", "groundedness"):
+            flat[f"eval.modes.{label}.{metric}"] = float(entry[metric])
     for category, entry in value.get("redteam_categories", {}).items():
         flat[f"eval.redteam.{category}.pass_rate"] = float(entry["pass_rate"])
     flat["eval.promotion_passed"] = float(bool(value.get("promotion", {}).get("passed")))

@@ -50,9 +50,13 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         kinds={"pytorch", "mlflow"},
     )
     def redteam_report(
-        context: dg.AssetExecutionContext, mlflow: MlflowResource, qlora_adapter: dict[str, Any]
+        context: dg.AssetExecutionContext,
+        mlflow: MlflowResource,
+        qlora_adapter: dict[str, Any],
+        rag_index: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
-        """The tuned model on the red-team suite: pass rates per category, canaries reproduced,
+        """The tuned model on the red-team suite, asked as it is served (with `rag_index`
+        context when it was trained with it): pass rates per category, canaries reproduced,
         PII values in answers, and the failing prompts with their answers."""
         import mlflow as mlflow_client
 
@@ -65,6 +69,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             run_redteam,
             summarize,
         )
+        from llm_assets.rag.context import read_context_format
+        from llm_assets.rag.retrieval import open_retriever
 
         cases = load_suite(redteam, profile.base_dir)
         tuned = ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter)
@@ -78,6 +84,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             redteam.canaries,
             profile.datasets.system_prompt,
             allow=[*redteam.pii_allow_list, *profile.cleaning.pii_allow_list],
+            search_many=open_retriever(rag_index).retrieve_many,
+            context=read_context_format(qlora_adapter["path"]),
         )
         report = summarize(outcomes)
         markdown = render_markdown(report)

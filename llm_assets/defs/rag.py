@@ -21,6 +21,7 @@ from llm_assets.rag.embedding import (
     vectors_digest,
     write_vector_store,
 )
+from llm_assets.rag.knowledge import golden_records_in_index, knowledge_records
 from llm_assets.settings import Profile, ProfileError, section_digest
 from llm_assets.storage import frame_digest
 
@@ -62,14 +63,14 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(group_name="rag", code_version=code_version, kinds={"pandas"})
     def rag_chunks(
-        artifacts: ArtifactStoreResource, cleaned_corpus: pd.DataFrame
+        artifacts: ArtifactStoreResource, cleaned_corpus: pd.DataFrame, golden_set: pd.DataFrame
     ) -> dg.Output[pd.DataFrame]:
-        """Every cleaned record cut into chunks the embedding model reads whole; `chunk_id`
-        `<source>/<record_id>#<n>` and `char_start:char_end` lead back to the record."""
+        """Every cleaned record of the knowledge sources (`rag.sources`, else the documents)
+        cut into chunks the embedding model reads whole, leaving out any record a golden pair
+        was answered from; `chunk_id` `<source>/<record_id>#<n>` and `char_start:char_end`
+        lead back to the record."""
         embedder = _embedder(profile, artifacts)
-        indexed = cleaned_corpus
-        if config.sources:
-            indexed = cleaned_corpus[cleaned_corpus["source"].isin(config.sources)]
+        indexed = knowledge_records(cleaned_corpus, golden_set, profile.knowledge_sources())
         chunks = chunk_records(
             indexed,
             config.chunking,
@@ -254,6 +255,23 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         )
 
     @dg.asset_check(
+        asset=rag_chunks,
+        additional_ins={"golden_set": dg.AssetIn("golden_set")},
+        blocking=True,
+        description="No chunk comes from a record a golden pair was answered from (a ticket's "
+        "resolution, a FAQ answer): retrieval must not hand evaluation the reference answer.",
+    )
+    def rag_chunks_hold_no_golden_answer(
+        rag_chunks: pd.DataFrame, golden_set: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        found = golden_records_in_index(rag_chunks, golden_set)
+        return dg.AssetCheckResult(
+            passed=not found,
+            description=f"{len(found)} chunks cut from golden answer records",
+            metadata={"chunks": dg.MetadataValue.json(found[:20])},
+        )
+
+    @dg.asset_check(
         asset=rag_embeddings,
         additional_ins={"rag_chunks": dg.AssetIn("rag_chunks")},
         blocking=True,
@@ -302,6 +320,7 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         [rag_chunks, rag_embeddings, rag_index],
         [
             rag_chunks_trace_to_cleaned_records,
+            rag_chunks_hold_no_golden_answer,
             rag_embeddings_are_unit_vectors_per_chunk,
             rag_index_recall_meets_floor,
         ],

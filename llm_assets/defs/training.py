@@ -15,6 +15,7 @@ from llm_assets.defs.resources import (
     MlflowResource,
     TrainingLauncherResource,
 )
+from llm_assets.rag.context import ContextFormat, write_context_format
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import folder_digest, frame_digest
 
@@ -94,7 +95,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="training",
-        code_version=f"{ADAPTER_CODE_VERSION}-{section_digest(training)}",
+        code_version=f"{ADAPTER_CODE_VERSION}-{section_digest(training)}"
+        f"-{section_digest(profile.datasets.retrieval)}",
         kinds={"pytorch", "mlflow"},
         pool="gpu",
     )
@@ -188,8 +190,13 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             reported: dict[str, Any] = {
                 key: getattr(value, "value", value) for key, value in reported_metadata.items()
             }
+            retrieval = profile.datasets.retrieval
             with artifacts.new_folder("qlora_adapter", context.run.run_id) as folder:
                 shutil.copytree(work_dir / "final", folder, dirs_exist_ok=True)
+                if retrieval.enabled:
+                    write_context_format(
+                        folder, ContextFormat(retrieval.k, retrieval.max_context_chars)
+                    )
             path = artifacts.folder("qlora_adapter", context.run.run_id)
             run_url = mlflow.run_url(run)
 
@@ -204,6 +211,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             "global_step": int(reported["steps"]),
             "train_loss": float(reported["train_loss"]),
             "resumed_from": None if resumed_from == "none" else resumed_from,
+            "retrieval": retrieval.enabled,
             "weights_digest": folder_digest(path),
         }
         return dg.Output(

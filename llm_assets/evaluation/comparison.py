@@ -132,3 +132,60 @@ def worst_examples(golden: pd.DataFrame, tuned: AnswerScores, count: int) -> lis
         }
         for row in ranked.itertuples()
     ]
+
+
+def mode_comparison(
+    predictions: pd.DataFrame, config: EvaluationConfig, cache_dir: Path
+) -> dict[str, Any]:
+    """Closed-book against retrieval: every model's golden metrics and mean groundedness in
+    each mode it answered in, paired bootstrap deltas of tuned and base across modes and of
+    tuned against base in the mode they were not served in, ROUGE-L of the served tuned model
+    by task, and its least grounded answers."""
+    golden = predictions[predictions["model"] == "tuned"]
+    pair_ids = golden["pair_id"].astype(str).to_list()
+    references = golden["reference"].astype(str).to_list()
+    answers = answers_by_model(predictions, pair_ids)
+    scores = {
+        label: score_answers(label, answers[label], references, cache_dir) for label in answers
+    }
+    other = next((label.split("/", 1)[1] for label in answers if "/" in label), None)
+    models = {}
+    for label, rows in predictions.groupby("model", sort=False):
+        models[str(label)] = {
+            "mode": str(rows["mode"].iloc[0]),
+            **{metric: scores[str(label)].corpus[metric] for metric in ANSWER_METRICS},
+            "groundedness": float(rows["groundedness"].mean()),
+        }
+    pairs = [("tuned", f"tuned/{other}"), ("base", f"base/{other}")]
+    pairs.append((f"tuned/{other}", f"base/{other}"))
+    deltas = {
+        f"{a} vs {b}": {
+            metric: interval.as_dict()
+            for metric, interval in answer_deltas(
+                scores[a], scores[b], config.bootstrap_samples, config.confidence
+            ).items()
+        }
+        for a, b in pairs
+        if other and a in scores and b in scores
+    }
+    by_task = (
+        golden.assign(rougeL=scores["tuned"].rougeL)
+        .groupby("task")["rougeL"]
+        .agg(["count", "mean"])
+        .reset_index()
+    )
+    least = golden.sort_values("groundedness", kind="stable").head(config.least_grounded)
+    return {
+        "models": models,
+        "deltas": deltas,
+        "rougeL_by_task": by_task.rename(columns={"mean": "rougeL"}).to_dict("records"),
+        "least_grounded": [
+            {
+                "pair_id": str(row.pair_id),
+                "conversation": str(row.conversation),
+                "answer": str(row.answer),
+                "groundedness": float(row.groundedness),
+            }
+            for row in least.itertuples()
+        ],
+    }

@@ -7,13 +7,17 @@ review export blinds them, and the generation speed per model comes from its bat
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from llm_assets.evaluation.generation import ModelUnderTest
+from llm_assets.evaluation.grounding import GroundedPrompts, groundedness
 from llm_assets.settings import GenerationConfig
+
+CLOSED_BOOK = "closed-book"
+RETRIEVAL = "retrieval"
 
 PREDICTION_COLUMNS = [
     "pair_id",
@@ -24,6 +28,9 @@ PREDICTION_COLUMNS = [
     "base_model_path",
     "method",
     "model_version",
+    "mode",
+    "context_chunk_ids",
+    "groundedness",
     "conversation",
     "reference",
     "answer",
@@ -39,20 +46,33 @@ class Contender:
 
     model: ModelUnderTest
     version: str = ""
+    mode: str = CLOSED_BOOK
 
 
-def contenders(adapter: dict[str, Any], champion: dict[str, Any] | None = None) -> list[Contender]:
-    """The tuned adapter, its base model and, when given, the champion's manifest (from
-    `find_champion`), in that order."""
+def contenders(
+    adapter: dict[str, Any],
+    champion: dict[str, Any] | None = None,
+    served_mode: str = CLOSED_BOOK,
+    champion_mode: str = CLOSED_BOOK,
+) -> list[Contender]:
+    """The tuned adapter and its base model as the tuned model is served (`served_mode`), then
+    both in the other mode, labelled `tuned/<mode>` and `base/<mode>`, and, when given, the
+    champion's manifest (from `find_champion`) as it is served (`champion_mode`)."""
+    other = RETRIEVAL if served_mode == CLOSED_BOOK else CLOSED_BOOK
+    tuned = ModelUnderTest.from_adapter_manifest("tuned", adapter)
+    base = ModelUnderTest("base", adapter["base_model_path"])
     found = [
-        Contender(ModelUnderTest.from_adapter_manifest("tuned", adapter)),
-        Contender(ModelUnderTest("base", adapter["base_model_path"])),
+        Contender(tuned, mode=served_mode),
+        Contender(replace(tuned, label=f"tuned/{other}"), mode=other),
+        Contender(base, mode=served_mode),
+        Contender(replace(base, label=f"base/{other}"), mode=other),
     ]
     if champion is not None:
         found.append(
             Contender(
                 ModelUnderTest.from_adapter_manifest("champion", champion),
                 version=str(champion.get("version") or ""),
+                mode=champion_mode,
             )
         )
     return found
@@ -93,26 +113,55 @@ def golden_rows(golden: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def golden_prompts(golden: pd.DataFrame) -> list[list[dict[str, str]]]:
+    """Each golden conversation without its final answer: what a client would send."""
+    return [[dict(m) for m in messages[:-1]] for messages in golden["messages"]]
+
+
 def answer_golden_set(
-    models: list[Contender], tokenizer: Any, golden: pd.DataFrame, config: GenerationConfig
+    models: list[Contender],
+    tokenizer: Any,
+    golden: pd.DataFrame,
+    config: GenerationConfig,
+    prompts_by_mode: dict[str, GroundedPrompts],
 ) -> pd.DataFrame:
-    """Each model, loaded one at a time, answers every golden prompt (rendered with the tuned
-    model's `tokenizer` and chat template). Returns PREDICTION_COLUMNS."""
+    """Each model, loaded once, answers every golden prompt in its mode (the prompts of
+    `prompts_by_mode[mode]`, rendered with the tuned model's `tokenizer` and chat template).
+    Returns PREDICTION_COLUMNS."""
     import gc
 
     from llm_assets.evaluation.generation import generate_answers, load_model, prompt_texts
 
     rows = golden_rows(golden)
-    prompts = prompt_texts(tokenizer, list(rows["messages"]))
+    questions = [prompt[-1]["content"] for prompt in golden_prompts(golden)]
+    texts = {
+        mode: prompt_texts(tokenizer, grounded.conversations)
+        for mode, grounded in prompts_by_mode.items()
+    }
     tables = []
+    loaded: tuple[str, Any] | None = None
     for contender in models:
-        model = load_model(contender.model)
-        generations = generate_answers(model, tokenizer, prompts, config, contender.model.label)
-        del model
-        gc.collect()
+        # tuned and tuned/<mode> are the same weights: load them once.
+        weights = f"{contender.model.base_model_path}|{contender.model.adapter_path}"
+        if loaded is None or loaded[0] != weights:
+            loaded = None
+            gc.collect()
+            loaded = (weights, load_model(contender.model))
+        generations = generate_answers(
+            loaded[1], tokenizer, texts[contender.mode], config, contender.model.label
+        )
+        grounded = prompts_by_mode[contender.mode]
         batches = generations.batch_of_answer
         tables.append(
             rows.drop(columns=["messages"]).assign(
+                mode=contender.mode,
+                context_chunk_ids=grounded.chunk_ids,
+                groundedness=[
+                    groundedness(answer, [question, context])
+                    for answer, question, context in zip(
+                        generations.answers, questions, grounded.contexts, strict=True
+                    )
+                ],
                 model=contender.model.label,
                 model_path=contender.model.adapter_path or contender.model.base_model_path,
                 base_model_path=contender.model.base_model_path,
@@ -124,6 +173,8 @@ def answer_golden_set(
                 batch_latency_ms=[generations.batch_latencies_ms[b] for b in batches],
             )
         )
+    loaded = None
+    gc.collect()
     return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
 
 

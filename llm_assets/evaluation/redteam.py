@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from llm_assets.cleaning.pii import PII_ENTITIES
+from llm_assets.datasets.retrieval import SearchMany
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
+from llm_assets.rag.context import ContextFormat
 from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
 
 SUITE_DIR = PROJECT_ROOT / "conf" / "redteam"
@@ -268,14 +270,22 @@ def run_redteam(
     canaries: Sequence[str],
     system_prompt: str | None,
     allow: Sequence[str] = (),
+    search_many: SearchMany | None = None,
+    context: ContextFormat | None = None,
 ) -> list[RedTeamOutcome]:
     """Every case answered by `model` (loaded with `generation.load_model`) through `tokenizer`
-    (the adapter's, with the training chat template), as a user turn after `system_prompt`,
-    under `generation`; then scored."""
+    (the adapter's, with the training chat template), as a user turn after `system_prompt` and,
+    with `search_many`, with retrieved context in `context`'s format, as serving asks it; under
+    `generation`; then scored."""
     from llm_assets.evaluation.generation import generate_answers, prompt_texts
+    from llm_assets.evaluation.grounding import ground_prompts
 
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    conversations = [[*system, {"role": "user", "content": case.prompt}] for case in cases]
+    conversations = ground_prompts(
+        [[{"role": "user", "content": case.prompt}] for case in cases],
+        search_many if context else None,
+        context or ContextFormat(),
+        system_prompt,
+    ).conversations
     answers = generate_answers(
         model, tokenizer, prompt_texts(tokenizer, conversations), generation, label="redteam"
     ).answers

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llm_assets.rag.context import CONTEXT_FORMAT_FILE
+
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 # Files that mark a folder as loadable: an adapter (peft) or a complete model (full fine-tune).
@@ -26,6 +28,18 @@ def adapter_source_uri(manifest: dict[str, Any]) -> str:
     return f"runs:/{manifest['mlflow_run_id']}/adapter"
 
 
+def context_format_text(folder: str) -> str:
+    """The adapter folder's retrieval context format file, as text ("" for none)."""
+    path = Path(folder) / CONTEXT_FORMAT_FILE
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def restore_context_format(folder: Path, text: str) -> None:
+    """Write the context format recorded in a version's tag into a downloaded copy."""
+    if text and not (folder / CONTEXT_FORMAT_FILE).is_file():
+        (folder / CONTEXT_FORMAT_FILE).write_text(text, encoding="utf-8")
+
+
 def version_tags(manifest: dict[str, Any], dagster_run_id: str = "") -> dict[str, str]:
     """The tags that tie a version to its base model, its weights and the runs that made it."""
     return {
@@ -36,6 +50,8 @@ def version_tags(manifest: dict[str, Any], dagster_run_id: str = "") -> dict[str
         "weights_digest": str(manifest["weights_digest"]),
         "mlflow_run_id": str(manifest.get("mlflow_run_id") or ""),
         "dagster_run_id": dagster_run_id,
+        # How it must be asked (retrieved context), for a copy downloaded without the file.
+        "retrieval_context": context_format_text(manifest["path"]),
     }
 
 
@@ -141,6 +157,7 @@ def version_manifest(
     path = tags.get("adapter_path", "")
     if not (path and _is_model_folder(Path(path))):
         path = str(download_version(mlflow_module, version, download_root))
+        restore_context_format(Path(path), tags.get("retrieval_context", ""))
     return {
         "path": path,
         "base_model_path": tags.get("base_model_path", ""),

@@ -12,6 +12,7 @@ from typing import Any
 from llm_assets.evaluation.answer_scores import ANSWER_METRICS
 from llm_assets.evaluation.comparison import MODEL_ORDER
 from llm_assets.evaluation.report_format import Figure, Section, Table, to_html, to_markdown
+from llm_assets.evaluation.report_grounding import grounding_sections
 from llm_assets.evaluation.review import REVIEW_CRITERIA
 
 TITLE = "Evaluation report"
@@ -117,6 +118,7 @@ def report_sections(
     )
     sections.append(quality)
     sections.append(_deltas(metrics, plots))
+    sections += grounding_sections(metrics)
     sections.append(_speed(metrics, labels))
     sections.append(_human(metrics))
     sections.append(_redteam(metrics))

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llm_assets.serving.context import Retrieve, with_context
+from llm_assets.rag.context import ContextFormat, Retrieve, with_context, with_system_prompt
 from llm_assets.serving.engine import ChatEngine, Completion, Prompt
 from llm_assets.serving.models import ServedModel
 from llm_assets.serving.protocol import (
@@ -65,10 +65,12 @@ def create_app(
     token: str | None,
     retrieve: Retrieve | None = None,
     system_prompt: str | None = None,
+    context: ContextFormat | None = None,
 ) -> FastAPI:
     """The app over a loaded `engine`; `token=None` turns authentication off; with `retrieve`
     the chunks closest to each question are given to the model as context; `system_prompt`
-    (the one every training conversation began with) starts a conversation that has none."""
+    (the one every training conversation began with) starts a conversation that has none;
+    `context` (default: serving.rag_k and rag_max_chars) is how many chunks, how long."""
     app = FastAPI(
         title="llm_assets",
         summary=f"{served.name} {served.version}".strip(),
@@ -94,7 +96,8 @@ def create_app(
             )
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
-    answer = _Answerer(engine, store, served, config, generation, retrieve, system_prompt)
+    context = context or ContextFormat(config.rag_k, config.rag_max_chars)
+    answer = _Answerer(engine, store, served, config, generation, retrieve, system_prompt, context)
 
     @api.get("/models")
     def list_models() -> dict[str, Any]:
@@ -149,14 +152,17 @@ def create_app(
     return app
 
 
-def with_system_prompt(
-    messages: list[dict[str, str]], system_prompt: str | None
-) -> list[dict[str, str]]:
-    """`messages` started by `system_prompt` when they have no system message of their own: the
-    model then reads a request as it read every training conversation."""
-    if not system_prompt or any(message["role"] == "system" for message in messages):
-        return messages
-    return [{"role": "system", "content": system_prompt}, *messages]
+def request_prompt(
+    messages: list[dict[str, str]],
+    system_prompt: str | None,
+    retrieve: Retrieve | None,
+    context: ContextFormat,
+) -> tuple[list[dict[str, str]], list[str]]:
+    """A request's messages as the model reads them: the system prompt when the request has
+    none and, with `retrieve`, the closest chunks as context; and the ids of the chunks used."""
+    if retrieve is None:
+        return with_system_prompt(messages, system_prompt), []
+    return with_context(messages, retrieve, context, system_prompt)
 
 
 class _Answerer:
@@ -170,9 +176,11 @@ class _Answerer:
         config: ServingConfig,
         generation: GenerationConfig,
         retrieve: Retrieve | None,
-        system_prompt: str | None = None,
+        system_prompt: str | None,
+        context: ContextFormat,
     ) -> None:
         self.engine = engine
+        self.context = context
         self.system_prompt = system_prompt
         self.store = store
         self.served = served
@@ -192,12 +200,9 @@ class _Answerer:
             )
         check_limits(request, self.config)
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        chunk_ids: list[str] = []
-        prompt_messages = with_system_prompt(messages, self.system_prompt)
-        if self.retrieve is not None:
-            prompt_messages, chunk_ids = with_context(
-                prompt_messages, self.retrieve, self.config.rag_k, self.config.rag_max_chars
-            )
+        prompt_messages, chunk_ids = request_prompt(
+            messages, self.system_prompt, self.retrieve, self.context
+        )
         prompt = self.engine.prepare(prompt_messages)
         sampling = self._fitted(sampling_for(request, self.config, self.generation), prompt)
         exchange = Exchange(

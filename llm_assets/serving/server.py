@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from llm_assets.rag.context import ContextFormat, read_context_format
 from llm_assets.serving.models import ServedModel, served_from_folder, served_from_registry
 from llm_assets.settings import Profile
 
@@ -64,9 +65,16 @@ def resolve_served_model(profile: Profile, options: ServeOptions) -> ServedModel
     return served_from_registry(mlflow, name, options.model_version)
 
 
-def build_app(profile: Profile, served: ServedModel, token: str | None, rag: bool) -> Any:
+def build_app(
+    profile: Profile,
+    served: ServedModel,
+    token: str | None,
+    rag: bool,
+    context: ContextFormat | None = None,
+) -> Any:
     """The app over `served`, loaded with the profile's engine, storing into the profile's
-    database; with `rag`, over the latest materialized rag_index."""
+    database; with `rag`, over the latest materialized rag_index, `context` chunks and
+    characters (default: serving.rag_k and rag_max_chars)."""
     from llm_assets.serving.app import create_app
     from llm_assets.serving.engine import load_engine
     from llm_assets.serving.store import ExchangeStore, Redactor, database_url, open_database
@@ -93,7 +101,18 @@ def build_app(profile: Profile, served: ServedModel, token: str | None, rag: boo
         token,
         retrieve,
         system_prompt=profile.datasets.system_prompt,
+        context=context,
     )
+
+
+def served_retrieval(
+    profile: Profile, options: ServeOptions, served: ServedModel
+) -> tuple[bool, ContextFormat | None]:
+    """Whether answers are grounded in the rag_index, and in which format: a model trained
+    with retrieved context is always asked with it, as it was trained (read from its folder,
+    not a flag to remember); other models when --rag or serving.rag asks for it."""
+    trained_with = read_context_format(served.model.adapter_path)
+    return bool(options.rag or profile.serving.rag or trained_with), trained_with
 
 
 def run_server(profile: Profile, options: ServeOptions) -> None:
@@ -104,11 +123,12 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     served = resolve_served_model(profile, options)
     weights = served.model.adapter_path or served.model.base_model_path
     print(f"serving {served.name}: {served.source} ({weights}), engine {profile.serving.engine}")
-    rag = options.rag or profile.serving.rag
-    app = build_app(profile, served, token, rag)
+    rag, trained_with = served_retrieval(profile, options, served)
+    app = build_app(profile, served, token, rag, trained_with)
     where = f"http://{options.host}:{options.port}"
     print(f"OpenAI API: {where}/v1   chat page: {where}/", end="")
     print(f"#token=<{TOKEN_ENV_VAR}>" if token else "   (no authentication)")
     if rag:
-        print("RAG: the closest rag_index chunks are given to the model as context")
+        why = " (the model was trained with them)" if trained_with else ""
+        print(f"RAG: the closest rag_index chunks are given to the model as context{why}")
     uvicorn.run(app, host=options.host, port=options.port, log_level="info")
