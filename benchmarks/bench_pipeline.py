@@ -37,6 +37,13 @@ def profile_for(profile_path: Path, executor: str, folder: Path) -> Path:
     raw = yaml.safe_load(profile_path.read_text())
     for source, validated in zip(raw["sources"], profile.sources, strict=True):
         source["path"] = profile.source_glob(validated)
+    # Files named relative to the profile stay where they are.
+    for section, key, path in (
+        ("datasets", "golden_file", profile.golden_path()),
+        ("evaluation", "facts_file", profile.facts_path()),
+    ):
+        if path is not None:
+            raw[section][key] = str(path)
     raw["execution"] = {"executor": executor, "max_concurrent": os.cpu_count() or 2}
     path = folder / "profile.yaml"
     path.write_text(yaml.safe_dump(raw))

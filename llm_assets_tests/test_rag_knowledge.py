@@ -28,7 +28,7 @@ GOLDEN = pd.DataFrame(
     {
         "source": ["docs", "tickets"],
         "record_id": ["guide", "T1"],
-        "task": ["section_qa", "support_answer"],
+        "task": ["doc_section", "support_answer"],
     }
 )
 

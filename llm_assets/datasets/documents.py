@@ -8,6 +8,9 @@ import re
 
 from llm_assets.settings import DocumentTemplates
 
+# The `task` of pairs built from a document's own text: the document is their knowledge.
+DOCUMENT_PAIR_TASKS = ("doc_section", "doc_summary", "doc_continuation")
+
 _HEADING = re.compile(r"^(#{1,3})\s+(.+?)\s*#*\s*$", flags=re.MULTILINE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # A paragraph that is a table, list, quote, code or markup is no summary sentence.
@@ -102,19 +105,19 @@ def document_pairs(title: str, text: str, templates: DocumentTemplates) -> list[
             summary = document_summary(title, sections)
             if summary:
                 instruction = templates.summary.format(title=title)
-                pairs.append(_pair("doc_summary", "", instruction, summary))
+                pairs.append(_pair(DOCUMENT_PAIR_TASKS[1], "", instruction, summary))
             continue
         for heading, body in long_enough:
             if task == "section_qa":
                 template = templates.overview if heading == title else templates.section_qa
                 instruction = template.format(title=title, heading=heading)
-                pairs.append(_pair("doc_section", heading, instruction, body))
+                pairs.append(_pair(DOCUMENT_PAIR_TASKS[0], heading, instruction, body))
             elif task == "continuation":
                 parts = split_for_continuation(body, templates.min_section_chars // 2)
                 if parts:
                     instruction = templates.continuation.format(title=title, heading=heading)
                     pairs.append(
-                        _pair("doc_continuation", heading, instruction, parts[1], parts[0])
+                        _pair(DOCUMENT_PAIR_TASKS[2], heading, instruction, parts[1], parts[0])
                     )
     return pairs
 

@@ -9,18 +9,14 @@ the document is the knowledge the question is about, and finding it is what retr
 
 from __future__ import annotations
 
-from typing import get_args
-
 import pandas as pd
 
-from llm_assets.settings import DocumentTask
-
-DOCUMENT_TASKS = frozenset(get_args(DocumentTask))
+from llm_assets.datasets.documents import DOCUMENT_PAIR_TASKS
 
 
 def answered_golden_records(golden: pd.DataFrame) -> set[tuple[str, str]]:
     """(source, record_id) of every record whose own answer a golden pair holds."""
-    answered = golden[~golden["task"].astype(str).isin(DOCUMENT_TASKS)]
+    answered = golden[~golden["task"].astype(str).isin(DOCUMENT_PAIR_TASKS)]
     return set(zip(answered["source"].astype(str), answered["record_id"].astype(str), strict=True))
 
 

@@ -207,6 +207,7 @@ def test_unchanged_work_is_not_redone(graph: MaterializedGraph) -> None:
         "qlora_adapter",
         "registered_challenger",
         "golden_predictions",
+        "fact_answers",
         "human_review_scores",
         "redteam_report",
         "eval_report",
