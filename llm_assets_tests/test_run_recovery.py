@@ -1,0 +1,169 @@
+"""A run killed while it holds the GPU pool must not block the next one, and a run waiting for
+the pool must sleep, say who holds it, and stop on SIGTERM.
+
+Each run is a process of its own, as `llm-assets materialize` is, on an instance in a temporary
+DAGSTER_HOME whose `gpu` pool has one slot (as the repository's dagster.yaml sets); the asset in
+the pool sleeps, standing in for training.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psutil
+import pytest
+
+from llm_assets.defs.run_recovery import recover_dead_runs
+
+pytestmark = pytest.mark.slow
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import dagster as dg
+    from llm_assets import cli
+
+    @dg.asset(pool="gpu")
+    def fine_tune() -> None:
+        Path(sys.argv[1]).write_text("started")
+        time.sleep(float(sys.argv[2]))
+
+    instance = dg.DagsterInstance.get()
+    cli.prepare_instance(instance)
+    try:
+        ok = cli._run(dg.Definitions(assets=[fine_tune]), instance, {fine_tune.key})
+    except KeyboardInterrupt:  # as `llm-assets` answers Ctrl-C and SIGTERM
+        sys.exit(130)
+    sys.exit(130 if cli._INTERRUPTED["run"] else 0 if ok else 1)
+    """
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  sqlite:\n    base_dir: {home / 'storage'}\n"
+        "telemetry:\n  enabled: false\n"
+        "concurrency:\n  pools:\n    default_limit: 1\n"
+    )
+    (tmp_path / "child.py").write_text(CHILD)
+    return home
+
+
+@pytest.fixture
+def instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _start(home: Path, marker: Path, seconds: float, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(home.parent / "child.py"), str(marker), str(seconds)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    STARTED.append(process)
+    return process
+
+
+def _wait_for(condition, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def test_a_blocked_run_sleeps_names_the_holder_and_a_dead_holder_is_recovered(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    tmp = home.parent
+    holder = _start(home, tmp / "holder.started", 600, tmp / "holder.log")
+    _wait_for(lambda: (tmp / "holder.started").exists())
+    [holding] = instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+
+    waiter = _start(home, tmp / "waiter.started", 0, tmp / "waiter.log")
+    _wait_for(lambda: "Waiting for a slot" in (tmp / "waiter.log").read_text())
+    before = _cpu_seconds(waiter.pid)
+    time.sleep(5)
+    cpu = _cpu_seconds(waiter.pid) - before
+    told = (tmp / "waiter.log").read_text()
+    started = time.monotonic()
+    waiter.send_signal(signal.SIGTERM)
+    code = waiter.wait(timeout=30)
+
+    assert cpu < 0.5, f"the waiting run used {cpu:.2f} s of CPU in 5 s"
+    assert f"run {holding.run_id}, step fine_tune (STARTED) since" in told
+    assert "llm-assets recover --run-id" in told
+    assert told.count("Waiting for a slot") == 1
+    assert time.monotonic() - started < 10 and code == 130
+    info = instance.event_log_storage.get_concurrency_info("gpu")
+    assert [slot.run_id for slot in info.claimed_slots] == [holding.run_id]
+    assert [step.run_id for step in info.pending_steps] == [holding.run_id]  # waiter left none
+
+    # The holder dies as in an OOM kill: the whole process tree, no cleanup.
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert instance.get_run_by_id(holding.run_id).status == dg.DagsterRunStatus.STARTED
+    [recovered] = recover_dead_runs(instance)
+
+    assert recovered.run_id == holding.run_id and "is gone" in recovered.reason
+    run = instance.get_run_by_id(holding.run_id)
+    assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+    assert recover_dead_runs(instance) == []  # the live and the finished are left alone
+
+    again = _start(home, tmp / "again.started", 0, tmp / "again.log")
+    assert again.wait(timeout=120) == 0, (tmp / "again.log").read_text()
+    info = instance.event_log_storage.get_concurrency_info("gpu")
+    assert not info.claimed_slots and not info.pending_steps
+
+
+def test_the_next_run_recovers_a_killed_holder_by_itself(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    tmp = home.parent
+    holder = _start(home, tmp / "holder.started", 600, tmp / "holder.log")
+    _wait_for(lambda: (tmp / "holder.started").exists())
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.wait()
+
+    started = time.monotonic()
+    again = _start(home, tmp / "again.started", 0, tmp / "again.log")
+    code = again.wait(timeout=120)
+    output = (tmp / "again.log").read_text()
+
+    assert code == 0, output
+    assert "marked failed: its process (pid" in output and "Waiting for a slot" not in output
+    assert time.monotonic() - started < 60
+    assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
