@@ -19,7 +19,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from llm_assets.defs.run_recovery import recover_dead_runs
+from llm_assets.defs.run_recovery import dead_runs_sensor, recover_dead_runs
 
 pytestmark = pytest.mark.slow
 
@@ -46,17 +46,23 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
+def dagster_home(folder: Path) -> Path:
+    """A DAGSTER_HOME in `folder` with SQLite storage and one slot per pool, as the
+    repository's dagster.yaml has."""
+    home = folder / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(
         f"storage:\n  sqlite:\n    base_dir: {home / 'storage'}\n"
         "telemetry:\n  enabled: false\n"
         "concurrency:\n  pools:\n    default_limit: 1\n"
     )
-    (tmp_path / "child.py").write_text(CHILD)
     return home
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "child.py").write_text(CHILD)
+    return dagster_home(tmp_path)
 
 
 @pytest.fixture
@@ -135,11 +141,17 @@ def test_a_blocked_run_sleeps_names_the_holder_and_a_dead_holder_is_recovered(
     os.killpg(holder.pid, signal.SIGKILL)
     holder.wait()
     assert instance.get_run_by_id(holding.run_id).status == dg.DagsterRunStatus.STARTED
-    [recovered] = recover_dead_runs(instance)
+    # With the daemon, dead_runs_sensor does what the CLI does before each run.
+    tick = dead_runs_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
 
-    assert recovered.run_id == holding.run_id and "is gone" in recovered.reason
+    assert tick.skip_message == "1 dead runs marked failed, slots freed"
     run = instance.get_run_by_id(holding.run_id)
     assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+    [failure] = instance.get_records_for_run(
+        holding.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records
+    message = failure.event_log_entry.message
+    assert "its process (pid" in message and "is gone" in message
     assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
     assert recover_dead_runs(instance) == []  # the live and the finished are left alone
 
