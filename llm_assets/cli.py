@@ -47,6 +47,7 @@ def materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from llm_assets.defs import build_definitions
+    from llm_assets.defs.pools import split_before_pools
     from llm_assets.defs.selection import (
         only_stale_or_missing,
         resolve_selection,
@@ -79,10 +80,16 @@ def materialize(args: argparse.Namespace) -> int:
             return 0
     ok = True
     for keys, partition in run_plan(defs, instance, wanted):
-        ok = _run(defs, instance, keys, partition) and ok
-        if _INTERRUPTED["run"]:
-            print(f"\nInterrupted: run {_INTERRUPTED['run']} was stopped and marked failed.")
-            return 130
+        # What precedes the GPU step runs first: the GPU run then waits for (and holds) the
+        # pool only while it needs it. If the first part fails, the second does not start.
+        for part in split_before_pools(defs, keys):
+            part_ok = _run(defs, instance, part, partition)
+            ok = part_ok and ok
+            if _INTERRUPTED["run"]:
+                print(f"\nInterrupted: run {_INTERRUPTED['run']} was stopped and marked failed.")
+                return 130
+            if not part_ok:
+                break
     outcome = "Materialized" if ok else "FAILED"
     seconds = time.perf_counter() - started
     print(f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path})")

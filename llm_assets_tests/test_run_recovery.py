@@ -19,9 +19,12 @@ import dagster as dg
 import psutil
 import pytest
 
+from llm_assets.defs import build_definitions
+from llm_assets.defs.pools import split_before_pools
 from llm_assets.defs.run_recovery import dead_runs_sensor, recover_dead_runs
+from llm_assets.settings import load_profile
 
-pytestmark = pytest.mark.slow
+from .conftest import TINY_PROFILE
 
 CHILD = textwrap.dedent(
     """
@@ -110,6 +113,7 @@ def _cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+@pytest.mark.slow
 def test_a_blocked_run_sleeps_names_the_holder_and_a_dead_holder_is_recovered(
     home: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -161,6 +165,7 @@ def test_a_blocked_run_sleeps_names_the_holder_and_a_dead_holder_is_recovered(
     assert not info.claimed_slots and not info.pending_steps
 
 
+@pytest.mark.slow
 def test_the_next_run_recovers_a_killed_holder_by_itself(
     home: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -179,3 +184,15 @@ def test_the_next_run_recovers_a_killed_holder_by_itself(
     assert "marked failed: its process (pid" in output and "Waiting for a slot" not in output
     assert time.monotonic() - started < 60
     assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+
+
+def test_the_gpu_run_starts_after_what_training_does_not_depend_on() -> None:
+    defs = build_definitions(load_profile(TINY_PROFILE))
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+
+    before, after = split_before_pools(defs, keys)
+
+    names = {key.to_user_string() for key in after}
+    assert before | after == keys and not before & after
+    assert {"qlora_adapter", "eval_report"} <= names
+    assert not {"cleaned_corpus", "sft_dataset", "base_model"} & names

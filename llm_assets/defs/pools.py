@@ -45,6 +45,32 @@ def pool_steps(assets: Iterable[Any], keys: Iterable[dg.AssetKey]) -> list[PoolS
     return sorted(set(steps), key=lambda step: (step.pool, step.step_key))
 
 
+def split_before_pools(defs: dg.Definitions, keys: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
+    """`keys` as the runs to start one after the other: what does not depend on a pool step
+    first, then the pool steps with what depends on them. A run claims its pool slots when it
+    starts, so the GPU is not held while the cleaning and datasets before training run."""
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
+    pooled = {
+        key
+        for asset in assets
+        if isinstance(asset, dg.AssetsDefinition) and getattr(asset.op, "pool", None)
+        for key in asset.keys
+        if key in keys
+    }
+    if not pooled:
+        return [keys]
+    graph = defs.resolve_asset_graph()
+    after = set(pooled)
+    frontier = list(pooled)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child in keys and child not in after:
+                after.add(child)
+                frontier.append(child)
+    before = keys - after
+    return [before, after] if before else [after]
+
+
 def holders_message(instance: dg.DagsterInstance, pool: str, waiting_run_id: str) -> str:
     """Who holds the slots of `pool` (run, step, status, since when) and how to free them."""
     info = instance.event_log_storage.get_concurrency_info(pool)
