@@ -102,6 +102,7 @@ def prepare_instance(instance) -> None:  # type: ignore[no-untyped-def]
     stop a run as Ctrl-C does (training processes stopped, run failed, slots freed), and runs
     whose process died are marked failed with their slots freed."""
     signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGINT))  # the terminal was closed
     _recover(instance)
 
 

@@ -313,6 +313,8 @@ class TrainingLauncherResource(dg.ConfigurableResource):
                 env={
                     **os.environ,
                     "PYTHONUNBUFFERED": "1",
+                    # The training stops itself if this process dies without stopping it.
+                    "LLM_ASSETS_ORCHESTRATOR_PID": str(os.getpid()),
                     **(env or {}),
                     **session.get_bootstrap_env_vars(),
                 },
