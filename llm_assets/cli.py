@@ -74,6 +74,8 @@ def materialize(args: argparse.Namespace) -> int:
         # tell what changed downstream.
         for keys, partition in run_plan(defs, instance, source_keys, only_missing_partitions=True):
             _run(defs, instance, keys, partition)
+            if _INTERRUPTED["run"]:
+                return _interrupted()
         wanted = only_stale_or_missing(defs, instance, wanted - source_keys)
         if not wanted:
             print("Nothing is stale: every selected asset is up to date.")
@@ -86,8 +88,7 @@ def materialize(args: argparse.Namespace) -> int:
             part_ok = _run(defs, instance, part, partition)
             ok = part_ok and ok
             if _INTERRUPTED["run"]:
-                print(f"\nInterrupted: run {_INTERRUPTED['run']} was stopped and marked failed.")
-                return 130
+                return _interrupted()
             if not part_ok:
                 break
     outcome = "Materialized" if ok else "FAILED"
@@ -95,6 +96,11 @@ def materialize(args: argparse.Namespace) -> int:
     print(f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path})")
     print(_where())
     return 0 if ok else 1
+
+
+def _interrupted() -> int:
+    print(f"\nInterrupted: run {_INTERRUPTED['run']} stopped and marked failed; re-run to go on.")
+    return 130
 
 
 def prepare_instance(instance) -> None:  # type: ignore[no-untyped-def]
