@@ -39,6 +39,8 @@ CHILD = textwrap.dedent(
         time.sleep(float(sys.argv[2]))
 
     instance = dg.DagsterInstance.get()
+    if sys.argv[3:] == ["dagster"]:  # as `dagster dev`'s run worker runs it: no CLI around it
+        sys.exit(0 if dg.materialize([fine_tune], instance=instance).success else 1)
     cli.prepare_instance(instance)
     try:
         ok = cli._run(dg.Definitions(assets=[fine_tune]), instance, {fine_tune.key})
@@ -87,11 +89,13 @@ def _no_process_left() -> Iterator[None]:
             process.wait()
 
 
-def _start(home: Path, marker: Path, seconds: float, log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    home: Path, marker: Path, seconds: float, log: Path, how: str = "cli"
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(home.parent / "child.py"), str(marker), str(seconds)],
+            [sys.executable, str(home.parent / "child.py"), str(marker), str(seconds), how],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -183,6 +187,23 @@ def test_the_next_run_recovers_a_killed_holder_by_itself(
     assert code == 0, output
     assert "marked failed: its process (pid" in output and "Waiting for a slot" not in output
     assert time.monotonic() - started < 60
+    assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+
+
+@pytest.mark.slow
+def test_a_run_started_without_the_cli_is_judged_by_its_run_worker_pid(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    tmp = home.parent
+    holder = _start(home, tmp / "holder.started", 600, tmp / "holder.log", how="dagster")
+    _wait_for(lambda: (tmp / "holder.started").exists())
+    assert recover_dead_runs(instance) == []  # alive
+
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.wait()
+    [recovered] = recover_dead_runs(instance)
+
+    assert recovered.reason.startswith(f"its run worker (pid {holder.pid},")
     assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
 
 

@@ -8,8 +8,9 @@ A run is judged by how it was started:
   dead when its event log has been silent for `silence_timeout_seconds`;
 - by Dagster's daemon with a launcher that reports worker health (Kubernetes): left to run
   monitoring (`run_monitoring` in dagster.yaml), which knows better;
-- by the local `DefaultRunLauncher` (`dagster dev`): the run worker's pid from its first engine
-  event, checked on this host, where that launcher starts its workers.
+- by the local `DefaultRunLauncher` (`dagster dev`): with SQLite storage (this machine's
+  instance), the run worker's pid from its first engine events, checked here; with a shared
+  database, dead after `silence_timeout_seconds` without an event.
 """
 
 from __future__ import annotations
@@ -107,10 +108,23 @@ def why_dead(
         return None  # run monitoring asks the launcher, which sees the pod or container
     if type(instance.run_launcher).__name__ != "DefaultRunLauncher":
         return None  # a launcher we cannot see into: leave it to run monitoring's timeouts
+    if not _stored_on_this_machine(instance):
+        # A shared database: the worker may be on another machine, where its pid means nothing
+        # here. Only a long silence says it is dead.
+        last = _last_event_time(instance, run.run_id) or started
+        if now - last > silence_timeout_seconds:
+            return f"nothing has been heard from it for {(now - last) / 60:.0f} min"
+        return None
     worker = _run_worker_pid(instance, run.run_id)
     if worker is None or process_alive(worker, started):
         return None
     return f"its run worker (pid {worker}, started by dagster's local launcher) is gone"
+
+
+def _stored_on_this_machine(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance keeps its runs in SQLite files (dagster.yaml): then every run in it
+    was started on this machine, and a run worker's pid can be checked here."""
+    return "sqlite" in type(instance.run_storage).__name__.lower()
 
 
 def recover_dead_runs(
