@@ -115,8 +115,10 @@ def why_dead(
         if now - last > silence_timeout_seconds:
             return f"nothing has been heard from it for {(now - last) / 60:.0f} min"
         return None
+    if record.start_time is None:
+        return None  # its worker may start after the run was created: run monitoring's timeout
     worker = _run_worker_pid(instance, run.run_id)
-    if worker is None or process_alive(worker, started):
+    if worker is None or process_alive(worker, record.start_time):
         return None
     return f"its run worker (pid {worker}, started by dagster's local launcher) is gone"
 
