@@ -64,7 +64,7 @@ def materialize(args: argparse.Namespace) -> int:
     os.chdir(os.environ["DAGSTER_HOME"])
     defs = build_definitions(profile)
     instance = dg.DagsterInstance.get()
-    prepare_instance(instance)
+    prepare_instance(instance, (defs.resources or {}).get("mlflow"))
     wanted = with_missing_upstream(defs, instance, resolve_selection(defs, args.select))
     graph = defs.resolve_asset_graph()
     source_keys = {key for key in wanted if graph.get(key).group_name in ("sources", "feedback")}
@@ -103,21 +103,32 @@ def _interrupted() -> int:
     return 130
 
 
-def prepare_instance(instance) -> None:  # type: ignore[no-untyped-def]
+def prepare_instance(instance, mlflow=None) -> None:  # type: ignore[no-untyped-def]
     """Before the first run: SIGTERM (a service manager, `kill`, a closing terminal) is made to
     stop a run as Ctrl-C does (training processes stopped, run failed, slots freed), and runs
     whose process died are marked failed with their slots freed."""
     signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGINT))  # the terminal was closed
-    _recover(instance)
+    _recover(instance, mlflow)
 
 
-def _recover(instance) -> None:  # type: ignore[no-untyped-def]
-    """Mark runs whose process died failed and free their pool slots, saying so."""
+def _recover(instance, mlflow=None) -> None:  # type: ignore[no-untyped-def]
+    """Mark runs whose process died failed and free their pool slots, saying so; with the
+    `mlflow` resource, their MLflow runs (left RUNNING by a killed process) end as KILLED."""
+    from llm_assets.defs.resources import MlflowUnavailable
     from llm_assets.defs.run_recovery import recover_dead_runs
 
     for dead in recover_dead_runs(instance):
         print(f"run {dead.run_id} ({dead.job_name}) marked failed: {dead.reason}; slots freed")
+        if mlflow is None:
+            continue
+        try:
+            ended = mlflow.end_runs_of(dead.run_id, status="KILLED")
+        except MlflowUnavailable as error:
+            print(f"  its MLflow runs are left as they are: {error}")
+            continue
+        if ended:
+            print(f"  its MLflow runs marked KILLED: {', '.join(ended)}")
 
 
 # The run a signal stopped, if any: no further run of the plan starts after it.

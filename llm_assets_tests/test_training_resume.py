@@ -159,7 +159,7 @@ CLI_CHILD = textwrap.dedent(
     resources = default_resources(Path(sys.argv[1]))
     defs = dg.Definitions(assets=[adapter, *upstream], resources=resources)
     instance = dg.DagsterInstance.get()
-    cli.prepare_instance(instance)
+    cli.prepare_instance(instance, resources["mlflow"])
     try:
         ok = cli._run(defs, instance, {adapter.key})
     except KeyboardInterrupt:
@@ -262,3 +262,15 @@ def test_a_stopped_or_killed_cli_run_resumes_in_a_fresh_process_and_frees_the_gp
         assert metadata["steps"].value == TRAINING.max_steps
         info = instance.event_log_storage.get_concurrency_info("gpu")
         assert not info.claimed_slots and not info.pending_steps
+        killed_run_id = runs[1].dagster_run.run_id
+
+    # MLflow: the stopped run ended FAILED itself, the killed one was marked KILLED by the next.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{state / 'mlflow' / 'mlflow.db'}")
+    tracked = client.search_runs(
+        [client.get_experiment_by_name("llm_assets").experiment_id], order_by=["start_time ASC"]
+    )
+    assert [run.info.status for run in tracked] == ["FAILED", "KILLED", "FINISHED"]
+    assert tracked[1].data.tags["dagster.run_id"] == killed_run_id
+    assert "its MLflow runs marked KILLED" in output

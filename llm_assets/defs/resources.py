@@ -224,6 +224,21 @@ class MlflowResource(dg.ConfigurableResource):
                 mlflow.set_tags(tags)
             yield run
 
+    def end_runs_of(self, dagster_run_id: str, status: str = "KILLED") -> list[str]:
+        """End the MLflow runs of a Dagster run that are still RUNNING (their process was
+        killed and could not end them) with `status`; returns their ids."""
+        mlflow = self._client_ready()
+        runs = mlflow.search_runs(
+            filter_string=f"tags.`dagster.run_id` = '{dagster_run_id}' "
+            "and attributes.status = 'RUNNING'",
+            search_all_experiments=True,
+            output_format="list",
+        )
+        client = mlflow.MlflowClient()
+        for run in runs:
+            client.set_terminated(run.info.run_id, status=status)
+        return [run.info.run_id for run in runs]
+
     def _ui(self) -> str:
         """The MLflow UI: the tracking server itself, else `make mlflow`'s address."""
         uri = self.resolved_tracking_uri()
