@@ -2,6 +2,7 @@
 
 llm-assets materialize                      # every asset of $LLM_ASSETS_PROFILE
 llm-assets materialize --select '+eval_report' --stale-only
+llm-assets recover                          # runs whose process died: failed, slots freed
 llm-assets check-profile conf/*.yaml
 llm-assets ask "How do I restore a deleted file?" -k 5
 llm-assets serve --port 8000                 # the champion, OpenAI API + chat page
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -45,6 +47,7 @@ def materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from llm_assets.defs import build_definitions
+    from llm_assets.defs.pools import split_before_pools
     from llm_assets.defs.selection import (
         only_stale_or_missing,
         resolve_selection,
@@ -61,6 +64,7 @@ def materialize(args: argparse.Namespace) -> int:
     os.chdir(os.environ["DAGSTER_HOME"])
     defs = build_definitions(profile)
     instance = dg.DagsterInstance.get()
+    prepare_instance(instance, (defs.resources or {}).get("mlflow"))
     wanted = with_missing_upstream(defs, instance, resolve_selection(defs, args.select))
     graph = defs.resolve_asset_graph()
     source_keys = {key for key in wanted if graph.get(key).group_name in ("sources", "feedback")}
@@ -70,13 +74,23 @@ def materialize(args: argparse.Namespace) -> int:
         # tell what changed downstream.
         for keys, partition in run_plan(defs, instance, source_keys, only_missing_partitions=True):
             _run(defs, instance, keys, partition)
+            if _INTERRUPTED["run"]:
+                return _interrupted()
         wanted = only_stale_or_missing(defs, instance, wanted - source_keys)
         if not wanted:
             print("Nothing is stale: every selected asset is up to date.")
             return 0
     ok = True
     for keys, partition in run_plan(defs, instance, wanted):
-        ok = _run(defs, instance, keys, partition) and ok
+        # What precedes the GPU step runs first: the GPU run then waits for (and holds) the
+        # pool only while it needs it. If the first part fails, the second does not start.
+        for part in split_before_pools(defs, keys):
+            part_ok = _run(defs, instance, part, partition)
+            ok = part_ok and ok
+            if _INTERRUPTED["run"]:
+                return _interrupted()
+            if not part_ok:
+                break
     outcome = "Materialized" if ok else "FAILED"
     seconds = time.perf_counter() - started
     print(f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path})")
@@ -84,24 +98,108 @@ def materialize(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _interrupted() -> int:
+    print(f"\nInterrupted: run {_INTERRUPTED['run']} stopped and marked failed; re-run to go on.")
+    return 130
+
+
+def prepare_instance(instance, mlflow=None) -> None:  # type: ignore[no-untyped-def]
+    """Before the first run: SIGTERM (a service manager, `kill`, a closing terminal) is made to
+    stop a run as Ctrl-C does (training processes stopped, run failed, slots freed), and runs
+    whose process died are marked failed with their slots freed."""
+    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGINT))  # the terminal was closed
+    _recover(instance, mlflow)
+
+
+def _recover(instance, mlflow=None) -> None:  # type: ignore[no-untyped-def]
+    """Mark runs whose process died failed and free their pool slots, saying so; with the
+    `mlflow` resource, their MLflow runs (left RUNNING by a killed process) end as KILLED."""
+    from llm_assets.defs.resources import MlflowUnavailable
+    from llm_assets.defs.run_recovery import recover_dead_runs
+
+    for dead in recover_dead_runs(instance):
+        print(f"run {dead.run_id} ({dead.job_name}) marked failed: {dead.reason}; slots freed")
+        if mlflow is None:
+            continue
+        try:
+            ended = mlflow.end_runs_of(dead.run_id, status="KILLED")
+        except MlflowUnavailable as error:
+            print(f"  its MLflow runs are left as they are: {error}")
+            continue
+        if ended:
+            print(f"  its MLflow runs marked KILLED: {', '.join(ended)}")
+
+
+# The run a signal stopped, if any: no further run of the plan starts after it.
+_INTERRUPTED: dict[str, str | None] = {"run": None}
+CLI_JOB = "llm_assets_cli_job"
+
+
 def _run(defs, instance, keys, partition=None) -> bool:  # type: ignore[no-untyped-def]
+    import uuid
+
     import dagster as dg
 
-    assets = list(defs.assets or [])
-    checks = list(defs.asset_checks or [])
-    result = dg.materialize(
-        [*assets, *checks],
-        instance=instance,
+    from llm_assets.defs.pools import claimed_pool_slots, pool_steps
+    from llm_assets.defs.run_recovery import process_tags
+
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
+    selection = sorted(keys, key=lambda key: key.to_user_string())
+    job = dg.Definitions(
+        jobs=[dg.define_asset_job(CLI_JOB, selection=selection)],
+        assets=assets,
         resources=defs.resources,
-        selection=sorted(keys, key=lambda key: key.to_user_string()),
-        raise_on_error=False,
-        tags={"llm_assets/launched_by": "cli"},
-        partition_key=partition,
-    )
-    names = ", ".join(sorted(key.to_user_string() for key in keys))
+    ).resolve_job_def(CLI_JOB)
+    run_id = str(uuid.uuid4())
+    # Pool slots (the GPU) are claimed here, sleeping while another run holds them, rather than
+    # by the executor, whose wait spins a core and ignores signals (llm_assets/defs/pools.py).
+    with claimed_pool_slots(
+        instance, run_id, pool_steps(assets, keys), recover=lambda: _recover(instance)
+    ):
+        result = job.execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            raise_on_error=False,
+            tags={"llm_assets/launched_by": "cli", **process_tags()},
+            partition_key=partition,
+        )
+    names = ", ".join(key.to_user_string() for key in selection)
     where = f" [partition {partition}]" if partition else ""
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} ({names}){where}")
+    if _was_interrupted(result):
+        _INTERRUPTED["run"] = result.run_id
     return bool(result.success)
+
+
+def _was_interrupted(result) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a signal (Ctrl-C, SIGTERM) stopped the run: Dagster fails the running step with
+    DagsterExecutionInterruptedError and returns normally."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            if error is not None and error.cls_name == "DagsterExecutionInterruptedError":
+                return True
+    return False
+
+
+def recover(args: argparse.Namespace) -> int:
+    """Mark runs whose process died failed and free their pool slots; with --run-id, also those
+    runs, alive or not (one hung on a machine that is gone)."""
+    import dagster as dg
+
+    from llm_assets.defs.run_recovery import free_run
+
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    os.chdir(os.environ["DAGSTER_HOME"])
+    instance = dg.DagsterInstance.get()
+    for run_id in args.run_id:
+        if not free_run(instance, run_id):
+            print(f"no run {run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
+            return 2
+        print(f"run {run_id}: marked failed (if it was in progress) and its slots freed")
+    _recover(instance)
+    return 0
 
 
 def check_profile(args: argparse.Namespace) -> int:
@@ -183,6 +281,20 @@ def main(argv: list[str] | None = None) -> int:
         help="skip assets whose code and upstream data are unchanged",
     )
     run.set_defaults(handler=materialize)
+    rescue = commands.add_parser(
+        "recover",
+        help="mark runs whose process died failed and free their pool slots",
+        description="Runs whose process is gone (killed, rebooted) are marked failed and their "
+        "pool slots freed; `materialize` does this itself before it starts. Their checkpoints "
+        "are kept: the next materialization resumes from them.",
+    )
+    rescue.add_argument(
+        "--run-id",
+        action="append",
+        default=[],
+        help="also this run, even if its process may be alive elsewhere (repeatable)",
+    )
+    rescue.set_defaults(handler=recover)
     check = commands.add_parser("check-profile", help="validate profiles")
     check.add_argument("paths", nargs="+", type=Path)
     check.set_defaults(handler=check_profile)
@@ -227,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as error:
         print(error, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted: nothing was left claimed; re-run to continue.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -193,6 +193,27 @@ def test_conversations_past_the_limits_get_clear_errors(client: TestClient) -> N
     assert bad_value.status_code == 422 and "temperature" in bad_value.json()["error"]["message"]
 
 
+def test_content_as_a_list_of_text_parts_answers_as_the_same_string_does(
+    client: TestClient, store: ExchangeStore
+) -> None:
+    # What OpenAI's newer SDKs send; greedy decoding makes both answers comparable.
+    parts = [{"type": "text", "text": QUESTION["content"]}]
+    as_parts = _chat(client, messages=[{"role": "user", "content": parts}], temperature=0)
+    as_string = _chat(client, temperature=0)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    with_image = _chat(client, messages=[{"role": "user", "content": [*parts, image]}])
+
+    assert as_parts.status_code == as_string.status_code == 200
+    assert as_parts.json()["choices"] == as_string.json()["choices"]
+    assert as_parts.json()["usage"] == as_string.json()["usage"]
+    first, second = _stored(store)
+    assert first["messages"] == second["messages"]
+    assert with_image.status_code == 400
+    error = with_image.json()["error"]
+    assert error["code"] == "unsupported_content"
+    assert "messages[0].content[1]" in error["message"] and "'image_url'" in error["message"]
+
+
 def test_answer_near_the_context_end_is_shortened_to_fit(
     client: TestClient, engine: TransformersEngine
 ) -> None:

@@ -12,6 +12,7 @@ from llm_assets.serving.protocol import (
     RequestRejected,
     check_limits,
     completion_chunk,
+    message_texts,
     sampling_for,
     sse_event,
     usage_chunk,
@@ -60,6 +61,26 @@ def test_limits_bound_the_conversation_and_want_a_user_question_last() -> None:
 
     assert too_many.value.status == 400
     check_limits(_request(), config)
+
+
+def test_text_parts_are_joined_in_order_and_other_parts_refused_with_400() -> None:
+    parts = [{"type": "text", "text": "How do I restore"}, {"type": "text", "text": "a file?"}]
+    request = _request(
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}]
+    )
+    audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+
+    assert message_texts(request) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "How do I restore\na file?"},
+    ]
+    with pytest.raises(
+        RequestRejected, match=r"content\[1\] is a part of type 'input_audio'"
+    ) as raised:
+        message_texts(_request(messages=[{"role": "user", "content": [parts[0], audio]}]))
+    assert raised.value.status == 400
+    with pytest.raises(RequestRejected, match="without 'text'"):
+        message_texts(_request(messages=[{"role": "user", "content": [{"type": "text"}]}]))
 
 
 def test_sampling_caps_max_tokens_and_follows_evaluation_when_unset() -> None:

@@ -144,3 +144,24 @@ def test_launcher_failure_quotes_the_tail_of_stderr() -> None:
     tail = ["noise 8", "noise 9", "OSError: /models/base is not a model folder"]
     assert user_failure.description.endswith("\n".join(tail))
     assert user_failure.metadata["stderr_tail"].value.splitlines() == tail
+
+
+def test_training_stops_itself_when_the_process_that_launched_it_dies() -> None:
+    import subprocess
+    import threading
+    import time
+
+    from llm_assets.training.fine_tune import watch_orchestrator
+
+    orchestrator = subprocess.Popen(["sleep", "60"])
+    gone = threading.Event()
+    watcher = watch_orchestrator(orchestrator.pid, gone.set, interval_seconds=0.1)
+    time.sleep(0.5)
+    assert not gone.is_set()  # alive: training goes on
+
+    orchestrator.kill()
+    orchestrator.wait()
+
+    assert gone.wait(timeout=5)
+    watcher.join(timeout=5)
+    assert not watcher.is_alive()

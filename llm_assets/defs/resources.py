@@ -224,6 +224,21 @@ class MlflowResource(dg.ConfigurableResource):
                 mlflow.set_tags(tags)
             yield run
 
+    def end_runs_of(self, dagster_run_id: str, status: str = "KILLED") -> list[str]:
+        """End the MLflow runs of a Dagster run that are still RUNNING (their process was
+        killed and could not end them) with `status`; returns their ids."""
+        mlflow = self._client_ready()
+        runs = mlflow.search_runs(
+            filter_string=f"tags.`dagster.run_id` = '{dagster_run_id}' "
+            "and attributes.status = 'RUNNING'",
+            search_all_experiments=True,
+            output_format="list",
+        )
+        client = mlflow.MlflowClient()
+        for run in runs:
+            client.set_terminated(run.info.run_id, status=status)
+        return [run.info.run_id for run in runs]
+
     def _ui(self) -> str:
         """The MLflow UI: the tracking server itself, else `make mlflow`'s address."""
         uri = self.resolved_tracking_uri()
@@ -288,7 +303,9 @@ class TrainingLauncherResource(dg.ConfigurableResource):
         default=40, description="lines of the process's stderr quoted when it fails"
     )
     termination_timeout_seconds: float = Field(
-        default=60.0, description="after SIGINT on a terminated run, how long before SIGKILL"
+        default=8.0,
+        description="after SIGINT on an interrupted run, how long the training processes get "
+        "to exit before SIGKILL (checkpoints are written atomically, so none is lost)",
     )
 
     def run(
@@ -311,6 +328,8 @@ class TrainingLauncherResource(dg.ConfigurableResource):
                 env={
                     **os.environ,
                     "PYTHONUNBUFFERED": "1",
+                    # The training stops itself if this process dies without stopping it.
+                    "LLM_ASSETS_ORCHESTRATOR_PID": str(os.getpid()),
                     **(env or {}),
                     **session.get_bootstrap_env_vars(),
                 },
@@ -322,8 +341,8 @@ class TrainingLauncherResource(dg.ConfigurableResource):
             copier.start()
             try:
                 process.wait()
-            except dg.DagsterExecutionInterruptedError:
-                context.log.info("[training] run terminated: SIGINT to the training processes")
+            except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+                context.log.info("[training] run interrupted: stopping the training processes")
                 self._stop(process)
                 raise
             finally:
@@ -342,12 +361,16 @@ class TrainingLauncherResource(dg.ConfigurableResource):
         return dg.PipesClientCompletedInvocation(session)
 
     def _stop(self, process: subprocess.Popen[bytes]) -> None:
-        os.killpg(process.pid, signal.SIGINT)
+        """SIGINT to the whole process group (the launcher and every training process), then,
+        after `termination_timeout_seconds` or as soon as the launcher is gone, SIGKILL to
+        whatever of the group is left: no training process outlives its run."""
+        _signal_group(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=self.termination_timeout_seconds)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            pass
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class KubernetesTrainingLauncherResource(TrainingLauncherResource):
@@ -416,6 +439,13 @@ def training_launcher_from_environment() -> Any:
     if kind != "local":
         raise ValueError(f"LLM_ASSETS_TRAINING_LAUNCHER={kind!r}: use local or kubernetes")
     return TrainingLauncherResource()
+
+
+def _signal_group(group: int, signum: signal.Signals) -> None:
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        pass  # every process of the group has exited
 
 
 def _copy_stderr(process: subprocess.Popen[bytes], tail: deque[str]) -> None:

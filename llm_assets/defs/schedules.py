@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from llm_assets.defs.run_recovery import dead_runs_sensor
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.settings import Profile
 from llm_assets.sources.records import matching_files
@@ -43,7 +44,8 @@ def build_automation(profile: Profile) -> tuple[list[Any], list[Any], list[Any]]
         selection=dg.AssetSelection.groups("sources", "cleaning"),
         description="Re-read the sources and re-clean; training waits for the quarterly run.",
     )
-    sensors = []
+    # Dead runs are recovered whether or not anything else runs: they block the GPU pool.
+    sensors: list[Any] = [dead_runs_sensor]
     if document_sources:
         globs = [profile.source_glob(source) for source in document_sources]
 

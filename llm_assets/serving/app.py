@@ -35,6 +35,7 @@ from llm_assets.serving.protocol import (
     completion_body,
     completion_chunk,
     error_body,
+    message_texts,
     new_response_id,
     now_seconds,
     sampling_for,
@@ -199,7 +200,7 @@ class _Answerer:
                 "model_not_found",
             )
         check_limits(request, self.config)
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        messages = message_texts(request)
         prompt_messages, chunk_ids = request_prompt(
             messages, self.system_prompt, self.retrieve, self.context
         )

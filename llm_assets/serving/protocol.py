@@ -32,11 +32,24 @@ class RequestRejected(Exception):
         self.code = code
 
 
+class ContentPart(BaseModel):
+    """One part of a message's content, as OpenAI's newer clients send it
+    (`[{"type": "text", "text": "..."}]`). Any type is accepted here so that `message_texts`
+    can refuse the ones the server cannot read with a 400 that names them, not a 422."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(description="'text' is read; other kinds (image_url, file …) are refused")
+    text: str | None = Field(None, description="the text of a part of type 'text'")
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[ContentPart] = Field(
+        description="a string, or a list of text parts joined in order with newlines"
+    )
 
 
 class StreamOptions(BaseModel):
@@ -107,6 +120,30 @@ def check_limits(request: ChatCompletionRequest, config: ServingConfig) -> None:
         raise RequestRejected(
             400, "the last message must be the user's (role 'user'): it is what gets answered"
         )
+
+
+def message_texts(request: ChatCompletionRequest) -> list[dict[str, str]]:
+    """The request's messages as `{"role", "content"}` with text content: a list of parts
+    becomes its text parts joined in order by newlines (as vLLM reads them). A part of another
+    type, or a text part without text, raises `RequestRejected` (400) naming it."""
+    messages = []
+    for number, message in enumerate(request.messages):
+        if isinstance(message.content, str):
+            messages.append({"role": message.role, "content": message.content})
+            continue
+        texts = []
+        for index, part in enumerate(message.content):
+            if part.type != "text" or part.text is None:
+                what = f"of type {part.type!r}" if part.type != "text" else "without 'text'"
+                raise RequestRejected(
+                    400,
+                    f"messages[{number}].content[{index}] is a part {what}; this server reads "
+                    'text only: send parts {"type": "text", "text": "..."} or a string',
+                    "unsupported_content",
+                )
+            texts.append(part.text)
+        messages.append({"role": message.role, "content": "\n".join(texts)})
+    return messages
 
 
 def sampling_for(

@@ -21,7 +21,11 @@ import argparse
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +42,16 @@ STEP_COLUMNS = {
 }
 
 
+# The pid of the Dagster step process that launched this one (set by the local launcher).
+ORCHESTRATOR_PID_ENV = "LLM_ASSETS_ORCHESTRATOR_PID"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, type=Path, help="the TrainingSpec JSON file")
     spec = TrainingSpec.read(parser.parse_args(argv).spec)
+    if os.environ.get(ORCHESTRATOR_PID_ENV):
+        watch_orchestrator(int(os.environ[ORCHESTRATOR_PID_ENV]), _end_process_group)
     if int(os.environ.get("RANK", "0")) != 0:
         train(spec, lambda metrics, step: None)  # other ranks train their share, silently
         return
@@ -51,6 +61,45 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(metadata, indent=2, default=str))
         else:
             pipes.report_asset_materialization(metadata=metadata)
+
+
+def watch_orchestrator(
+    pid: int, on_gone: Callable[[], None], interval_seconds: float = 2.0
+) -> threading.Thread:
+    """Call `on_gone` (from a daemon thread) once process `pid` has ended.
+
+    The training runs in a process group of its own, so a step process that dies without
+    stopping it (SIGKILL, SIGHUP, an OOM kill of that process alone) would leave it training on,
+    beside the next run that resumes from the same checkpoints."""
+    import psutil
+
+    try:
+        born = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        born = None
+
+    def alive() -> bool:
+        try:
+            process = psutil.Process(pid)
+            return process.create_time() == born and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def watch() -> None:
+        while alive():
+            time.sleep(interval_seconds)
+        on_gone()
+
+    thread = threading.Thread(target=watch, name="orchestrator-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _end_process_group() -> None:
+    """The launcher and every training process of this run, at once: the last complete
+    checkpoint stays the one to resume from."""
+    print("The Dagster step that launched this training is gone: stopping.", file=sys.stderr)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 @contextlib.contextmanager

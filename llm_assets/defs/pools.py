@@ -1,0 +1,164 @@
+"""Claiming a pool slot (`pool="gpu"`) before a CLI run starts, and waiting for one by sleeping.
+
+Dagster's in-process executor waits for a pool slot in a loop that does not sleep (in 1.13 the
+pause between checks, `interval_to_next_pending_claim_check`, is never above 0), so a blocked
+step spins a core, and it only looks for Ctrl-C/SIGTERM inside steps, so it cannot be stopped
+either. The CLI therefore claims the slots of the pool steps it is about to run itself, for the
+run id it will start, using the instance's own slot table: the executor then finds the slot
+already claimed and starts at once. Waiting happens here, in `time.sleep`, which a signal
+interrupts; whatever was claimed is released when the run ends or is interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import dagster as dg
+
+POLL_SECONDS = 2.0
+RECOVERY_EVERY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PoolStep:
+    """A step of a run that needs a slot of `pool`."""
+
+    pool: str
+    step_key: str
+
+
+def pool_steps(assets: Iterable[Any], keys: Iterable[dg.AssetKey]) -> list[PoolStep]:
+    """The steps among the assets of `keys` that run in a pool (the `pool=` of their op)."""
+    wanted = set(keys)
+    steps = []
+    for asset in assets:
+        if not isinstance(asset, dg.AssetsDefinition) or not (set(asset.keys) & wanted):
+            continue
+        pool = getattr(asset.op, "pool", None)
+        if pool:
+            steps.append(PoolStep(pool, asset.op.name))
+    return sorted(set(steps), key=lambda step: (step.pool, step.step_key))
+
+
+def split_before_pools(defs: dg.Definitions, keys: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
+    """`keys` as the runs to start one after the other: what does not depend on a pool step
+    first, then the pool steps with what depends on them. A run claims its pool slots when it
+    starts, so the GPU is not held while the cleaning and datasets before training run."""
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
+    pooled = {
+        key
+        for asset in assets
+        if isinstance(asset, dg.AssetsDefinition) and getattr(asset.op, "pool", None)
+        for key in asset.keys
+        if key in keys
+    }
+    if not pooled:
+        return [keys]
+    graph = defs.resolve_asset_graph()
+    after = set(pooled)
+    frontier = list(pooled)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child in keys and child not in after:
+                after.add(child)
+                frontier.append(child)
+    before = keys - after
+    return [before, after] if before else [after]
+
+
+def holders_message(instance: dg.DagsterInstance, pool: str, waiting_run_id: str) -> str:
+    """Who holds the slots of `pool` (run, step, status, since when) and how to free them."""
+    info = instance.event_log_storage.get_concurrency_info(pool)
+    since = {(step.run_id, step.step_key): step.assigned_timestamp for step in info.pending_steps}
+    lines = [
+        f"Waiting for a slot of pool {pool!r} ({len(info.claimed_slots)} of {info.slot_count} "
+        f"claimed) for run {waiting_run_id}. Held by:"
+    ]
+    for slot in info.claimed_slots:
+        run = instance.get_run_by_id(slot.run_id)
+        status = run.status.value if run else "no such run"
+        stamp = since.get((slot.run_id, slot.step_key))
+        when = f" since {stamp:%Y-%m-%d %H:%M:%S} UTC" if stamp else ""
+        lines.append(f"  run {slot.run_id}, step {slot.step_key} ({status}){when}")
+    lines += [
+        "This run starts when a slot frees; Ctrl-C stops waiting. If the holder is dead, its",
+        "slot is freed automatically (checked every 30 s); to free one by hand:",
+        "  llm-assets recover --run-id <run id>   (marks it failed and frees its slots)",
+    ]
+    return "\n".join(lines)
+
+
+@contextmanager
+def claimed_pool_slots(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    steps: list[PoolStep],
+    recover: Callable[[], object] = lambda: None,
+    poll_seconds: float = POLL_SECONDS,
+    out: TextIO = sys.stdout,
+) -> Iterator[None]:
+    """Claim a slot for each of `steps` under `run_id`, sleeping `poll_seconds` between tries
+    while their pool is full; release them all on the way out (the run ended, failed, or a
+    signal interrupted the wait). `recover` runs every `RECOVERY_EVERY_SECONDS` while waiting
+    (dead holders get their slots freed). Prints who holds a pool once, when it first blocks."""
+    storage = instance.event_log_storage
+    if not steps or not storage.supports_global_concurrency_limits:
+        yield
+        return
+    try:
+        for step in steps:
+            if _has_limit(instance, step.pool):
+                _wait_for_slot(instance, run_id, step, recover, poll_seconds, out)
+        yield
+    finally:
+        storage.free_concurrency_slots_for_run(run_id)
+
+
+def _has_limit(instance: dg.DagsterInstance, pool: str) -> bool:
+    """Whether `pool` has a limit, setting it to the instance's `default_limit` first when it
+    has none yet (as Dagster's executor does on a pool's first use)."""
+    storage = instance.event_log_storage
+    default = storage.get_pool_config().default_pool_limit
+    limits = {limit.name: limit for limit in storage.get_pool_limits()}
+    current = limits.get(pool)
+    if default is not None and (
+        current is None or (current.from_default and current.limit != default)
+    ):
+        storage.initialize_concurrency_limit_to_default(pool)
+        return True
+    return current is not None
+
+
+def _wait_for_slot(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    step: PoolStep,
+    recover: Callable[[], object],
+    poll_seconds: float,
+    out: TextIO,
+) -> None:
+    storage = instance.event_log_storage
+    told = False
+    last_recovery = time.monotonic()
+    started = time.monotonic()
+    while True:
+        if storage.claim_concurrency_slot(step.pool, run_id, step.step_key).is_claimed:
+            if told:
+                waited = time.monotonic() - started
+                print(f"Got a slot of pool {step.pool!r} after {waited:.0f} s.", file=out)
+            return
+        # Not holding a place in Dagster's queue while asleep: a process killed here would
+        # otherwise leave a claim that the next free slot is handed to.
+        storage.free_concurrency_slot_for_step(run_id, step.step_key)
+        if not told:
+            print(holders_message(instance, step.pool, run_id), file=out, flush=True)
+            told = True
+        time.sleep(poll_seconds)
+        if time.monotonic() - last_recovery >= RECOVERY_EVERY_SECONDS:
+            recover()
+            last_recovery = time.monotonic()
