@@ -84,6 +84,9 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
         "near_duplicate_index",
         "sft_pairs",
         "golden_set",
+        "rag_chunks",
+        "rag_embeddings",
+        "rag_index",
         "sft_dataset",
         "dataset_ledger",
         "chat_template",
@@ -92,6 +95,7 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
         "golden_predictions",
         "human_review_scores",
         "redteam_report",
+        "fact_answers",
         "eval_report",
     }
 

@@ -46,7 +46,9 @@ def test_golden_predictions_hold_every_model_and_prompt(graph: MaterializedGraph
     predictions = graph.value("golden_predictions")
     golden = graph.value("golden_set").head(graph.profile.evaluation.max_eval_rows)
     assert isinstance(predictions, pd.DataFrame)
-    assert set(predictions["model"]) == {"tuned", "base"}  # no champion before the first gate
+    # The tiny profile trains with retrieval: tuned and base answer as served (with context) and
+    # closed-book; no champion before the first gate.
+    assert set(predictions["model"]) == {"tuned", "base", "tuned/closed-book", "base/closed-book"}
     for _, rows in predictions.groupby("model"):
         assert sorted(rows["pair_id"]) == sorted(golden["pair_id"].astype(str))
     assert (predictions["new_tokens"] <= graph.profile.evaluation.generation.max_new_tokens).all()
@@ -120,13 +122,19 @@ def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: Materiali
     next evaluation finds it as `champion`, loads it and compares against it."""
     from llm_assets.datasets.chat_template import load_chat_tokenizer
     from llm_assets.evaluation.comparison import compare_models
+    from llm_assets.evaluation.grounding import ground_prompts
     from llm_assets.evaluation.perplexity import perplexities_of
     from llm_assets.evaluation.predictions import (
+        CLOSED_BOOK,
+        RETRIEVAL,
         answer_golden_set,
         contenders,
+        golden_prompts,
         vocabulary_mismatch,
     )
     from llm_assets.evaluation.registry import find_champion
+    from llm_assets.rag.context import read_context_format
+    from llm_assets.rag.retrieval import open_retriever
     from llm_assets.settings import EvaluationConfig, GenerationConfig
 
     adapter = graph.value("qlora_adapter")
@@ -136,19 +144,37 @@ def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: Materiali
     tokenizer = load_chat_tokenizer(adapter["path"])
     assert vocabulary_mismatch(tokenizer, champion) is None
     golden = graph.value("golden_set").head(4)
-    models = contenders(adapter, champion)
-    table = answer_golden_set(models, tokenizer, golden, GenerationConfig(max_new_tokens=4))
-    assert table.groupby("model").size().to_dict() == {"tuned": 4, "base": 4, "champion": 4}
+    context_format = read_context_format(adapter["path"])
+    assert context_format is not None  # trained with retrieval, so served and judged with it
+    prompts = golden_prompts(golden)
+    system_prompt = graph.profile.datasets.system_prompt
+    search_many = open_retriever(graph.value("rag_index")).retrieve_many
+    prompts_by_mode = {
+        CLOSED_BOOK: ground_prompts(prompts, None, context_format, system_prompt),
+        RETRIEVAL: ground_prompts(prompts, search_many, context_format, system_prompt),
+    }
+    models = contenders(adapter, champion, RETRIEVAL, RETRIEVAL)
+    table = answer_golden_set(
+        models, tokenizer, golden, GenerationConfig(max_new_tokens=4), prompts_by_mode
+    )
+    assert table.groupby("model").size().to_dict() == {
+        "tuned": 4,
+        "base": 4,
+        "tuned/closed-book": 4,
+        "base/closed-book": 4,
+        "champion": 4,
+    }
     assert set(table.loc[table["model"] == "champion", "model_version"]) == {champion["version"]}
     conversations = [[dict(m) for m in messages] for messages in golden["messages"]]
+    served = table[~table["model"].str.contains("/")]
     perplexities = perplexities_of(
-        [c.model for c in models],
+        [c.model for c in models if "/" not in c.model.label],
         tokenizer,
         {"validation": conversations, "golden": conversations},
         graph.profile.datasets.max_length,
     )
     metrics = compare_models(
-        table, perplexities, EvaluationConfig(bootstrap_samples=100), graph.state / "cache"
+        served, perplexities, EvaluationConfig(bootstrap_samples=100), graph.state / "cache"
     )
     assert metrics["baseline_label"] == "champion"
     assert metrics["golden_rougeL_baseline"] == metrics["golden_rougeL_champion"]
