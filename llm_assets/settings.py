@@ -44,7 +44,15 @@ ALL_PII_ENTITIES: list[PiiEntity] = [
     "ADDRESS",
 ]
 ExportFormat = Literal[
-    "bnb-nf4", "torchao-int8", "quanto-int8", "quanto-int4", "gptq-w4a16", "awq-w4a16"
+    "bnb-nf4",
+    "torchao-int8",
+    "quanto-int8",
+    "quanto-int4",
+    "gptq-w4a16",
+    "awq-w4a16",
+    "gguf-f16",
+    "gguf-q8_0",
+    "gguf-q4_k_m",
 ]
 
 
@@ -674,7 +682,8 @@ class ExportConfig(StrictModel):
     formats: list[ExportFormat] = Field(
         default_factory=lambda: list[ExportFormat](["bnb-nf4", "torchao-int8", "quanto-int4"]),
         description="bnb-nf4, torchao-int8, quanto-int8, quanto-int4 (CPU or GPU); gptq-w4a16, "
-        "awq-w4a16 (llm-compressor, GPU only, for vLLM)",
+        "awq-w4a16 (llm-compressor, GPU only, for vLLM); gguf-f16, gguf-q8_0, gguf-q4_k_m "
+        "(llama.cpp, with an Ollama Modelfile)",
     )
     measure_rows: int = Field(
         32, ge=1, description="golden conversations each export is scored and answers on"
