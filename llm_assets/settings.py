@@ -788,10 +788,22 @@ class ServingConfig(StrictModel):
     store of exchanges and feedback. Answers are decoded like evaluation.generation (greedy,
     its repetition_penalty) unless a request sets temperature, top_p or max_tokens."""
 
-    engine: Literal["transformers", "vllm"] = Field(
-        "transformers",
-        description="transformers: in this process, on CPU (or the GPU when there is one); "
-        "vllm: on a GPU machine where the vllm package is installed",
+    engine: Literal["llama-cpp", "transformers", "vllm"] = Field(
+        "llama-cpp",
+        description="llama-cpp: the GGUF export (gguf_format) served by a llama_cpp.server "
+        "process the gateway starts and stops (CPU); transformers: in this process, on CPU (or "
+        "the GPU when there is one); vllm: on a GPU machine where the vllm package is installed",
+    )
+    gguf_format: Literal["gguf-f16", "gguf-q8_0", "gguf-q4_k_m"] = Field(
+        "gguf-f16",
+        description="which quantized_export GGUF file the llama-cpp engine serves (it must be in "
+        "export.formats); gguf-f16 answers like the merged model, gguf-q4_k_m is smaller",
+    )
+    max_concurrent_requests: int = Field(
+        16,
+        ge=1,
+        description="chat completions generating or queued at once; more are refused with 503 "
+        "and Retry-After",
     )
     host: str = Field("127.0.0.1", description="address listened on; 0.0.0.0: every interface")
     port: int = Field(8000, ge=1, le=65535)

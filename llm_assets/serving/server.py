@@ -83,8 +83,16 @@ def build_app(profile: Profile, served: ServedModel, token: str | None, rag: boo
         read_manifest()  # says how to build the index when none is materialized
         retrieve_chunks("warm-up", 1)  # opens the store and embedder now, not in a request
         retrieve = retrieve_chunks
-    engine = load_engine(config.engine, served.model)
-    return create_app(
+    if config.engine == "llama-cpp":
+        import mlflow
+
+        from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine
+        from llm_assets.serving.models import gguf_export_of
+
+        engine: Any = LlamaCppServerEngine.start(gguf_export_of(mlflow, served, config.gguf_format))
+    else:
+        engine = load_engine(config.engine, served.model)
+    app = create_app(
         engine,
         store,
         served,
@@ -94,6 +102,8 @@ def build_app(profile: Profile, served: ServedModel, token: str | None, rag: boo
         retrieve,
         system_prompt=profile.datasets.system_prompt,
     )
+    app.state.engine = engine
+    return app
 
 
 def run_server(profile: Profile, options: ServeOptions) -> None:
@@ -102,8 +112,11 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
 
     token = serve_token(options)
     served = resolve_served_model(profile, options)
-    weights = served.model.adapter_path or served.model.base_model_path
-    print(f"serving {served.name}: {served.source} ({weights}), engine {profile.serving.engine}")
+    weights = served.gguf_dir or served.model.adapter_path or served.model.base_model_path
+    engine_name: str = profile.serving.engine
+    if engine_name == "llama-cpp":
+        engine_name += f" ({profile.serving.gguf_format})"
+    print(f"serving {served.name}: {served.source} ({weights}), engine {engine_name}")
     rag = options.rag or profile.serving.rag
     app = build_app(profile, served, token, rag)
     where = f"http://{options.host}:{options.port}"
@@ -111,4 +124,10 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     print(f"#token=<{TOKEN_ENV_VAR}>" if token else "   (no authentication)")
     if rag:
         print("RAG: the closest rag_index chunks are given to the model as context")
-    uvicorn.run(app, host=options.host, port=options.port, log_level="info")
+    try:
+        uvicorn.run(app, host=options.host, port=options.port, log_level="info")
+    finally:
+        # The llama.cpp engine is a process of its own: it stops with the gateway.
+        close = getattr(app.state.engine, "close", None)
+        if close is not None:
+            close()
