@@ -84,6 +84,7 @@ class LlamaCppServerEngine:
 
         self.process = process
         self.base_url = base_url
+        self.api_key = api_key
         self.tokenizer = tokenizer
         self.context_length = context_length
         self._client = httpx.Client(
