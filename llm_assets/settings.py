@@ -576,6 +576,12 @@ class GenerationConfig(StrictModel):
 
 class EvaluationConfig(StrictModel):
     max_eval_rows: int = Field(256, ge=1, description="rows of validation/golden scored")
+    engine: Literal["transformers", "llama-cpp"] = Field(
+        "transformers",
+        description="what golden_predictions and redteam_report answer on: transformers, or "
+        "llama-cpp (each model converted to f16 GGUF, the engine serving ships; answers "
+        "token-identical to transformers'); perplexity is always on transformers",
+    )
     batch_size: int = Field(16, ge=1, description="rows per forward pass for perplexity")
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     bootstrap_samples: int = Field(

@@ -232,3 +232,35 @@ def test_smollm2_gguf_f16_answers_token_identical_to_the_merged_model(tmp_path: 
             else output
         )
         assert answer_token_ids(llm, ids, config, {tokenizer.eos_token_id}) == expected
+
+
+def test_golden_set_answered_on_llama_cpp_like_on_transformers(tiny_model: Path) -> None:
+    """evaluation.engine: llama-cpp: each model under test converted to f16 GGUF answers the
+    golden prompts with the same text and token counts as on transformers."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from llm_assets.evaluation.generation import ModelUnderTest
+    from llm_assets.evaluation.predictions import Contender, answer_golden_set
+    from llm_assets.export.gguf import llama_cpp_answerer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    golden = pd.DataFrame(
+        {
+            "pair_id": [f"g{n}" for n in range(3)],
+            "source": "tickets",
+            "task": "support_answer",
+            "messages": _conversations(),
+        }
+    )
+    models = [Contender(ModelUnderTest("tuned", str(tiny_model)))]
+    # One prompt per batch: transformers' left padding alone can move a near-tie on random weights.
+    config = GenerationConfig(max_new_tokens=12, batch_size=1)
+
+    on_transformers = answer_golden_set(models, tokenizer, golden, config)
+    on_llama_cpp = answer_golden_set(
+        models, tokenizer, golden, config, llama_cpp_answerer(default_pre=True)
+    )
+
+    assert on_llama_cpp["answer"].to_list() == on_transformers["answer"].to_list()
+    assert on_llama_cpp["new_tokens"].to_list() == on_transformers["new_tokens"].to_list()

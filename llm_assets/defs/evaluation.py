@@ -41,6 +41,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     # Generation re-runs only for the settings it reads, not for a new bootstrap size.
     answered = {
         "max_eval_rows",
+        "engine",
         "generation",
         "compare_with_champion",
         "review_dir",
@@ -90,8 +91,13 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 context.log.warning(f"champion not compared: {skipped}")
                 champion = None
         golden = golden_set.head(config.max_eval_rows)
+        answer = None
+        if config.engine == "llama-cpp":
+            from llm_assets.export.gguf import llama_cpp_answerer
+
+            answer = llama_cpp_answerer(default_pre=profile.model.kind == "tiny")
         table = answer_golden_set(
-            contenders(qlora_adapter, champion), tokenizer, golden, config.generation
+            contenders(qlora_adapter, champion), tokenizer, golden, config.generation, answer
         )
 
         tuned = table[table["model"] == "tuned"]

@@ -8,6 +8,7 @@ which is the one training used), under the same generation settings. Only the we
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,3 +161,22 @@ def until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> l
         if token == eos_id or token == pad_id:
             return token_ids[:index]
     return token_ids
+
+
+# A model under test answering rendered prompts: (model, tokenizer, prompts, config) -> answers.
+Answerer = Callable[["ModelUnderTest", Any, list[str], GenerationConfig], Generations]
+
+
+def transformers_answers(
+    model: ModelUnderTest, tokenizer: Any, prompts: list[str], config: GenerationConfig
+) -> Generations:
+    """`model` loaded with `load_model`, answering with `generate_answers`, then released
+    (evaluation.engine: transformers)."""
+    import gc
+
+    loaded = load_model(model)
+    try:
+        return generate_answers(loaded, tokenizer, prompts, config, model.label)
+    finally:
+        del loaded
+        gc.collect()

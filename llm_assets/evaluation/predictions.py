@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from llm_assets.evaluation.generation import ModelUnderTest
+from llm_assets.evaluation.generation import Answerer, ModelUnderTest
 from llm_assets.settings import GenerationConfig
 
 PREDICTION_COLUMNS = [
@@ -94,22 +94,22 @@ def golden_rows(golden: pd.DataFrame) -> pd.DataFrame:
 
 
 def answer_golden_set(
-    models: list[Contender], tokenizer: Any, golden: pd.DataFrame, config: GenerationConfig
+    models: list[Contender],
+    tokenizer: Any,
+    golden: pd.DataFrame,
+    config: GenerationConfig,
+    answer: Answerer | None = None,
 ) -> pd.DataFrame:
     """Each model, loaded one at a time, answers every golden prompt (rendered with the tuned
-    model's `tokenizer` and chat template). Returns PREDICTION_COLUMNS."""
-    import gc
-
-    from llm_assets.evaluation.generation import generate_answers, load_model, prompt_texts
+    model's `tokenizer` and chat template) through `answer` (default: transformers). Returns
+    PREDICTION_COLUMNS."""
+    from llm_assets.evaluation.generation import prompt_texts, transformers_answers
 
     rows = golden_rows(golden)
     prompts = prompt_texts(tokenizer, list(rows["messages"]))
     tables = []
     for contender in models:
-        model = load_model(contender.model)
-        generations = generate_answers(model, tokenizer, prompts, config, contender.model.label)
-        del model
-        gc.collect()
+        generations = (answer or transformers_answers)(contender.model, tokenizer, prompts, config)
         batches = generations.batch_of_answer
         tables.append(
             rows.drop(columns=["messages"]).assign(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_assets.cleaning.pii import PII_ENTITIES
+from llm_assets.evaluation.generation import Answerer, ModelUnderTest
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
 from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
 
@@ -261,22 +262,22 @@ def redteam_generation(
 
 
 def run_redteam(
-    model: Any,
+    model: ModelUnderTest,
     tokenizer: Any,
     cases: Sequence[RedTeamCase],
     generation: GenerationConfig,
     canaries: Sequence[str],
     system_prompt: str | None,
     allow: Sequence[str] = (),
+    answer: Answerer | None = None,
 ) -> list[RedTeamOutcome]:
-    """Every case answered by `model` (loaded with `generation.load_model`) through `tokenizer`
-    (the adapter's, with the training chat template), as a user turn after `system_prompt`,
-    under `generation`; then scored."""
-    from llm_assets.evaluation.generation import generate_answers, prompt_texts
+    """Every case answered by `model` through `answer` (default: transformers) with
+    `tokenizer` (the adapter's, with the training chat template), as a user turn after
+    `system_prompt`, under `generation`; then scored."""
+    from llm_assets.evaluation.generation import prompt_texts, transformers_answers
 
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     conversations = [[*system, {"role": "user", "content": case.prompt}] for case in cases]
-    answers = generate_answers(
-        model, tokenizer, prompt_texts(tokenizer, conversations), generation, label="redteam"
-    ).answers
+    prompts = prompt_texts(tokenizer, conversations)
+    answers = (answer or transformers_answers)(model, tokenizer, prompts, generation).answers
     return score_answers(cases, answers, canaries, allow)

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llm_assets.evaluation.generation import Answerer, Generations, ModelUnderTest
 from llm_assets.export.quantize import (
     EXPORT_MARKER,
     AnswerScorer,
@@ -331,3 +332,38 @@ def measure_gguf_export(
         golden_rouge_l=rouge_l,
         golden_rouge_l_delta=rouge_l - reference.golden_rouge_l if reference else 0.0,
     )
+
+
+def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
+    """An evaluation `Answerer` on llama.cpp (evaluation.engine: llama-cpp): each model under
+    test (its adapter merged into the base) converted to an f16 GGUF file in a temporary folder,
+    answering through llama.cpp exactly as transformers decodes. Prompt-learning adapters (no
+    weights to merge) answer on transformers."""
+    from llm_assets.evaluation.generation import transformers_answers
+
+    def answer(
+        model: ModelUnderTest, tokenizer: Any, prompts: list[str], config: GenerationConfig
+    ) -> Generations:
+        import gc
+
+        from llm_assets.evaluation.generation import load_model
+        from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
+
+        if model.adapter_path and model.method in ("prompt_tuning", "p_tuning"):
+            return transformers_answers(model, tokenizer, prompts, config)
+        with tempfile.TemporaryDirectory(prefix="gguf-eval-") as work:
+            folder = Path(work) / "model"
+            loaded = load_model(model)
+            loaded.save_pretrained(folder, safe_serialization=True)
+            del loaded
+            gc.collect()
+            tokenizer.save_pretrained(folder)
+            convert_to_gguf(folder, Path(work) / "f16.gguf", None, default_pre)
+            longest = max(
+                (len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in prompts),
+                default=1,
+            )
+            llm = load_gguf(Path(work) / "f16.gguf", longest + config.max_new_tokens)
+            return gguf_generate_answers(llm, tokenizer, prompts, config, model.label)
+
+    return answer
