@@ -805,6 +805,13 @@ class ServingConfig(StrictModel):
         description="which quantized_export GGUF file the llama-cpp engine serves (it must be in "
         "export.formats); gguf-f16 answers like the merged model, gguf-q4_k_m is smaller",
     )
+    engine_threads: int | None = Field(
+        None,
+        ge=1,
+        description="threads of the llama-cpp engine; default half the cores (llama.cpp's "
+        "threads spin while they wait for each other, so one more thread than free cores "
+        "slows generation many times over)",
+    )
     max_concurrent_requests: int = Field(
         16,
         ge=1,

@@ -182,13 +182,18 @@ def test_non_streamed_answer_and_usage_come_from_the_engine(
     assert usage["prompt_tokens"] > 0 and 0 < usage["completion_tokens"] <= 5
 
 
-def test_the_engine_wants_its_key_and_stops_with_close(export_dir: Path) -> None:
+def test_the_engine_wants_its_key_and_stops_with_close(export_dir: Path, tmp_path: Path) -> None:
     import httpx
+    from fastapi.testclient import TestClient
 
     engine = LlamaCppServerEngine.start(export_dir, threads=1)
+    store = ExchangeStore(open_database(f"sqlite:///{tmp_path / 'f.db'}"), Redactor(("EMAIL",)))
+    served = served_from_folder(export_dir, name="tiny")
+    app = create_app(engine, store, served, ServingConfig(), GenerationConfig(), TOKEN)
     try:
         assert httpx.get(f"{engine.base_url}/v1/models").status_code == 401
-        assert engine.healthy()
+        assert TestClient(app).get("/healthz").status_code == 200
     finally:
         engine.close()
     assert engine.process is not None and engine.process.poll() is not None
+    assert TestClient(app).get("/healthz").status_code == 503

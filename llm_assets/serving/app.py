@@ -151,8 +151,12 @@ def create_app(
     def page() -> HTMLResponse:
         return HTMLResponse(page_html, headers={"Content-Security-Policy": _PAGE_POLICY})
 
-    @app.get("/healthz", include_in_schema=False)
-    def health() -> dict[str, str]:
+    @app.get("/healthz", include_in_schema=False, response_model=None)
+    def health() -> dict[str, str] | JSONResponse:
+        # An engine in a process of its own (llama-cpp) can die under the gateway.
+        healthy = getattr(engine, "healthy", None)
+        if healthy is not None and not healthy():
+            return JSONResponse({"status": "engine process stopped"}, status_code=503)
         return {"status": "ok"}
 
     return app

@@ -45,7 +45,7 @@ def free_port() -> int:
 def engine_command(
     gguf_file: Path, port: int, context_length: int, threads: int, api_key: str
 ) -> list[str]:
-    """The llama_cpp.server command line: loopback, one model, every core, no interrupts."""
+    """The llama_cpp.server command line: loopback, one model, `threads`, no interrupts."""
     return [
         sys.executable,
         "-m",
@@ -126,10 +126,15 @@ class LlamaCppServerEngine:
                 "llama-cpp-python[server]"
             ) from error
         tokenizer = load_chat_tokenizer(str(export_dir))
-        trained = int(gguf_metadata(gguf_file).get("llama.context_length", 2048))
+        metadata = gguf_metadata(gguf_file)
+        architecture = metadata.get("general.architecture", "llama")
+        trained = int(metadata.get(f"{architecture}.context_length", 2048))
         context = min(context_length or trained, trained)
         port, api_key = free_port(), secrets.token_hex(16)
-        command = engine_command(gguf_file, port, context, threads or os.cpu_count() or 1, api_key)
+        # Half the cores by default, as llama.cpp does: its threads spin while waiting for each
+        # other, so a core taken by other work (the gateway, another process) stalls them all.
+        threads = threads or max(1, (os.cpu_count() or 2) // 2)
+        command = engine_command(gguf_file, port, context, threads, api_key)
         log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         engine = cls(process, f"http://127.0.0.1:{port}", api_key, tokenizer, context)
@@ -213,7 +218,10 @@ class LlamaCppServerEngine:
                     response.read()
                     _raise_for_engine(response)
                 for line in response.iter_lines():
-                    if not line.startswith("data: ") or line == "data: [DONE]":
+                    # The engine may hold the connection open after [DONE]: stop reading there.
+                    if line == "data: [DONE]":
+                        break
+                    if not line.startswith("data: "):
                         continue
                     choice = json.loads(line[len("data: ") :])["choices"][0]
                     piece = choice.get("text") or ""

@@ -89,7 +89,9 @@ def build_app(profile: Profile, served: ServedModel, token: str | None, rag: boo
         from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine
         from llm_assets.serving.models import gguf_export_of
 
-        engine: Any = LlamaCppServerEngine.start(gguf_export_of(mlflow, served, config.gguf_format))
+        engine: Any = LlamaCppServerEngine.start(
+            gguf_export_of(mlflow, served, config.gguf_format), threads=config.engine_threads
+        )
     else:
         engine = load_engine(config.engine, served.model)
     app = create_app(
