@@ -11,10 +11,13 @@ its gguf-f16 and gguf-q4_k_m exports are written with the project's export code 
 var/bench/llama_cpp/ (kept for the next run).
 
 1. Engines, in this process, one prompt at a time, greedy with the profile's repetition
-   penalty, `--max-tokens` new tokens at most: transformers `generate` in fp32 (torch's default
-   threads), and llama.cpp through the evaluation's own decoding loop (every core). The f16
-   answers are compared token by token with transformers'.
-2. Gateway vs engine: one llama_cpp.server process (every core, --interrupt_requests False).
+   penalty, `--max-tokens` new tokens at most: transformers `generate` in fp32 and llama.cpp
+   through the evaluation's own decoding loop, both with half the cores as threads (on a shared
+   machine a thread more than the free cores makes both spin-wait). The f16 answers are
+   compared token by token with transformers'. Then golden_predictions' answering step
+   (`answer_golden_set`) on both evaluation engines: transformers batched as the profile says,
+   llama.cpp after converting the model (the conversion counted).
+2. Gateway vs engine: one llama_cpp.server process (half the cores, --interrupt_requests False).
    `engine direct`: C concurrent httpx clients stream /v1/completions from it with the prompt
    the gateway would render. `gateway`: the same requests as chat completions through
    `llm-assets serve`'s app (auth, system prompt, limits, PII-redacted SQLite store) in its own
@@ -130,13 +133,19 @@ def engine_speeds(
                 lambda p, llm=llm: answer_token_ids(llm, p, config, stops),
             )
         )
+    seconds = {name: 0.0 for name, _ in contenders}
     for name, answer in contenders:
         answer(ids[0][:16])  # warm-up
-        started = time.perf_counter()
-        answers[name] = [answer(prompt_ids) for prompt_ids in ids]
-        seconds = time.perf_counter() - started
+        answers[name] = []
+    # Round-robin, prompt by prompt: load from other work on the machine falls on every engine.
+    for prompt_ids in ids:
+        for name, answer in contenders:
+            started = time.perf_counter()
+            answers[name].append(answer(prompt_ids))
+            seconds[name] += time.perf_counter() - started
+    for name, _ in contenders:
         tokens = sum(len(a) for a in answers[name])
-        rows.append({"engine": name, "tokens": tokens, "seconds": seconds})
+        rows.append({"engine": name, "tokens": tokens, "seconds": seconds[name]})
     base = rows[0]["tokens"] / rows[0]["seconds"]
     for row in rows:
         row["tokens_per_s"] = row["tokens"] / row["seconds"]
@@ -146,6 +155,43 @@ def engine_speeds(
             for a, b in zip(answers[row["engine"]], answers["transformers fp32"], strict=True)
         )
     return {"prompts": len(prompts), "rows": rows}
+
+
+def evaluation_answering(model: Path, prompts: list[str], config: Any) -> dict[str, Any]:
+    """golden_predictions' answering step (answer_golden_set) for one model on both
+    evaluation engines: transformers batched as the profile says, llama.cpp one prompt at a
+    time after converting the model to f16 GGUF (the conversion is counted)."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from llm_assets.evaluation.generation import ModelUnderTest
+    from llm_assets.evaluation.predictions import Contender, answer_golden_set
+    from llm_assets.export.gguf import llama_cpp_answerer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    golden = pd.DataFrame(
+        {
+            "pair_id": [f"p{n}" for n in range(len(prompts))],
+            "source": "tickets",
+            "task": "support_answer",
+            "messages": [
+                [{"role": "user", "content": p}, {"role": "assistant", "content": ""}]
+                for p in prompts
+            ],
+        }
+    )
+    models = [Contender(ModelUnderTest("tuned", str(model)))]
+    rows, answers = [], {}
+    for name, answer in (("transformers", None), ("llama-cpp", llama_cpp_answerer())):
+        started = time.perf_counter()
+        table = answer_golden_set(models, tokenizer, golden, config, answer)
+        seconds = time.perf_counter() - started
+        answers[name] = table["answer"].to_list()
+        rows.append({"engine": name, "seconds": seconds, "tokens": int(table["new_tokens"].sum())})
+    for row in rows:
+        row["speed_up"] = rows[0]["seconds"] / row["seconds"]
+    same = sum(a == b for a, b in zip(answers["transformers"], answers["llama-cpp"], strict=True))
+    return {"prompts": len(prompts), "batch_size": config.batch_size, "rows": rows, "same": same}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -173,6 +219,8 @@ async def stream_load(
             async with http.stream("POST", path, json=bodies[index], headers=headers) as response:
                 response.raise_for_status()
                 async for line in response.aiter_lines():
+                    if line == "data: [DONE]":
+                        break
                     if not line.startswith("data: {"):
                         continue
                     choices = json.loads(line[6:])["choices"]
@@ -279,7 +327,9 @@ def gateway_vs_engine(
             stream_load(gateway_url, "/v1/chat/completions", gateway_auth, gateway_bodies[:2], 1)
         )
         for clients in clients_list:
-            for name, url, path, headers, bodies in contenders:
+            # Alternating order: neither contender always runs right after the other.
+            ordered = contenders if clients % 2 else contenders[::-1]
+            for name, url, path, headers, bodies in ordered:
                 result = asyncio.run(stream_load(url, path, headers, bodies, clients))
                 tokens = sum(
                     len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -327,8 +377,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=16, help="requests per gateway run")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument(
+        "--eval-prompts", type=int, default=16, help="prompts of the evaluation table (0: skip)"
+    )
     args = parser.parse_args([a for a in argv if a not in ("--engine", "llama-cpp")])
     load_start = os.getloadavg()
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     profile = load_profile()
     generation = profile.evaluation.generation.model_copy(
         update={"max_new_tokens": args.max_tokens}
@@ -339,6 +395,10 @@ def main(argv: list[str] | None = None) -> None:
     engines = engine_speeds(
         model, sample_prompts(args.prompts), generation, profile.datasets.system_prompt
     )
+    evaluation = None
+    if args.eval_prompts:
+        print("evaluation answering (answer_golden_set)")
+        evaluation = evaluation_answering(model, sample_prompts(args.eval_prompts), generation)
     print("gateway vs engine (streamed)")
     with tempfile.TemporaryDirectory():
         gateway = gateway_vs_engine(
@@ -354,8 +414,13 @@ def main(argv: list[str] | None = None) -> None:
             "load_average_end": os.getloadavg(),
         },
         "model": str(model),
-        "settings": {"max_tokens": args.max_tokens, "repetition_penalty": penalty},
+        "settings": {
+            "max_tokens": args.max_tokens,
+            "repetition_penalty": penalty,
+            "threads": max(1, (os.cpu_count() or 2) // 2),
+        },
         "engines": engines,
+        "evaluation": evaluation,
         "gateway": gateway,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -378,6 +443,20 @@ def print_tables(results: dict[str, Any]) -> None:
             f"{row['tokens_per_s']:.1f} | {row['speed_up_vs_transformers']:.2f}x | "
             f"{row['answers_identical_to_transformers']}/{engines['prompts']} |"
         )
+    evaluation = results.get("evaluation")
+    if evaluation:
+        print(
+            f"\nanswer_golden_set, {evaluation['prompts']} prompts (transformers batch "
+            f"{evaluation['batch_size']}; llama-cpp including the f16 conversion); "
+            f"{evaluation['same']}/{evaluation['prompts']} answers the same"
+        )
+        print("| engine | s | tokens | speed-up |")
+        print("|---|---|---|---|")
+        for row in evaluation["rows"]:
+            print(
+                f"| {row['engine']} | {row['seconds']:.1f} | {row['tokens']} | "
+                f"{row['speed_up']:.2f}x |"
+            )
     print("\n| contender | clients | p50 ms | p95 ms | first token p50 ms | tokens/s | overhead |")
     print("|---|---|---|---|---|---|---|")
     for row in results["gateway"]["rows"]:
