@@ -35,10 +35,17 @@ def load_gguf(path: Path, context_length: int, all_logits: bool = False) -> Any:
             f"llama-cpp-python cannot be imported ({error}); `make setup` builds and installs "
             "it (or: CMAKE_ARGS=-DGGML_NATIVE=OFF pip install 'llama-cpp-python[server]==0.3.36')"
         ) from error
+    import os
+
+    # Half the cores for prompts as for tokens (llama-cpp-python's default gives prompts every
+    # core): its threads spin while waiting, and a busy core stalls them all.
+    threads = max(1, (os.cpu_count() or 2) // 2)
     return Llama(
         model_path=str(path),
         n_ctx=context_length,
         n_batch=min(512, context_length),
+        n_threads=threads,
+        n_threads_batch=threads,
         logits_all=all_logits,
         verbose=False,
     )
