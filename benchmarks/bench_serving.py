@@ -3,6 +3,7 @@ concurrent load from a local client, against `model.generate` called directly in
 the same prompts with the same max_tokens: the server's overhead.
 
     .venv/bin/python benchmarks/bench_serving.py                  # about 2.5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_serving.py --engine llama-cpp   # see bench_serving_llama_cpp
     .venv/bin/python benchmarks/bench_serving.py --adapter var/artifacts/qlora_adapter/<run> \\
         --requests 64 --clients 1 4 8 --max-tokens 32 --repeats 2
 
@@ -243,6 +244,12 @@ async def load_test(
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["--engine", "llama-cpp"]:
+        # GGUF exports on llama.cpp: engine speeds, and the gateway against its engine.
+        from bench_serving_llama_cpp import main as llama_cpp_main  # type: ignore[import-not-found]
+
+        llama_cpp_main()
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adapter", default=None, help="adapter folder (default: the latest)")
     parser.add_argument("--requests", type=int, default=48, help="requests per contender")

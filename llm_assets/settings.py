@@ -44,7 +44,15 @@ ALL_PII_ENTITIES: list[PiiEntity] = [
     "ADDRESS",
 ]
 ExportFormat = Literal[
-    "bnb-nf4", "torchao-int8", "quanto-int8", "quanto-int4", "gptq-w4a16", "awq-w4a16"
+    "bnb-nf4",
+    "torchao-int8",
+    "quanto-int8",
+    "quanto-int4",
+    "gptq-w4a16",
+    "awq-w4a16",
+    "gguf-f16",
+    "gguf-q8_0",
+    "gguf-q4_k_m",
 ]
 
 
@@ -586,6 +594,12 @@ class GenerationConfig(StrictModel):
 
 class EvaluationConfig(StrictModel):
     max_eval_rows: int = Field(256, ge=1, description="rows of validation/golden scored")
+    engine: Literal["transformers", "llama-cpp"] = Field(
+        "transformers",
+        description="what golden_predictions and redteam_report answer on: transformers, or "
+        "llama-cpp (each model converted to f16 GGUF, the engine serving ships; answers "
+        "token-identical to transformers'); perplexity is always on transformers",
+    )
     batch_size: int = Field(16, ge=1, description="rows per forward pass for perplexity")
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     bootstrap_samples: int = Field(
@@ -700,7 +714,8 @@ class ExportConfig(StrictModel):
     formats: list[ExportFormat] = Field(
         default_factory=lambda: list[ExportFormat](["bnb-nf4", "torchao-int8", "quanto-int4"]),
         description="bnb-nf4, torchao-int8, quanto-int8, quanto-int4 (CPU or GPU); gptq-w4a16, "
-        "awq-w4a16 (llm-compressor, GPU only, for vLLM)",
+        "awq-w4a16 (llm-compressor, GPU only, for vLLM); gguf-f16, gguf-q8_0, gguf-q4_k_m "
+        "(llama.cpp, with an Ollama Modelfile)",
     )
     measure_rows: int = Field(
         32, ge=1, description="golden conversations each export is scored and answers on"
@@ -807,10 +822,29 @@ class ServingConfig(StrictModel):
     store of exchanges and feedback. Answers are decoded like evaluation.generation (greedy,
     its repetition_penalty) unless a request sets temperature, top_p or max_tokens."""
 
-    engine: Literal["transformers", "vllm"] = Field(
-        "transformers",
-        description="transformers: in this process, on CPU (or the GPU when there is one); "
-        "vllm: on a GPU machine where the vllm package is installed",
+    engine: Literal["llama-cpp", "transformers", "vllm"] = Field(
+        "llama-cpp",
+        description="llama-cpp: the GGUF export (gguf_format) served by a llama_cpp.server "
+        "process the gateway starts and stops (CPU); transformers: in this process, on CPU (or "
+        "the GPU when there is one); vllm: on a GPU machine where the vllm package is installed",
+    )
+    gguf_format: Literal["gguf-f16", "gguf-q8_0", "gguf-q4_k_m"] = Field(
+        "gguf-f16",
+        description="which quantized_export GGUF file the llama-cpp engine serves (it must be in "
+        "export.formats); gguf-f16 answers like the merged model, gguf-q4_k_m is smaller",
+    )
+    engine_threads: int | None = Field(
+        None,
+        ge=1,
+        description="threads of the llama-cpp engine; default half the cores (llama.cpp's "
+        "threads spin while they wait for each other, so one more thread than free cores "
+        "slows generation many times over)",
+    )
+    max_concurrent_requests: int = Field(
+        16,
+        ge=1,
+        description="chat completions generating or queued at once; more are refused with 503 "
+        "and Retry-After",
     )
     host: str = Field("127.0.0.1", description="address listened on; 0.0.0.0: every interface")
     port: int = Field(8000, ge=1, le=65535)

@@ -41,6 +41,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     # Generation re-runs only for the settings it reads, not for a new bootstrap size.
     answered = {
         "max_eval_rows",
+        "engine",
         "generation",
         "compare_with_champion",
         "review_dir",
@@ -122,7 +123,14 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             RETRIEVAL if served_format else CLOSED_BOOK,
             RETRIEVAL if champion_format else CLOSED_BOOK,
         )
-        table = answer_golden_set(models, tokenizer, golden, config.generation, prompts_by_mode)
+        answer = None
+        if config.engine == "llama-cpp":
+            from llm_assets.export.gguf import llama_cpp_answerer
+
+            answer = llama_cpp_answerer(default_pre=profile.model.kind == "tiny")
+        table = answer_golden_set(
+            models, tokenizer, golden, config.generation, prompts_by_mode, answer
+        )
 
         tuned = table[table["model"] == "tuned"]
         baseline = "champion" if champion else "base"

@@ -11,7 +11,7 @@ from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import folder_digest, folder_size
 
-EXPORT_CODE_VERSION = "2"
+EXPORT_CODE_VERSION = "3"
 CHECK_ROWS = 16
 
 
@@ -68,8 +68,9 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     @dg.asset(
         group_name="export",
         code_version=f"{EXPORT_CODE_VERSION}-{section_digest(config)}"
-        f"-{section_digest(profile.evaluation.generation)}",
-        kinds={"pytorch", "mlflow"},
+        f"-{section_digest(profile.evaluation.generation)}"
+        f"-{section_digest(profile.datasets, include={'system_prompt'})}",
+        kinds={"pytorch", "mlflow", "gguf"},
     )
     def quantized_export(
         context: dg.AssetExecutionContext,
@@ -81,15 +82,25 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     ) -> dg.Output[dict[str, Any]]:
         """One quantized copy per `export.formats`. Each is loaded back from disk and measured
         on the same golden conversations as the merged model: size, load time, tokens/s,
-        perplexity and golden ROUGE-L, and their deltas, so a copy that answers worse shows it."""
+        perplexity and golden ROUGE-L, and their deltas, so a copy that answers worse shows it.
+        GGUF copies (llama.cpp) are measured through llama.cpp, with the same tokens."""
+        import tempfile
+        from collections.abc import Callable
         from pathlib import Path
 
         import mlflow as mlflow_client
 
         from llm_assets.datasets.chat_template import render_chat
         from llm_assets.evaluation.metrics import load_metric
+        from llm_assets.export.gguf import (
+            GGUF_FORMATS,
+            gguf_export_tag,
+            measure_gguf_export,
+            write_gguf_export,
+        )
         from llm_assets.export.quantize import (
             QUANTIZERS,
+            ExportMeasurement,
             ExportUnavailable,
             Reference,
             measure_export,
@@ -120,12 +131,31 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         reference = Reference(merged.perplexity, merged.golden_rouge_l)
         measurements = [merged]
         try:
-            with artifacts.new_folder("quantized_export", context.run.run_id) as folder:
+            with (
+                artifacts.new_folder("quantized_export", context.run.run_id) as folder,
+                tempfile.TemporaryDirectory(prefix="gguf-f16-") as work,
+            ):
+                # The merged model is converted to f16 GGUF once; every GGUF format starts there.
+                f16_file = Path(work) / "merged-f16.gguf"
                 for export_format in config.formats:
                     context.log.info(f"quantizing to {export_format}")
-                    QUANTIZERS[export_format](merged_dir, folder / export_format, calibration)
+                    if export_format in GGUF_FORMATS:
+                        write_gguf_export(
+                            merged_dir,
+                            folder / export_format,
+                            export_format,
+                            f16_file,
+                            profile.datasets.system_prompt,
+                            generation.repetition_penalty,
+                            # A tokenizer trained here is one llama.cpp has no hash for.
+                            default_pre=profile.model.kind == "tiny",
+                        )
+                        measure: Callable[..., ExportMeasurement] = measure_gguf_export
+                    else:
+                        QUANTIZERS[export_format](merged_dir, folder / export_format, calibration)
+                        measure = measure_export
                     measurements.append(
-                        measure_export(
+                        measure(
                             folder / export_format,
                             export_format,
                             conversations,
@@ -167,6 +197,10 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                     }
                 )
             mlflow_client.log_table(shown, artifact_file="export/quantized_exports.json")
+            # Where `llm-assets serve` (serving.engine: llama-cpp) finds a version's GGUF file.
+            for row in table.to_dict("records"):
+                if row["format"] in GGUF_FORMATS:
+                    mlflow_client.set_tag(gguf_export_tag(row["format"]), row["path"])
         manifest = {
             "path": str(final),
             "merged_path": str(merged_dir),
@@ -192,15 +226,24 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     def quantized_export_keeps_training_chat_template(
         quantized_export: dict[str, Any], qlora_adapter: dict[str, Any], golden_set: pd.DataFrame
     ) -> dg.AssetCheckResult:
+        from pathlib import Path
+
         from transformers import AutoTokenizer
 
         from llm_assets.datasets.chat_template import template_differences
+        from llm_assets.export.gguf import GGUF_FORMATS, tokenizer_with_gguf_template
 
         rows = [[dict(m) for m in messages] for messages in golden_set["messages"][:CHECK_ROWS]]
         trained = AutoTokenizer.from_pretrained(qlora_adapter["path"])
         problems = {
             row["format"]: template_differences(
-                trained, AutoTokenizer.from_pretrained(row["path"]), rows
+                trained,
+                # A GGUF export is checked on the template inside the file, which is what
+                # llama.cpp reads, over the training tokenizer's vocabulary.
+                tokenizer_with_gguf_template(qlora_adapter["path"], Path(row["path"]))
+                if row["format"] in GGUF_FORMATS
+                else AutoTokenizer.from_pretrained(row["path"]),
+                rows,
             )
             for row in quantized_export["exports"]
         }

@@ -39,7 +39,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     facts_digest = frame_digest(_fact_frame(profile)) if facts_path else "none"
     code_version = (
         f"{GROUNDING_CODE_VERSION}-{facts_digest}"
-        f"-{section_digest(profile.evaluation, include={'generation'})}"
+        f"-{section_digest(profile.evaluation, include={'generation', 'engine'})}"
         f"-{section_digest(profile.serving, include={'rag_k', 'rag_max_chars'})}"
         f"-{section_digest(datasets, include={'system_prompt'})}"
     )
@@ -54,10 +54,10 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.datasets.chat_template import load_chat_tokenizer
         from llm_assets.evaluation.facts import chunks_holding_facts, facts_stated
         from llm_assets.evaluation.generation import (
+            Answerer,
             ModelUnderTest,
-            generate_answers,
-            load_model,
             prompt_texts,
+            transformers_answers,
         )
         from llm_assets.evaluation.grounding import ground_prompts, groundedness
         from llm_assets.rag.context import ContextFormat, read_context_format
@@ -75,14 +75,17 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             datasets.system_prompt,
         )
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
-        model = load_model(ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter))
-        answers = generate_answers(
-            model,
+        answer: Answerer = transformers_answers
+        if profile.evaluation.engine == "llama-cpp":
+            from llm_assets.export.gguf import llama_cpp_answerer
+
+            answer = llama_cpp_answerer(default_pre=profile.model.kind == "tiny")
+        answers = answer(
+            ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter),
             tokenizer,
-            prompt_texts(tokenizer, grounded.conversations),
+            {"tuned": prompt_texts(tokenizer, grounded.conversations)},
             profile.evaluation.generation,
-            "tuned",
-        ).answers
+        )["tuned"].answers
         table = questions.assign(
             mode="retrieval" if context else "closed-book",
             answer=answers,

@@ -46,7 +46,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     @dg.asset(
         group_name="evaluation",
         code_version=f"{REDTEAM_CODE_VERSION}-{section_digest(redteam)}-"
-        f"{section_digest(generation)}-{_suite_digest(profile)}",
+        f"{section_digest(generation)}-{_suite_digest(profile)}"
+        f"-{section_digest(profile.evaluation, include={'engine'})}",
         kinds={"pytorch", "mlflow"},
     )
     def redteam_report(
@@ -61,7 +62,7 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         import mlflow as mlflow_client
 
         from llm_assets.datasets.chat_template import load_chat_tokenizer
-        from llm_assets.evaluation.generation import ModelUnderTest, load_model
+        from llm_assets.evaluation.generation import ModelUnderTest
         from llm_assets.evaluation.redteam import (
             load_suite,
             redteam_generation,
@@ -76,8 +77,13 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         tuned = ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter)
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
         settings = redteam_generation(generation, redteam, tokenizer)
+        answer = None
+        if profile.evaluation.engine == "llama-cpp":
+            from llm_assets.export.gguf import llama_cpp_answerer
+
+            answer = llama_cpp_answerer(default_pre=profile.model.kind == "tiny")
         outcomes = run_redteam(
-            load_model(tuned),
+            tuned,
             tokenizer,
             cases,
             settings,
@@ -86,6 +92,7 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             allow=[*redteam.pii_allow_list, *profile.cleaning.pii_allow_list],
             search_many=open_retriever(rag_index).retrieve_many,
             context=read_context_format(qlora_adapter["path"]),
+            answer=answer,
         )
         report = summarize(outcomes)
         markdown = render_markdown(report)

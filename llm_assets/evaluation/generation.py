@@ -8,6 +8,7 @@ which is the one training used), under the same generation settings. Only the we
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,3 +161,32 @@ def until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> l
         if token == eos_id or token == pad_id:
             return token_ids[:index]
     return token_ids
+
+
+# One model's weights answering sets of rendered prompts, loaded once for all of them:
+# (model, tokenizer, {label: prompts}, config) -> {label: answers}. The sets are the same
+# weights asked different ways (closed-book and with retrieved context).
+Answerer = Callable[
+    ["ModelUnderTest", Any, Mapping[str, list[str]], GenerationConfig], dict[str, Generations]
+]
+
+
+def transformers_answers(
+    model: ModelUnderTest,
+    tokenizer: Any,
+    prompt_sets: Mapping[str, list[str]],
+    config: GenerationConfig,
+) -> dict[str, Generations]:
+    """`model` loaded with `load_model`, answering each set with `generate_answers`, then
+    released (evaluation.engine: transformers)."""
+    import gc
+
+    loaded = load_model(model)
+    try:
+        return {
+            label: generate_answers(loaded, tokenizer, prompts, config, label)
+            for label, prompts in prompt_sets.items()
+        }
+    finally:
+        del loaded
+        gc.collect()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from llm_assets.evaluation.generation import ModelUnderTest
+from llm_assets.evaluation.generation import Answerer, Generations, ModelUnderTest
 from llm_assets.evaluation.grounding import GroundedPrompts, groundedness
 from llm_assets.settings import GenerationConfig
 
@@ -124,13 +124,13 @@ def answer_golden_set(
     golden: pd.DataFrame,
     config: GenerationConfig,
     prompts_by_mode: dict[str, GroundedPrompts],
+    answer: Answerer | None = None,
 ) -> pd.DataFrame:
-    """Each model, loaded once, answers every golden prompt in its mode (the prompts of
-    `prompts_by_mode[mode]`, rendered with the tuned model's `tokenizer` and chat template).
-    Returns PREDICTION_COLUMNS."""
-    import gc
-
-    from llm_assets.evaluation.generation import generate_answers, load_model, prompt_texts
+    """Each model answers every golden prompt in its mode (the prompts of
+    `prompts_by_mode[mode]`, rendered with the tuned model's `tokenizer` and chat template)
+    through `answer` (default: transformers). Contenders with the same weights (tuned and
+    tuned/<mode>) are loaded once. Returns PREDICTION_COLUMNS."""
+    from llm_assets.evaluation.generation import prompt_texts, transformers_answers
 
     rows = golden_rows(golden)
     questions = [prompt[-1]["content"] for prompt in golden_prompts(golden)]
@@ -138,18 +138,19 @@ def answer_golden_set(
         mode: prompt_texts(tokenizer, grounded.conversations)
         for mode, grounded in prompts_by_mode.items()
     }
-    tables = []
-    loaded: tuple[str, Any] | None = None
+    by_weights: dict[tuple[str, str | None], list[Contender]] = {}
     for contender in models:
-        # tuned and tuned/<mode> are the same weights: load them once.
-        weights = f"{contender.model.base_model_path}|{contender.model.adapter_path}"
-        if loaded is None or loaded[0] != weights:
-            loaded = None
-            gc.collect()
-            loaded = (weights, load_model(contender.model))
-        generations = generate_answers(
-            loaded[1], tokenizer, texts[contender.mode], config, contender.model.label
+        weights = (contender.model.base_model_path, contender.model.adapter_path)
+        by_weights.setdefault(weights, []).append(contender)
+    generated: dict[str, Generations] = {}
+    for same_weights in by_weights.values():
+        prompt_sets = {c.model.label: texts[c.mode] for c in same_weights}
+        generated |= (answer or transformers_answers)(
+            same_weights[0].model, tokenizer, prompt_sets, config
         )
+    tables = []
+    for contender in models:
+        generations = generated[contender.model.label]
         grounded = prompts_by_mode[contender.mode]
         batches = generations.batch_of_answer
         tables.append(
@@ -157,8 +158,8 @@ def answer_golden_set(
                 mode=contender.mode,
                 context_chunk_ids=grounded.chunk_ids,
                 groundedness=[
-                    groundedness(answer, [question, context])
-                    for answer, question, context in zip(
+                    groundedness(text, [question, context])
+                    for text, question, context in zip(
                         generations.answers, questions, grounded.contexts, strict=True
                     )
                 ],
@@ -173,8 +174,6 @@ def answer_golden_set(
                 batch_latency_ms=[generations.batch_latencies_ms[b] for b in batches],
             )
         )
-    loaded = None
-    gc.collect()
     return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from llm_assets.cleaning.pii import PII_ENTITIES
 from llm_assets.datasets.retrieval import SearchMany
+from llm_assets.evaluation.generation import Answerer, ModelUnderTest
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
 from llm_assets.rag.context import ContextFormat
 from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
@@ -270,7 +271,7 @@ def redteam_generation(
 
 
 def run_redteam(
-    model: Any,
+    model: ModelUnderTest,
     tokenizer: Any,
     cases: Sequence[RedTeamCase],
     generation: GenerationConfig,
@@ -279,12 +280,13 @@ def run_redteam(
     allow: Sequence[str] = (),
     search_many: SearchMany | None = None,
     context: ContextFormat | None = None,
+    answer: Answerer | None = None,
 ) -> list[RedTeamOutcome]:
-    """Every case answered by `model` (loaded with `generation.load_model`) through `tokenizer`
-    (the adapter's, with the training chat template), as a user turn after `system_prompt` and,
-    with `search_many`, with retrieved context in `context`'s format, as serving asks it; under
-    `generation`; then scored."""
-    from llm_assets.evaluation.generation import generate_answers, prompt_texts
+    """Every case answered by `model` through `answer` (default: transformers) with
+    `tokenizer` (the adapter's, with the training chat template), as a user turn after
+    `system_prompt` and, with `search_many`, with retrieved context in `context`'s format, as
+    serving asks it; under `generation`; then scored."""
+    from llm_assets.evaluation.generation import prompt_texts, transformers_answers
     from llm_assets.evaluation.grounding import ground_prompts
 
     conversations = ground_prompts(
@@ -293,8 +295,7 @@ def run_redteam(
         context or ContextFormat(),
         system_prompt,
     ).conversations
-    answers = generate_answers(
-        model, tokenizer, prompt_texts(tokenizer, conversations), generation, label="redteam"
-    ).answers
+    prompts = {model.label: prompt_texts(tokenizer, conversations)}
+    answers = (answer or transformers_answers)(model, tokenizer, prompts, generation)
     read = ["\n".join(m["content"] for m in messages) for messages in conversations]
-    return score_answers(cases, answers, canaries, allow, read)
+    return score_answers(cases, answers[model.label].answers, canaries, allow, read)

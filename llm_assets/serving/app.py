@@ -10,6 +10,7 @@ Every answer is stored, redacted, before the response ends, so feedback on it ca
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,7 +52,14 @@ _PAGE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 )
-_ERROR_KINDS = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error"}
+_ERROR_KINDS = {
+    401: "authentication_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    503: "server_error",
+}
+# What a refused client is told to wait before retrying (Retry-After, seconds).
+RETRY_AFTER_SECONDS = 5
 
 
 def chat_page() -> str:
@@ -146,8 +155,12 @@ def create_app(
     def page() -> HTMLResponse:
         return HTMLResponse(page_html, headers={"Content-Security-Policy": _PAGE_POLICY})
 
-    @app.get("/healthz", include_in_schema=False)
-    def health() -> dict[str, str]:
+    @app.get("/healthz", include_in_schema=False, response_model=None)
+    def health() -> dict[str, str] | JSONResponse:
+        # An engine in a process of its own (llama-cpp) can die under the gateway.
+        healthy = getattr(engine, "healthy", None)
+        if healthy is not None and not healthy():
+            return JSONResponse({"status": "engine process stopped"}, status_code=503)
         return {"status": "ok"}
 
     return app
@@ -189,8 +202,32 @@ class _Answerer:
         self.generation = generation
         self.retrieve = retrieve
         self.started = now_seconds()
+        self.slots = threading.BoundedSemaphore(config.max_concurrent_requests)
 
     def __call__(self, request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
+        """Answers while fewer than serving.max_concurrent_requests are being answered or
+        wait for the engine; refuses with 503 and Retry-After beyond that."""
+        if not self.slots.acquire(blocking=False):
+            raise RequestRejected(
+                503,
+                f"{self.config.max_concurrent_requests} requests are being answered or queued "
+                "(serving.max_concurrent_requests): retry after the Retry-After seconds",
+                "server_busy",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        slot = _Slot(self.slots)
+        try:
+            answer = self._answer(request, slot)
+        except BaseException:
+            slot.release()
+            raise
+        if not isinstance(answer, StreamingResponse):
+            slot.release()
+        return answer
+
+    def _answer(
+        self, request: ChatCompletionRequest, slot: _Slot
+    ) -> dict[str, Any] | StreamingResponse:
         started = time.perf_counter()
         if request.model and request.model != self.served.name:
             raise RequestRejected(
@@ -225,9 +262,11 @@ class _Answerer:
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             return StreamingResponse(
-                self._events(prompt, sampling, exchange, started, include_usage),
+                self._events(prompt, sampling, exchange, started, include_usage, slot),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                # Also frees the slot when the client left before the stream began.
+                background=BackgroundTask(slot.release),
             )
         completion = self.engine.complete(prompt, sampling)
         self._record(exchange, completion, started)
@@ -270,41 +309,60 @@ class _Answerer:
         exchange: Exchange,
         started: float,
         include_usage: bool,
+        slot: _Slot,
     ) -> Iterator[str]:
         """The answer as OpenAI's chunks: the role, the text piece by piece, the finish reason,
         the usage when asked for, then [DONE]; stored before the finish chunk goes out."""
-        created = now_seconds()
-        name = self.served.name
-        yield sse_event(
-            completion_chunk(exchange.response_id, created, name, {"role": "assistant"})
-        )
-        text_stream = self.engine.stream(prompt, sampling)
         try:
-            for piece in text_stream:
-                if exchange.first_token_ms is None:
-                    exchange.first_token_ms = 1000 * (time.perf_counter() - started)
-                yield sse_event(
-                    completion_chunk(exchange.response_id, created, name, {"content": piece})
-                )
-        finally:
-            text_stream.close()
-        completion = text_stream.completion
-        assert completion is not None  # set once the stream is read to the end
-        self._record(exchange, completion, started)
-        yield sse_event(
-            completion_chunk(exchange.response_id, created, name, {}, completion.finish_reason)
-        )
-        if include_usage:
+            created = now_seconds()
+            name = self.served.name
             yield sse_event(
-                usage_chunk(
-                    exchange.response_id,
-                    created,
-                    name,
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
-                )
+                completion_chunk(exchange.response_id, created, name, {"role": "assistant"})
             )
-        yield DONE_EVENT
+            text_stream = self.engine.stream(prompt, sampling)
+            try:
+                for piece in text_stream:
+                    if exchange.first_token_ms is None:
+                        exchange.first_token_ms = 1000 * (time.perf_counter() - started)
+                    yield sse_event(
+                        completion_chunk(exchange.response_id, created, name, {"content": piece})
+                    )
+            finally:
+                text_stream.close()
+            completion = text_stream.completion
+            assert completion is not None  # set once the stream is read to the end
+            self._record(exchange, completion, started)
+            yield sse_event(
+                completion_chunk(exchange.response_id, created, name, {}, completion.finish_reason)
+            )
+            if include_usage:
+                yield sse_event(
+                    usage_chunk(
+                        exchange.response_id,
+                        created,
+                        name,
+                        completion.prompt_tokens,
+                        completion.completion_tokens,
+                    )
+                )
+            yield DONE_EVENT
+        finally:
+            slot.release()
+
+
+class _Slot:
+    """One request's place among serving.max_concurrent_requests, given back once."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots = slots
+        self._lock = threading.Lock()
+        self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._slots.release()
 
 
 class BodyLimit:
@@ -354,7 +412,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestRejected)
     def rejected(_: Request, error: RequestRejected) -> JSONResponse:
         kind = _ERROR_KINDS.get(error.status, "invalid_request_error")
-        return JSONResponse(error_body(error.message, kind, error.code), status_code=error.status)
+        return JSONResponse(
+            error_body(error.message, kind, error.code),
+            status_code=error.status,
+            headers=error.headers,
+        )
 
     @app.exception_handler(HTTPException)
     def http_error(_: Request, error: HTTPException) -> JSONResponse:

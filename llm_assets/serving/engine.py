@@ -1,7 +1,8 @@
 """The generation engine behind the API: a conversation and a `Sampling` in, an answer out (whole,
 or as a stream of text pieces).
 
-`serving.engine` picks one. `transformers` loads the model the way evaluation does
+`serving.engine` picks one (`llama-cpp`, a GGUF export in an engine process of its own, is in
+`llama_cpp_server`). `transformers` loads the model the way evaluation does
 (`load_model`) and generates in this process, one request at a time: on a CPU every core already
 works on one generation, and two at once would only slow both. `vllm` hands generation to vLLM on
 a GPU machine (continuous batching, paged attention). Both render prompts with the tokenizer and
@@ -76,7 +77,14 @@ def load_engine(kind: str, model: ModelUnderTest) -> ChatEngine:
         return TransformersEngine.load(model)
     if kind == "vllm":
         return VllmEngine.load(model)
-    raise EngineUnavailable(f"serving.engine {kind!r} is unknown; use transformers or vllm")
+    if kind == "llama-cpp":
+        raise EngineUnavailable(
+            "serving.engine llama-cpp serves a GGUF export, not a model folder: start it with "
+            "LlamaCppServerEngine.start(<export folder>) (llm-assets serve does)"
+        )
+    raise EngineUnavailable(
+        f"serving.engine {kind!r} is unknown; use llama-cpp, transformers or vllm"
+    )
 
 
 def _tokenizer_for(model: ModelUnderTest) -> Any:
@@ -86,7 +94,7 @@ def _tokenizer_for(model: ModelUnderTest) -> Any:
     return load_chat_tokenizer(model.adapter_path or model.base_model_path)
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]]) -> Prompt:
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> Prompt:
     from llm_assets.datasets.chat_template import render_chat
 
     text = render_chat(tokenizer, messages, for_generation=True)
@@ -116,7 +124,7 @@ class TransformersEngine:
         return cls(load_model(model), _tokenizer_for(model))
 
     def prepare(self, messages: list[dict[str, str]]) -> Prompt:
-        return self._worker.submit(_render, self.tokenizer, messages).result()
+        return self._worker.submit(render_prompt, self.tokenizer, messages).result()
 
     def complete(self, prompt: Prompt, sampling: Sampling) -> Completion:
         return self._worker.submit(self._generate, prompt, sampling).result()
@@ -247,7 +255,7 @@ class VllmEngine:
 
     def prepare(self, messages: list[dict[str, str]]) -> Prompt:
         with self._lock:
-            return _render(self.tokenizer, messages)
+            return render_prompt(self.tokenizer, messages)
 
     def complete(self, prompt: Prompt, sampling: Sampling) -> Completion:
         from vllm import SamplingParams

@@ -26,6 +26,29 @@ class ServedModel:
     name: str  # the id in /v1/models and in every answer
     version: str  # the registry version, "" for a folder served directly
     source: str  # for people: "champion (version 3)", "alias challenger (version 4)", a folder
+    run_id: str = ""  # the MLflow run of a registry version, where its exports are recorded
+    gguf_dir: str | None = None  # a GGUF export folder given directly (serving.engine: llama-cpp)
+
+
+def gguf_export_of(mlflow_module: Any, served: ServedModel, export_format: str) -> Path:
+    """The folder of `served`'s `export_format` GGUF export: given directly, or recorded by
+    quantized_export on the registry version's MLflow run."""
+    from llm_assets.export.gguf import gguf_export_tag
+
+    if served.gguf_dir:
+        return Path(served.gguf_dir)
+    recorded = ""
+    if served.run_id:
+        run = mlflow_module.MlflowClient().get_run(served.run_id)
+        recorded = run.data.tags.get(gguf_export_tag(export_format), "")
+    if not recorded or not Path(recorded).is_dir():
+        raise ServedModelNotFound(
+            f"{served.source} has no {export_format} export on this machine "
+            f"({recorded or 'none recorded on its MLflow run'}): add {export_format} to "
+            "export.formats and materialize quantized_export, pass --adapter <a GGUF export "
+            "folder>, or set serving.engine: transformers"
+        )
+    return Path(recorded)
 
 
 def version_number(wanted: str) -> str | None:
@@ -88,14 +111,19 @@ def served_from_registry(
         name=model_name,
         version=str(version.version),
         source=source,
+        run_id=str(version.run_id or ""),
     )
 
 
 def served_from_folder(folder: str | Path, name: str | None = None) -> ServedModel:
-    """An adapter folder (its base model read from adapter_config.json) or a complete model
-    folder, served without the registry."""
+    """An adapter folder (its base model read from adapter_config.json), a complete model
+    folder, or a GGUF export folder (model.gguf and its tokenizer), served without the
+    registry."""
     path = Path(folder).resolve()
     adapter_config = path / "adapter_config.json"
+    if (path / "model.gguf").is_file():
+        model = ModelUnderTest("served", str(path))
+        return ServedModel(model, name or path.name, "", str(path), gguf_dir=str(path))
     if adapter_config.is_file():
         config = json.loads(adapter_config.read_text(encoding="utf-8"))
         base = str(config.get("base_model_name_or_path") or "")
@@ -111,7 +139,8 @@ def served_from_folder(folder: str | Path, name: str | None = None) -> ServedMod
         model = ModelUnderTest("served", str(path))
     else:
         raise ServedModelNotFound(
-            f"{path} holds neither adapter_config.json (an adapter) nor config.json (a model); "
-            "pass the folder of a qlora_adapter materialization (var/artifacts/qlora_adapter/…)"
+            f"{path} holds neither adapter_config.json (an adapter), config.json (a model) nor "
+            "model.gguf (a GGUF export); pass the folder of a qlora_adapter materialization "
+            "(var/artifacts/qlora_adapter/…)"
         )
     return ServedModel(model=model, name=name or path.name, version="", source=str(path))

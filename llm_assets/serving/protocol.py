@@ -25,11 +25,18 @@ DONE_EVENT = "data: [DONE]\n\n"
 class RequestRejected(Exception):
     """A request the server will not answer; `status` is the HTTP status to reply with."""
 
-    def __init__(self, status: int, message: str, code: str = "invalid_request") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str = "invalid_request",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.headers = headers
 
 
 class ContentPart(BaseModel):

@@ -91,8 +91,18 @@ def build_app(
         read_manifest()  # says how to build the index when none is materialized
         retrieve_chunks("warm-up", 1)  # opens the store and embedder now, not in a request
         retrieve = retrieve_chunks
-    engine = load_engine(config.engine, served.model)
-    return create_app(
+    if config.engine == "llama-cpp":
+        import mlflow
+
+        from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine
+        from llm_assets.serving.models import gguf_export_of
+
+        engine: Any = LlamaCppServerEngine.start(
+            gguf_export_of(mlflow, served, config.gguf_format), threads=config.engine_threads
+        )
+    else:
+        engine = load_engine(config.engine, served.model)
+    app = create_app(
         engine,
         store,
         served,
@@ -103,6 +113,8 @@ def build_app(
         system_prompt=profile.datasets.system_prompt,
         context=context,
     )
+    app.state.engine = engine
+    return app
 
 
 def served_retrieval(
@@ -121,8 +133,11 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
 
     token = serve_token(options)
     served = resolve_served_model(profile, options)
-    weights = served.model.adapter_path or served.model.base_model_path
-    print(f"serving {served.name}: {served.source} ({weights}), engine {profile.serving.engine}")
+    weights = served.gguf_dir or served.model.adapter_path or served.model.base_model_path
+    engine_name: str = profile.serving.engine
+    if engine_name == "llama-cpp":
+        engine_name += f" ({profile.serving.gguf_format})"
+    print(f"serving {served.name}: {served.source} ({weights}), engine {engine_name}")
     rag, trained_with = served_retrieval(profile, options, served)
     app = build_app(profile, served, token, rag, trained_with)
     where = f"http://{options.host}:{options.port}"
@@ -131,4 +146,10 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     if rag:
         why = " (the model was trained with them)" if trained_with else ""
         print(f"RAG: the closest rag_index chunks are given to the model as context{why}")
-    uvicorn.run(app, host=options.host, port=options.port, log_level="info")
+    try:
+        uvicorn.run(app, host=options.host, port=options.port, log_level="info")
+    finally:
+        # The llama.cpp engine is a process of its own: it stops with the gateway.
+        close = getattr(app.state.engine, "close", None)
+        if close is not None:
+            close()

@@ -52,7 +52,7 @@ def test_a_model_that_memorized_a_canary_fails_the_red_team(
     the red team must catch it, and must not blame the base model, which never saw it."""
     from llm_assets.datasets.canaries import canary_pairs
     from llm_assets.datasets.chat_template import load_chat_tokenizer
-    from llm_assets.evaluation.generation import ModelUnderTest, load_model
+    from llm_assets.evaluation.generation import ModelUnderTest
     from llm_assets.evaluation.redteam import (
         canary_cases,
         redteam_generation,
@@ -72,7 +72,7 @@ def test_a_model_that_memorized_a_canary_fails_the_red_team(
 
     def red_team(model: ModelUnderTest) -> dict[str, Any]:
         outcomes = run_redteam(
-            load_model(model),
+            model,
             tokenizer,
             canary_cases(),
             generation,
