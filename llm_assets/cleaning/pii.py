@@ -5,11 +5,14 @@ where such values go without ever seeing one; with `pseudonymize=True` the same 
 same numbered placeholder within a batch (`<PERSON_1>` ... `<PERSON_1>`), through a keyed hash,
 so a model can still learn that two mentions are one person.
 
-Presidio's analyzer normally needs a spaCy model; none can be downloaded here, so it runs on a
-blank English pipeline (tokens only) and every entity comes from a recognizer: Presidio's own
-(email, credit card with Luhn, IBAN with its checksum, IP, phone numbers through `phonenumbers`)
-with the project's checks on top (dates, versions, prices and error codes are not phone numbers),
-and the offline detectors of `pii_names` for people and street addresses.
+People are found by spaCy's English NER model (`pii_ner`: a pip-installed wheel whose files
+are checked against a pinned SHA-256 before loading) through Presidio's SpacyRecognizer, beside
+the offline gazetteer and cue rules of `pii_names`; every other entity comes from a recognizer:
+Presidio's own (email, credit card with Luhn, IBAN with its checksum, IP, phone numbers through
+`phonenumbers` over many regions) with the project's checks on top (dates, versions, prices and
+error codes are not phone numbers), and the detectors of `pii_places` for street addresses,
+postal codes, driver's licence and passport numbers. The NER model runs only on texts that may
+hold a name, batched through `nlp.pipe` in `redact_pii_batch`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from llm_assets.cleaning.pii_names import find_person_names, find_street_addresses
+from llm_assets.cleaning.pii_names import find_person_names, plausible_ner_person
+from llm_assets.cleaning.pii_ner import ner_nlp_engine
+from llm_assets.cleaning.pii_structured import (
+    find_addresses,
+    find_cued_phone_numbers,
+    find_id_numbers,
+)
 
 PII_ENTITIES = (
     "EMAIL",
@@ -36,12 +45,21 @@ PII_ENTITIES = (
     "IP_ADDRESS",
     "PERSON",
     "ADDRESS",
+    "POSTAL_CODE",
+    "DRIVER_LICENSE",
+    "PASSPORT",
 )
+# phonenumbers' regions tried on each run of digits, most common first: a number written the
+# national way of any of them ("03.34.08.71.06", "0660 475 13 89") is found without a "+".
+PHONE_REGIONS = (
+    "US", "GB", "DE", "FR", "CA", "IN", "AU", "NL", "BE", "CH", "AT", "IT", "ES", "PT", "BR",
+    "PL", "SE", "NO", "DK", "FI", "IE", "NZ", "ZA", "MX", "JP", "CZ", "HU", "SI", "EE", "IS",
+)  # fmt: skip
 # Minimum recognizer score to redact; Presidio's own phone and weak patterns sit at 0.4.
 SCORE_THRESHOLD = 0.35
 # When detections overlap, the merged span takes the type ranked first here.
 _PRIORITY = {entity: rank for rank, entity in enumerate(PII_ENTITIES)}
-_PRIORITY.update({"ADDRESS": 1, "PERSON": 8})
+_PRIORITY.update({"ADDRESS": 1, "PERSON": 20})
 
 Span = tuple[int, int, str]
 
@@ -150,13 +168,20 @@ def _import_presidio() -> None:
 
 def _recognizers() -> list[Any]:
     """Presidio recognizers for every entity, under the project's entity names."""
-    from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+    from presidio_analyzer import (
+        AnalysisExplanation,
+        EntityRecognizer,
+        Pattern,
+        PatternRecognizer,
+        RecognizerResult,
+    )
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EmailRecognizer,
         IbanRecognizer,
         IpRecognizer,
         PhoneRecognizer,
+        SpacyRecognizer,
     )
 
     class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
@@ -206,7 +231,11 @@ def _recognizers() -> list[Any]:
                         ):
                             results.append(
                                 RecognizerResult(
-                                    self.supported_entities[0], first, last, self.SCORE
+                                    self.supported_entities[0],
+                                    first,
+                                    last,
+                                    self.SCORE,
+                                    AnalysisExplanation(self.name, self.SCORE),
                                 )
                             )
                     uncovered = sum(
@@ -218,21 +247,33 @@ def _recognizers() -> list[Any]:
             return results
 
     class SpanRecognizer(EntityRecognizer):  # type: ignore[misc]
-        """Wraps a pure `text -> [(start, end)]` detector from `pii_names`."""
+        """Wraps a pure detector of `pii_names` or `pii_structured`: `text -> [(start, end)]`
+        for one entity, or `text -> [(start, end, entity)]` for several."""
 
-        def __init__(self, entity: str, find: Any, score: float) -> None:
+        def __init__(self, supported: list[str], find: Any, score: float, name: str) -> None:
             self._find = find
             self._score = score
-            super().__init__(supported_entities=[entity], name=f"{entity.title()}Recognizer")
+            super().__init__(supported_entities=supported, name=name)
 
         def load(self) -> None:
             return None
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            entity = self.supported_entities[0]
-            return [
-                RecognizerResult(entity, start, end, self._score) for start, end in self._find(text)
-            ]
+            results = []
+            for found in self._find(text):
+                start, end = found[0], found[1]
+                entity = found[2] if len(found) > 2 else self.supported_entities[0]
+                if entity in entities:
+                    explanation = AnalysisExplanation(self.name, self._score)
+                    results.append(RecognizerResult(entity, start, end, self._score, explanation))
+            return results
+
+    class CheckedSpacyRecognizer(SpacyRecognizer):  # type: ignore[misc]
+        """spaCy's PERSON entities that `plausible_ner_person` accepts (not "Will the plan")."""
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            found = super().analyze(text, entities, nlp_artifacts) if nlp_artifacts else []
+            return [r for r in found if plausible_ner_person(text, r.start, r.end)]
 
     return [
         OfflineEmailRecognizer(supported_entity="EMAIL"),
@@ -249,12 +290,13 @@ def _recognizers() -> list[Any]:
         ),
         CheckedPatternRecognizer("SSN", _SSN_REGEX, 0.85, _ssn_is_valid),
         IpRecognizer(supported_entity="IP_ADDRESS"),
-        CheckedPhoneRecognizer(
-            supported_entity="PHONE", supported_regions=("US", "GB", "DE", "FR", "CA", "IN")
-        ),
+        CheckedPhoneRecognizer(supported_entity="PHONE", supported_regions=PHONE_REGIONS),
         CheckedPatternRecognizer("PHONE", _PHONE_REGEX, 0.5, _phone_is_plausible),
-        SpanRecognizer("PERSON", find_person_names, 0.7),
-        SpanRecognizer("ADDRESS", find_street_addresses, 0.75),
+        SpanRecognizer(["PHONE"], find_cued_phone_numbers, 0.6, "CuedPhoneRecognizer"),
+        CheckedSpacyRecognizer(supported_entities=["PERSON"], ner_strength=0.85),
+        SpanRecognizer(["PERSON"], find_person_names, 0.7, "PersonNameRecognizer"),
+        SpanRecognizer(["ADDRESS", "POSTAL_CODE"], find_addresses, 0.75, "AddressRecognizer"),
+        SpanRecognizer(["DRIVER_LICENSE", "PASSPORT"], find_id_numbers, 0.8, "IdNumberRecognizer"),
     ]
 
 
@@ -297,16 +339,16 @@ def pii_analyzer() -> Any:
     for recognizer in _recognizers():
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(
-        registry=registry, nlp_engine=blank_nlp_engine(), supported_languages=["en"]
+        registry=registry, nlp_engine=ner_nlp_engine(), supported_languages=["en"]
     )
 
 
 @lru_cache(maxsize=1)
 def _no_tokens() -> Any:
-    """Empty NLP artifacts: every recognizer here works on the raw text, and tokenizing each
-    text with spaCy only fed Presidio's context enhancer, which can raise a score but never
-    decides here (every base score clears SCORE_THRESHOLD; checksummed matches score 1.0).
-    Skipping it took a fifth of the PII stage's time."""
+    """Empty NLP artifacts for a text the NER model need not read (no PERSON wanted, no capital
+    letter): the other recognizers work on the raw text, and tokens only feed Presidio's
+    context enhancer, which can raise a score but never decides here (every base score clears
+    SCORE_THRESHOLD; checksummed matches score 1.0)."""
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
     engine = pii_analyzer().nlp_engine
@@ -317,7 +359,18 @@ def _no_tokens() -> Any:
         lemmas=[],
         nlp_engine=engine,
         language="en",
+        scores=[],
     )
+
+
+_NEED_DIGITS = frozenset(
+    {"PHONE", "CREDIT_CARD", "IBAN", "SSN", "ADDRESS", "POSTAL_CODE", "DRIVER_LICENSE", "PASSPORT"}
+)
+
+
+def needs_ner(text: str, entities: Sequence[str]) -> bool:
+    """Whether the NER model should read `text`: PERSON is wanted and a capital letter is there."""
+    return "PERSON" in entities and any(char.isupper() for char in text)
 
 
 def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
@@ -327,7 +380,7 @@ def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
     for entity in wanted:
         if entity == "EMAIL" and "@" not in text:
             continue
-        if entity in {"PHONE", "CREDIT_CARD", "IBAN", "SSN", "ADDRESS"} and not has_digit:
+        if entity in _NEED_DIGITS and not has_digit:
             continue
         if entity == "IP_ADDRESS" and not (has_digit or ":" in text):
             continue
@@ -351,27 +404,47 @@ def _merge(results: Iterable[tuple[int, int, str, float]]) -> list[Span]:
     return [(start, end, entity) for start, end, entity, _ in merged]
 
 
-def find_pii(text: str, entities: Iterable[str], allow: Iterable[str] = ()) -> list[Span]:
+def find_pii(
+    text: str, entities: Iterable[str], allow: Iterable[str] = (), nlp_artifacts: Any = None
+) -> list[Span]:
     """Non-overlapping (start, end, entity) spans of the requested entities, in text order.
-    A span whose text is one of `allow` (case-insensitive; product and company names that look
-    like people's names, such as "Aurora") is not PII."""
+
+    A span inside an occurrence of one of `allow` (case-insensitive, whole words; product and
+    company names that look like people's names, such as "Aurora Sync") is not PII.
+    `nlp_artifacts`: the NER model's output for `text` when already computed in a batch (see
+    `redact_pii_batch`); otherwise the model reads the text here if PERSON is wanted.
+    """
     wanted = _validated(entities)
     run = _entities_worth_running(text, wanted)
     if not run or not text.strip():
         return []
-    results = pii_analyzer().analyze(
+    analyzer = pii_analyzer()
+    if nlp_artifacts is None:
+        nlp_artifacts = (
+            analyzer.nlp_engine.process_text(text, "en") if needs_ner(text, run) else _no_tokens()
+        )
+    results = analyzer.analyze(
         text=text,
         language="en",
         entities=run,
         score_threshold=SCORE_THRESHOLD,
-        nlp_artifacts=_no_tokens(),
+        nlp_artifacts=nlp_artifacts,
     )
-    allowed = {term.casefold() for term in allow}
+    allowed = _allowed_intervals(text, allow)
     return _merge(
         (r.start, r.end, r.entity_type, r.score)
         for r in results
-        if text[r.start : r.end].strip().casefold() not in allowed
+        if not any(a_start <= r.start and r.end <= a_end for a_start, a_end in allowed)
     )
+
+
+def _allowed_intervals(text: str, allow: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the allow-listed terms occur in `text` (whole words, any case)."""
+    terms = sorted({term.strip() for term in allow if term.strip()}, key=len, reverse=True)
+    if not terms:
+        return []
+    pattern = r"(?<!\w)(?:" + "|".join(re.escape(term) for term in terms) + r")(?!\w)"
+    return [match.span() for match in re.finditer(pattern, text, re.IGNORECASE)]
 
 
 def _validated(entities: Iterable[str]) -> list[str]:
@@ -462,8 +535,25 @@ def redact_pii_batch(
     """
     wanted = _validated(entities)
     pseudonymizer = Pseudonymizer(key, stable_pseudonyms) if pseudonymize else None
+    artifacts = ner_batch(texts, wanted)
     out: list[tuple[str, Counter[str]]] = []
-    for text in texts:
-        spans = find_pii(text, wanted, allow)
+    for text, nlp_artifacts in zip(texts, artifacts, strict=True):
+        spans = find_pii(text, wanted, allow, nlp_artifacts)
         out.append((_apply(text, spans, pseudonymizer), Counter(e for _, _, e in spans)))
     return out
+
+
+NER_BATCH_SIZE = 64
+
+
+def ner_batch(texts: Sequence[str], entities: Sequence[str]) -> list[Any]:
+    """The NER model's artifacts for each text, through `nlp.pipe` in batches (several times
+    faster than one call per text); texts that need no NER get empty artifacts."""
+    artifacts: list[Any] = [_no_tokens()] * len(texts)
+    positions = [i for i, text in enumerate(texts) if needs_ner(text, entities)]
+    if positions:
+        engine = pii_analyzer().nlp_engine
+        batch = engine.process_batch([texts[i] for i in positions], "en", batch_size=NER_BATCH_SIZE)
+        for position, (_, nlp_artifacts) in zip(positions, batch, strict=True):
+            artifacts[position] = nlp_artifacts
+    return artifacts

@@ -26,7 +26,14 @@ AMBIGUOUS_FIRST_NAMES = frozenset(
     buck colt duke earl king prince major sonny angel star ginger candy misty storm river forest
     stone early price long young white brown green black gray grey west north south east
     christian sterling lincoln tuesday saturday sunday monday friday march august dean
-    victoria patch power mac ace ali bo cole jay sol tom""".split()
+    victoria patch power mac ace ali bo cole jay sol tom alpha omega delta echo genesis diamond
+    emerald golden royal princess queen lady miss junior liberty moon sun spring season temple
+    windy marine noble precious angle carry marry desire cherish chance charity honey love
+    glory harmony melody mercy patience prudence destiny trinity sunshine sparkle velvet ivory
+    jewel coral olive maple willow hazel heather fern flora sage scarlet cherry berry candida
+    brain manual numbers german irish easter many man son see so ok in an un dot dimple fairy
+    tiny lean lore lady miss marvel nova noble season marine tequila madonna cinderella
+    venus victor virgil media asset""".split()
 )
 
 # Words that look like given names in the gazetteers but head titles, UI labels and products.
@@ -122,6 +129,30 @@ def _is_last(word: str) -> bool:
     return word.lower() in last_names() or word.lower() in first_names()
 
 
+@lru_cache(maxsize=1)
+def census_first_names() -> frozenset[str]:
+    """The US census given names alone (about 5,000), without gender-guesser's long tail."""
+    found: set[str] = set()
+    for list_name in ("dist.male.first", "dist.female.first"):
+        text = _package_text("names", list_name)
+        found.update(line.split()[0].lower() for line in text.split("\n") if line)
+    return frozenset(found)
+
+
+def is_standalone_given_name(word: str) -> bool:
+    """A word that names a person even alone ("Why is Antti so impulsive?"): a known given
+    name that is not also a common word (AMBIGUOUS_FIRST_NAMES, stop words, or an English word
+    that is not among the census's common given names: "Asset", "Beer" are out)."""
+    from llm_assets.cleaning.pii_ner import english_words
+
+    folded = word.lower()
+    if len(word) < 3 or word.isupper() or not word[0].isupper():
+        return False
+    if folded in AMBIGUOUS_FIRST_NAMES or folded in not_names() or folded not in first_names():
+        return False
+    return folded not in english_words() or folded in census_first_names()
+
+
 def _is_word(token: str) -> bool:
     return not token.endswith(".") and not re.fullmatch(PARTICLE, token)
 
@@ -168,7 +199,9 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
         if strong_cue or (cue and (_is_last(last_word) or _is_first(last_word))):
             return span
         return None
-    # A single name: only a given name right after a greeting or a sign-off.
+    # A single name: a given name that is no common word, or one right after a greeting.
+    if is_standalone_given_name(first):
+        return span
     if _is_first(first) and first.lower() not in AMBIGUOUS_FIRST_NAMES and (strong_cue or cue):
         if re.search(
             r"(?:dear|hi|hello|hey|thanks|name\s*(?:is)?|by|with|to)[\s:,]*$", before, re.I
@@ -260,3 +293,46 @@ def find_street_addresses(text: str) -> list[tuple[int, int]]:
                 end -= 1
             spans.append((start, end))
     return spans
+
+
+_NER_TOKEN = re.compile(r"[^\W\d_][\w'’.\-]*")
+
+
+def plausible_ner_person(text: str, start: int, end: int) -> bool:
+    """Whether a PERSON span from the NER model looks like a person's name, not a product,
+    a shouted word or a common word that opens a sentence ("Will the Pro plan ...").
+
+    Rejected: spans with digits or '@', all-capital single words (codes, towns in addresses),
+    spans made only of NOT_NAMES and stop words, and a single word that opens a sentence or
+    line unless it is a known given name or surname that is not also a common word.
+    """
+    value = text[start:end].strip()
+    if not value or re.search(r"[\d@/_<>#]", value):
+        return False
+    words = _NER_TOKEN.findall(value)
+    if not words:
+        return False
+    if all(word.lower().strip(".") in not_names() for word in words):
+        return False
+    if any(word.lower() in NOT_NAMES for word in words if not _TITLE_ONLY.fullmatch(word)):
+        return False
+    if len(words) == 1:
+        word = words[0]
+        if word.isupper() and len(word) > 1:
+            return False
+        if word.lower() in not_names() or not word[0].isupper():
+            return False
+        if re.match(r"\s*:", text[end:]) and re.search(r"(?:^|\n)\W*$", text[:start]):
+            return True  # a speaker in a dialogue: "Nicole: Remember me"
+        opens = re.search(r"(?:^|[.!?:]\s+|\n\s*)$", text[:start]) is not None
+        if word.lower() in AMBIGUOUS_FIRST_NAMES:
+            return not opens
+        if _is_last(word):
+            return True
+        # A word the gazetteers do not know ("Chichigov"): the model's word, unless it is an
+        # English word or a product-style CamelCase name ("DataHub").
+        from llm_assets.cleaning.pii_ner import english_words
+
+        camel = re.search(r"[a-z][A-Z]", word) is not None
+        return not opens and not camel and word.lower() not in english_words()
+    return True
