@@ -33,7 +33,7 @@ from llm_assets.cleaning.pii_names import (
     find_person_names,
     find_speakers,
     names_listed_with,
-    plausible_ner_person,
+    ner_person_span,
 )
 from llm_assets.cleaning.pii_ner import ner_nlp_engine
 from llm_assets.cleaning.pii_structured import (
@@ -242,7 +242,7 @@ def _recognizers() -> list[Any]:
                                     first,
                                     last,
                                     self.SCORE,
-                                    AnalysisExplanation(self.name, self.SCORE),
+                                    AnalysisExplanation("CheckedPhoneRecognizer", self.SCORE),
                                 )
                             )
                     uncovered = sum(
@@ -260,6 +260,7 @@ def _recognizers() -> list[Any]:
         def __init__(self, supported: list[str], find: Any, score: float, name: str) -> None:
             self._find = find
             self._score = score
+            self._label = name
             super().__init__(supported_entities=supported, name=name)
 
         def load(self) -> None:
@@ -271,16 +272,22 @@ def _recognizers() -> list[Any]:
                 start, end = found[0], found[1]
                 entity = found[2] if len(found) > 2 else self.supported_entities[0]
                 if entity in entities:
-                    explanation = AnalysisExplanation(self.name, self._score)
+                    explanation = AnalysisExplanation(self._label, self._score)
                     results.append(RecognizerResult(entity, start, end, self._score, explanation))
             return results
 
     class CheckedSpacyRecognizer(SpacyRecognizer):  # type: ignore[misc]
-        """spaCy's PERSON entities that `plausible_ner_person` accepts (not "Will the plan")."""
+        """spaCy's PERSON entities, trimmed and checked by `ner_person_span` (not "Will the
+        plan", not "Producer" in "Producer Leokadia Sokołowska")."""
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            found = super().analyze(text, entities, nlp_artifacts) if nlp_artifacts else []
-            return [r for r in found if plausible_ner_person(text, r.start, r.end)]
+            results = []
+            for result in super().analyze(text, entities, nlp_artifacts) if nlp_artifacts else []:
+                span = ner_person_span(text, result.start, result.end)
+                if span:
+                    result.start, result.end = span
+                    results.append(result)
+            return results
 
     return [
         OfflineEmailRecognizer(supported_entity="EMAIL"),
@@ -342,12 +349,23 @@ def pii_analyzer() -> Any:
     """The process-wide Presidio AnalyzerEngine with the project's recognizers (built once)."""
     _import_presidio()
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+
+    class NoContextEnhancer(ContextAwareEnhancer):  # type: ignore[misc]
+        # Context words can raise a score but never decide here (every base score clears
+        # SCORE_THRESHOLD; the project's own recognizers read their cues themselves), and
+        # Presidio's enhancer deep-copies every result of every text: skipped.
+        def enhance_using_context(self, text: str, raw_results: Any, *args: Any, **kw: Any) -> Any:
+            return raw_results
 
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in _recognizers():
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(
-        registry=registry, nlp_engine=ner_nlp_engine(), supported_languages=["en"]
+        registry=registry,
+        nlp_engine=ner_nlp_engine(),
+        supported_languages=["en"],
+        context_aware_enhancer=NoContextEnhancer(0, 0, 0, 0),
     )
 
 

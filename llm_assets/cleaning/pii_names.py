@@ -148,6 +148,8 @@ def _is_english(word: str) -> bool:
     from llm_assets.cleaning.pii_ner import english_words
 
     folded = word.lower()
+    if "-" in folded.strip("-"):
+        return all(map(_is_english, folded.strip("-").split("-")))  # "Sign-On"
     forms = {folded, folded[:-1], folded[:-2]} if folded.endswith(("s", "d")) else {folded}
     return not forms.isdisjoint(english_words())
 
@@ -194,8 +196,11 @@ def _is_word(token: str) -> bool:
     return not token.endswith(".") and not re.fullmatch(PARTICLE, token)
 
 
-def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] | None:
-    """The (start, end) of a person's name inside one run of capitalised words, if any."""
+def _person_in_run(
+    tokens: list[re.Match[str]], before: str, alone: bool = False
+) -> tuple[int, int] | None:
+    """The (start, end) of a person's name inside one run of capitalised words, if any.
+    `alone`: the run fills its line (a signature, the first line of an address block)."""
     words = [token.group() for token in tokens]
     titled = [i for i, w in enumerate(words[:-1]) if _TITLE_ONLY.match(w)]
     has_title = bool(titled)
@@ -204,7 +209,8 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
     cue = bool(CUE.search(before)) or bool(SIGN_OFF.search(before))
     strong_cue = bool(SIGN_OFF.search(before)) or bool(
         re.search(
-            r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named|calls?\s+me)[\s:,]*$",
+            r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named(?:\s+(?:him|her|them))?"
+            r"|calls?\s+me|starring|featuring)[\s:,]*$",
             before,
             re.IGNORECASE,
         )
@@ -241,6 +247,11 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
             return None
         if strong_cue or (cue and (_is_last(last_word) or _is_first(last_word))):
             return span
+        # "Carys Morrison from ...", "Breogan Orosco" alone on a line: every word could be a
+        # name (none is an English or stop word), and one is a known name or the line is theirs.
+        name_words = [w for w in rest if _is_word(w)]
+        if all(map(could_be_name, name_words)) and (alone or any(map(_is_last, name_words))):
+            return span
         return None
     # A single name: a given name that is no common word, any name-like word after "my name
     # is" or "called", or a given name right after a greeting.
@@ -268,7 +279,11 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
         if line_start >= 0 and run.start() - line_start <= 2:
             # The run starts a line: look back over the line break too (sign-offs).
             before = text[max(0, line_start - 40) : run.start()]
-        found = _person_in_run(tokens, before)
+        line_end = text.find("\n", run.end())
+        after = text[run.end() : line_end if line_end >= 0 else len(text)]
+        opening = text[line_start + 1 : run.start()]
+        alone = not re.search(r"[\w]", opening) and not re.search(r"\w", after)
+        found = _person_in_run(tokens, before, alone)
         if found:
             spans.append(found)
     return spans
@@ -342,43 +357,47 @@ def find_street_addresses(text: str) -> list[tuple[int, int]]:
 _NER_TOKEN = re.compile(r"[^\W\d_][\w'’.\-]*")
 
 
-def plausible_ner_person(text: str, start: int, end: int) -> bool:
-    """Whether a PERSON span from the NER model looks like a person's name, not a product,
-    a shouted word or a common word that opens a sentence ("Will the Pro plan ...").
+def _name_like(word: str) -> bool:
+    return bool(_TITLE_ONLY.fullmatch(word)) or _is_last(word) or could_be_name(word)
 
-    Rejected: spans with digits or '@', all-capital single words (codes, towns in addresses),
-    spans made only of NOT_NAMES and stop words, and a single word that opens a sentence or
-    line unless it is a known given name or surname that is not also a common word.
+
+def ner_person_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The part of a PERSON span from the NER model that looks like a person's name, or None.
+
+    Leading words that cannot be names are trimmed ("Producer Leokadia Sokołowska" ->
+    "Leokadia Sokołowska", "Upgrade Zendesk" -> "Zendesk"). Rejected: spans
+    with digits or '@', all-capital single words (codes, towns in addresses), NOT_NAMES and
+    stop words, titles made of English words ("Guilty Pleasures"), labels ("Lieferadresse:"),
+    and a single common word that opens a sentence ("Will the Pro plan ...").
     """
-    value = text[start:end].strip()
-    if not value or re.search(r"[\d@/_<>#]", value):
-        return False
-    words = _NER_TOKEN.findall(value)
-    if not words:
-        return False
+    tokens = list(_NER_TOKEN.finditer(text, start, end))
+    if not tokens or re.search(r"[\d@/_<>#]", text[start:end]):
+        return None
+    while tokens and not _name_like(tokens[0].group()):
+        tokens.pop(0)
+    if not tokens:
+        return None
+    start, end = tokens[0].start(), tokens[-1].end()
+    words = [token.group() for token in tokens]
     if all(word.lower().strip(".") in not_names() for word in words):
-        return False
+        return None
     if any(word.lower() in NOT_NAMES for word in words if not _TITLE_ONLY.fullmatch(word)):
-        return False
-    if len(words) > 1 and not any(map(_is_last, words)) and all(map(_is_english, words)):
-        return False  # "Guilty Pleasures", "Princess Royal": a title, not a person
-    if len(words) == 1:
-        word = words[0]
-        if word.isupper() and len(word) > 1:
-            return False
-        if word.lower() in not_names() or not word[0].isupper():
-            return False
-        if re.match(r"\s*:", text[end:]) and re.search(r"(?:^|\n)\W*$", text[:start]):
-            return True  # a speaker in a dialogue: "Nicole: Remember me"
-        opens = re.search(r"(?:^|[.!?:]\s+|\n\s*)$", text[:start]) is not None
-        if word.lower() in AMBIGUOUS_FIRST_NAMES:
-            return not opens
-        if _is_last(word):
-            return True
-        # A word the gazetteers do not know ("Chichigov"): the model's word, unless it is an
-        # English word or a product-style CamelCase name ("DataHub").
-        return could_be_name(word)
-    return True
+        return None
+    if len(words) > 1:
+        if not any(map(_is_last, words)) and all(map(_is_english, words)):
+            return None  # "Guilty Pleasures", "Princess Royal": a title, not a person
+        return start, end
+    word = words[0]
+    if (word.isupper() and len(word) > 1) or word.lower() in not_names():
+        return None
+    if re.match(r"\s*:", text[end:]) and re.search(r"(?:^|\n)\W*$", text[:start]):
+        return None  # a label ("Lieferadresse:"); dialogue speakers: `find_speakers`
+    opens = re.search(r"(?:^|[.!?:]\s+|\n\s*)$", text[:start]) is not None
+    if word.lower() in AMBIGUOUS_FIRST_NAMES:
+        return None if opens else (start, end)
+    # Known names, or a word the gazetteers do not know ("Chichigov") that is no English word
+    # and no product-style CamelCase ("DataHub").
+    return (start, end) if _is_last(word) or could_be_name(word) else None
 
 
 # "Nicole: Remember me" - a speaker's name opening a line of dialogue.

@@ -98,8 +98,9 @@ _PLACE_WORDS = re.compile(r"[\s,>?]*(?:[^\W\d_a-z][\w'’.\-]*[\s,>?]*){0,5}")
 PLACE_GAP = 80
 PHONE_CUE = re.compile(
     r"(?i:phone|tel|telephone|mobile|cell|fax|desk|office|call(?:\s+(?:me|us))?(?:\s+(?:on|at))?"
-    r"|reach\s+(?:me|us)\s+(?:on|at)|answering\s+at|number\s+is|whatsapp|sms|handy|registered"
-    r"|text\s+(?:me|us)\s+(?:on|at))\b[\s:.\-]*(?:\n\s*)?$"
+    r"|reach\s+(?:me|us)\s+(?:on|at)|answering\s+at|number(?:\s+is)?|whatsapp|sms|handy"
+    r"|registered|dial|ring\s+(?:me|us)?\s*(?:on|at)?|messages?\s+(?:to|at|on)|texts?\s+to"
+    r"|contact(?:ed)?\s+(?:me\s+|us\s+)?(?:on|at)|text\s+(?:me|us)\s+(?:on|at))\b[\s:.\-]*(?:\n\s*)?$"
 )
 PHONE_AFTER_CUE = re.compile(
     r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){0,5}"
@@ -119,6 +120,11 @@ PASSPORT_CUE = re.compile(
 ID_NUMBER = re.compile(r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,19}(?![\w-])")
 PASSPORT_NUMBER = re.compile(r"(?=[A-Z0-9]*\d)[A-Z0-9]{6,9}(?![\w-])")
 _CUE_WINDOW = 40
+_CALENDAR = re.compile(
+    r"(?i)\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|monday|tuesday|wednesday"
+    r"|thursday|friday|saturday|sunday|q[1-4]|version|v|build|release|page|step|chapter)\b"
+)
 
 Span = tuple[int, int, str]
 
@@ -150,6 +156,8 @@ def _street_lines(text: str) -> list[tuple[int, int]]:
     found += find_street_addresses(text)
     for match in BARE_STREET.finditer(text):
         start, end = match.span()
+        if _CALENDAR.search(match.group()):
+            continue  # "March 16, 2018" is a date, not Männi 12, 45429 Mustoja
         if ADDRESS_CUE.search(_before(text, start)) or _postal_code_follows(text, end):
             found.append((start, end))
     return found
