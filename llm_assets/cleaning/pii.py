@@ -307,7 +307,7 @@ def _recognizers() -> list[Any]:
         CheckedPhoneRecognizer(supported_entity="PHONE", supported_regions=PHONE_REGIONS),
         CheckedPatternRecognizer("PHONE", _PHONE_REGEX, 0.5, _phone_is_plausible),
         SpanRecognizer(["PHONE"], find_cued_phone_numbers, 0.6, "CuedPhoneRecognizer"),
-        CheckedSpacyRecognizer(supported_entities=["PERSON"], ner_strength=0.85),
+        CheckedSpacyRecognizer(supported_entities=["PERSON"]),
         SpanRecognizer(["PERSON"], find_person_names, 0.7, "PersonNameRecognizer"),
         SpanRecognizer(["PERSON"], find_speakers, 0.7, "SpeakerRecognizer"),
         SpanRecognizer(["ADDRESS", "POSTAL_CODE"], find_addresses, 0.75, "AddressRecognizer"),
@@ -453,9 +453,7 @@ def find_pii(
         return []
     analyzer = pii_analyzer()
     if nlp_artifacts is None:
-        nlp_artifacts = (
-            analyzer.nlp_engine.process_text(text, "en") if needs_ner(text, run) else _no_tokens()
-        )
+        nlp_artifacts = ner_batch([text], run)[0]
     results = analyzer.analyze(
         text=text,
         language="en",
@@ -584,13 +582,50 @@ NER_BATCH_SIZE = 256
 
 
 def ner_batch(texts: Sequence[str], entities: Sequence[str]) -> list[Any]:
-    """The NER model's artifacts for each text, through `nlp.pipe` in batches (several times
-    faster than one call per text); texts that need no NER get empty artifacts."""
+    """The NER model's artifacts for each text; texts that need no NER get empty ones.
+
+    The model reads only the lines (long ones cut into sentences) that hold a word that could
+    be a name, all of them batched through `nlp.pipe`: a manual page or a long ticket has a
+    few such lines, and the model's cost grows with every token it reads. Each text is then
+    tokenized whole (cheap) and carries the PERSON entities found in its lines, mapped back.
+    """
     artifacts: list[Any] = [_no_tokens()] * len(texts)
-    positions = [i for i, text in enumerate(texts) if needs_ner(text, entities)]
-    if positions:
-        engine = pii_analyzer().nlp_engine
-        batch = engine.process_batch([texts[i] for i in positions], "en", batch_size=NER_BATCH_SIZE)
-        for position, (_, nlp_artifacts) in zip(positions, batch, strict=True):
-            artifacts[position] = nlp_artifacts
+    if "PERSON" not in entities:
+        return artifacts
+    segments: list[tuple[int, int, str]] = []  # (text index, offset, segment)
+    for index, text in enumerate(texts):
+        for match in _SEGMENT.finditer(text):
+            if needs_ner(match.group(), entities):
+                segments.append((index, match.start(), match.group()))
+    if not segments:
+        return artifacts
+    engine = pii_analyzer().nlp_engine
+    nlp = engine.nlp["en"]
+    people: dict[int, list[tuple[int, int]]] = {}
+    docs = nlp.pipe((segment for _, _, segment in segments), batch_size=NER_BATCH_SIZE)
+    for (index, offset, _), doc in zip(segments, docs, strict=True):
+        found = people.setdefault(index, [])
+        found += [
+            (offset + e.start_char, offset + e.end_char) for e in doc.ents if e.label_ == "PERSON"
+        ]
+    for index, spans in people.items():
+        doc = nlp.make_doc(texts[index])
+        ents = [
+            doc.char_span(start, end, label="PERSON", alignment_mode="expand")
+            for start, end in spans
+        ]
+        doc.ents = [ent for ent in _non_overlapping(ents) if ent is not None]
+        artifacts[index] = engine._doc_to_nlp_artifact(doc, "en")
     return artifacts
+
+
+# A line, or a sentence of a long line: what the NER model reads at a time.
+_SEGMENT = re.compile(r"[^\n]{1,400}(?:(?<=[.!?])(?=\s)|(?=\n)|$)|[^\n]{400,}?(?=\s|$)")
+
+
+def _non_overlapping(spans: Iterable[Any]) -> list[Any]:
+    kept: list[Any] = []
+    for span in sorted((s for s in spans if s is not None), key=lambda s: (s.start, -s.end)):
+        if not kept or span.start >= kept[-1].end:
+            kept.append(span)
+    return kept

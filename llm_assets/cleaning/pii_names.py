@@ -210,7 +210,7 @@ def _person_in_run(
     strong_cue = bool(SIGN_OFF.search(before)) or bool(
         re.search(
             r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named(?:\s+(?:him|her|them))?"
-            r"|calls?\s+me|starring|featuring)[\s:,]*$",
+            r"|calls?\s+me|starring|featuring)[\s:,\"']*$",
             before,
             re.IGNORECASE,
         )
@@ -239,8 +239,6 @@ def _person_in_run(
     if len([w for w in rest if _is_word(w)]) >= 2:
         if any(w.lower() in not_names() for w in rest if _is_word(w)):
             return None
-        if not strong_cue and all(_is_english(w) for w in rest if _is_word(w)):
-            return None  # "Princess Royal", "Guilty Pleasures": words, not a name
         if _is_first(first):
             if first.lower() not in AMBIGUOUS_FIRST_NAMES or _is_last(last_word) or cue:
                 return span
