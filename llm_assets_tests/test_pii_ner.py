@@ -73,3 +73,15 @@ def test_batched_ner_gives_the_same_spans_as_one_text_at_a_time() -> None:
     batched = redact_pii_batch(texts, PII_ENTITIES)
     assert [text for text, _ in batched] == [redact_pii(t, PII_ENTITIES)[0] for t in texts]
     assert find_pii("no capitals here", PII_ENTITIES) == []
+
+
+def test_allow_list_trims_names_that_run_over_an_allowed_product() -> None:
+    allow = ["Aurora", "Aurora Sync"]
+    for text in ("Run Aurora Sync on a computer.", "# Using the Aurora Sync Mobile App on iOS"):
+        assert redact_pii(text, ["PERSON"], allow=allow)[0] == text
+
+
+def test_names_in_json_provenance_fields_are_redacted() -> None:
+    fields = '{"customer_email": "g@d.example", "customer_name": "Grace Delacroix", "plan": "pro"}'
+    redacted, _ = redact_pii(fields, PII_ENTITIES)
+    assert "Grace" not in redacted and "Delacroix" not in redacted

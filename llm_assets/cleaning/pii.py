@@ -30,6 +30,7 @@ from typing import Any
 
 from llm_assets.cleaning.pii_names import (
     could_be_name,
+    distinctive_name_word,
     find_person_names,
     find_speakers,
     names_listed_with,
@@ -466,11 +467,35 @@ def find_pii(
     if people:
         found += [(start, end, "PERSON", 0.7) for start, end in names_listed_with(text, people)]
     allowed = _allowed_intervals(text, allow)
-    return _merge(
-        span
-        for span in found
-        if not any(a_start <= span[0] and span[1] <= a_end for a_start, a_end in allowed)
-    )
+    if allowed:
+        found = [piece for span in found for piece in _without_allowed(text, span, allowed)]
+    return _merge(found)
+
+
+def _without_allowed(
+    text: str, span: tuple[int, int, str, float], allowed: list[tuple[int, int]]
+) -> list[tuple[int, int, str, float]]:
+    """`span` unless an allow-listed term covers it. A name that runs over an allowed product
+    ("Run Aurora Sync", "Aurora Sync Mobile App") keeps only what is left of it that still
+    looks like a name, usually nothing."""
+    start, end, entity, score = span
+    overlapping = [(a, b) for a, b in allowed if a < end and start < b]
+    if not overlapping:
+        return [span]
+    if any(a <= start and end <= b for a, b in overlapping) or entity != "PERSON":
+        return [] if any(a <= start and end <= b for a, b in overlapping) else [span]
+    pieces: list[tuple[int, int, str, float]] = []
+    cursor = start
+    for a, b in sorted(overlapping) + [(end, end)]:
+        if a > cursor:
+            trimmed = ner_person_span(text, cursor, min(a, end))
+            words = (
+                re.findall(r"[^\W\d_][\w'’-]*", text[trimmed[0] : trimmed[1]]) if trimmed else []
+            )
+            if trimmed and any(map(distinctive_name_word, words)):
+                pieces.append((*trimmed, entity, score))
+        cursor = max(cursor, b)
+    return pieces
 
 
 def _allowed_intervals(text: str, allow: Iterable[str]) -> list[tuple[int, int]]:

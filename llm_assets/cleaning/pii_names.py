@@ -45,6 +45,7 @@ NOT_NAMES = frozenset(
     studio visual code google microsoft chrome firefox safari apple android linux ubuntu tier
     settings security console release notes order invoice patch build click save changes access
     retries timeout single sign error http api sql report platform pro plan premium enterprise
+    app apps mobile desktop web login logout signup dashboard repo wiki
     january february march april may june july august september october november december
     monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
     mr mrs ms miss dr prof herr frau sir madam""".split()
@@ -240,7 +241,12 @@ def _person_in_run(
         if any(w.lower() in not_names() for w in rest if _is_word(w)):
             return None
         if _is_first(first):
-            if first.lower() not in AMBIGUOUS_FIRST_NAMES or _is_last(last_word) or cue:
+            if (
+                first.lower() not in AMBIGUOUS_FIRST_NAMES
+                or _is_last(last_word)
+                or cue
+                or strong_cue
+            ):
                 return span
             return None
         if strong_cue or (cue and (_is_last(last_word) or _is_first(last_word))):
@@ -396,6 +402,12 @@ def ner_person_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     # Known names, or a word the gazetteers do not know ("Chichigov") that is no English word
     # and no product-style CamelCase ("DataHub").
     return (start, end) if _is_last(word) or could_be_name(word) else None
+
+
+def distinctive_name_word(word: str) -> bool:
+    """A word that names someone even out of context: a given name that is no common word, or
+    a name-like word that is no English word ("Run" is a surname, but also a verb)."""
+    return is_standalone_given_name(word) or (could_be_name(word) and not _is_english(word))
 
 
 # "Nicole: Remember me" - a speaker's name opening a line of dialogue.
