@@ -98,7 +98,7 @@ _PLACE_WORDS = re.compile(r"[\s,>?]*(?:[^\W\d_a-z][\w'’.\-]*[\s,>?]*){0,5}")
 PLACE_GAP = 80
 PHONE_CUE = re.compile(
     r"(?i:phone|tel|telephone|mobile|cell|fax|desk|office|call(?:\s+(?:me|us))?(?:\s+(?:on|at))?"
-    r"|reach\s+(?:me|us)\s+(?:on|at)|answering\s+at|number(?:\s+is)?|whatsapp|sms|handy"
+    r"|reach\s+(?:me|us)\s+(?:on|at)|answering\s+at|number\s*(?:is|:)|whatsapp|sms|handy"
     r"|registered|dial|ring\s+(?:me|us)?\s*(?:on|at)?|messages?\s+(?:to|at|on)|texts?\s+to"
     r"|contact(?:ed)?\s+(?:me\s+|us\s+)?(?:on|at)|text\s+(?:me|us)\s+(?:on|at))\b[\s:.\-]*(?:\n\s*)?$"
 )
@@ -108,6 +108,7 @@ PHONE_AFTER_CUE = re.compile(
 )
 PHONE_LABEL_AFTER = re.compile(r"^\s*-?\s*(?i:office|fax|mobile|cell|home|work)\b")
 MIN_CUED_PHONE_DIGITS = 6
+_DATE_START = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}")
 DRIVER_LICENSE_CUE = re.compile(
     r"(?i:driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|licen[cs]e\s+(?:number|no\.?|#)"
     r"|\bDL\b|führerschein(?:nummer)?|permis\s+de\s+conduire)"
@@ -208,7 +209,7 @@ def find_cued_phone_numbers(text: str) -> list[Span]:
     for match in PHONE_AFTER_CUE.finditer(text):
         start, end = match.span()
         digits = sum(char.isdigit() for char in match.group())
-        if not MIN_CUED_PHONE_DIGITS <= digits <= 15:
+        if not MIN_CUED_PHONE_DIGITS <= digits <= 15 or _DATE_START.match(match.group()):
             continue
         if PHONE_CUE.search(_before(text, start)) or PHONE_LABEL_AFTER.match(text[end:]):
             spans.append((start, end, "PHONE"))
