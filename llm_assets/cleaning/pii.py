@@ -29,7 +29,6 @@ from functools import lru_cache
 from typing import Any
 
 from llm_assets.cleaning.pii_names import (
-    could_be_name,
     distinctive_name_word,
     find_person_names,
     find_speakers,
@@ -398,13 +397,26 @@ _NEED_DIGITS = frozenset(
 _CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
 
 
-def needs_ner(text: str, entities: Sequence[str]) -> bool:
+def needs_ner(
+    text: str, entities: Sequence[str], allowed_words: frozenset[str] = frozenset()
+) -> bool:
     """Whether the NER model should read `text`: PERSON is wanted and some capitalised word
-    could be a name (not a stop word, not an English word unless also a known name). Texts
-    with only "I", "Please", "How" ... skip the model, which is most of the PII stage's time."""
+    names someone even out of context (`distinctive_name_word`: "Antti", "Chichigov", not
+    "Please", "Mark" or "Run"), is not part of an allow-listed term, and is not already inside
+    a name the gazetteer rules find. Other texts skip the model, which is most of the PII
+    stage's time; the gazetteer rules still read them."""
     if "PERSON" not in entities:
         return False
-    return any(could_be_name(match.group()) for match in _CAPITALISED.finditer(text))
+    candidates = [
+        match.span()
+        for match in _CAPITALISED.finditer(text)
+        if match.group().casefold() not in allowed_words and distinctive_name_word(match.group())
+    ]
+    if not candidates:
+        return False
+    # Names the gazetteer rules already find whole ("Thanks,\nJane Doe") need no model.
+    known = find_person_names(text) + find_speakers(text)
+    return any(not any(s <= start and end <= e for s, e in known) for start, end in candidates)
 
 
 def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
@@ -449,12 +461,13 @@ def find_pii(
     `redact_pii_batch`); otherwise the model reads the text here if PERSON is wanted.
     """
     wanted = _validated(entities)
+    allow = list(allow)
     run = _entities_worth_running(text, wanted)
     if not run or not text.strip():
         return []
     analyzer = pii_analyzer()
     if nlp_artifacts is None:
-        nlp_artifacts = ner_batch([text], run)[0]
+        nlp_artifacts = ner_batch([text], run, allow)[0]
     results = analyzer.analyze(
         text=text,
         language="en",
@@ -594,8 +607,9 @@ def redact_pii_batch(
     `key` seeds the pseudonym hash (a random one per call when left out).
     """
     wanted = _validated(entities)
+    allow = list(allow)
     pseudonymizer = Pseudonymizer(key, stable_pseudonyms) if pseudonymize else None
-    artifacts = ner_batch(texts, wanted)
+    artifacts = ner_batch(texts, wanted, allow)
     out: list[tuple[str, Counter[str]]] = []
     for text, nlp_artifacts in zip(texts, artifacts, strict=True):
         spans = find_pii(text, wanted, allow, nlp_artifacts)
@@ -606,7 +620,9 @@ def redact_pii_batch(
 NER_BATCH_SIZE = 256
 
 
-def ner_batch(texts: Sequence[str], entities: Sequence[str]) -> list[Any]:
+def ner_batch(
+    texts: Sequence[str], entities: Sequence[str], allow: Iterable[str] = ()
+) -> list[Any]:
     """The NER model's artifacts for each text; texts that need no NER get empty ones.
 
     The model reads only the lines (long ones cut into sentences) that hold a word that could
@@ -617,10 +633,11 @@ def ner_batch(texts: Sequence[str], entities: Sequence[str]) -> list[Any]:
     artifacts: list[Any] = [_no_tokens()] * len(texts)
     if "PERSON" not in entities:
         return artifacts
+    allowed_words = frozenset(word.casefold() for term in allow for word in term.split())
     segments: list[tuple[int, int, str]] = []  # (text index, offset, segment)
     for index, text in enumerate(texts):
         for match in _SEGMENT.finditer(text):
-            if needs_ner(match.group(), entities):
+            if needs_ner(match.group(), entities, allowed_words):
                 segments.append((index, match.start(), match.group()))
     if not segments:
         return artifacts
