@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from llm_assets.cleaning.pii_names import (
+    could_be_name,
     distinctive_name_word,
     find_person_names,
     find_speakers,
@@ -407,16 +408,16 @@ def needs_ner(
     stage's time; the gazetteer rules still read them."""
     if "PERSON" not in entities:
         return False
-    candidates = [
-        match.span()
-        for match in _CAPITALISED.finditer(text)
-        if match.group().casefold() not in allowed_words and distinctive_name_word(match.group())
-    ]
-    if not candidates:
+    words = [m for m in _CAPITALISED.finditer(text) if m.group().casefold() not in allowed_words]
+    if not any(distinctive_name_word(match.group()) for match in words):
         return False
-    # Names the gazetteer rules already find whole ("Thanks,\nJane Doe") need no model.
+    # When the gazetteer rules already find every word that could be part of a name
+    # ("Thanks,\nJane Doe"), the model has nothing to add.
     known = find_person_names(text) + find_speakers(text)
-    return any(not any(s <= start and end <= e for s, e in known) for start, end in candidates)
+    return any(
+        could_be_name(match.group()) and not any(s <= match.start() < e for s, e in known)
+        for match in words
+    )
 
 
 def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
