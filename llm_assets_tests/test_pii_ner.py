@@ -85,3 +85,8 @@ def test_names_in_json_provenance_fields_are_redacted() -> None:
     fields = '{"customer_email": "g@d.example", "customer_name": "Grace Delacroix", "plan": "pro"}'
     redacted, _ = redact_pii(fields, PII_ENTITIES)
     assert "Grace" not in redacted and "Delacroix" not in redacted
+
+
+def test_buttons_in_product_documentation_are_not_people() -> None:
+    text = "Open Settings → Devices, select the laptop and click Unlink."
+    assert redact_pii(text, PII_ENTITIES)[0] == text

@@ -78,6 +78,8 @@ def test_find_cued_phone_numbers_takes_short_national_numbers_after_a_cue(
 def test_find_cued_phone_numbers_ignores_numbers_without_a_cue() -> None:
     assert find_cued_phone_numbers("Order 84 23 30 shipped in 3 boxes") == []
     assert find_cued_phone_numbers("Phone: 12") == []
+    assert find_cued_phone_numbers("Call 198.51.100.142 from the office") == []
+    assert find_cued_phone_numbers("Phone: 1999-01-08 04:05") == []
 
 
 @pytest.mark.parametrize(

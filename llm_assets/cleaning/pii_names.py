@@ -361,6 +361,13 @@ def find_street_addresses(text: str) -> list[tuple[int, int]]:
 _NER_TOKEN = re.compile(r"[^\W\d_][\w'’.\-]*")
 
 
+# Words before the name of a button, menu or setting in product documentation.
+_UI_ACTION = re.compile(
+    r"(?i:\b(?:click|tap|press|select|choose|open|enable|disable|toggle|under|menu|button)"
+    r"(?:\s+on)?)[\s:>→]*$"
+)
+
+
 def _name_like(word: str) -> bool:
     return bool(_TITLE_ONLY.fullmatch(word)) or _is_last(word) or could_be_name(word)
 
@@ -396,6 +403,8 @@ def ner_person_span(text: str, start: int, end: int) -> tuple[int, int] | None:
         return None
     if re.match(r"\s*:", text[end:]) and re.search(r"(?:^|\n)\W*$", text[:start]):
         return None  # a label ("Lieferadresse:"); dialogue speakers: `find_speakers`
+    if _UI_ACTION.search(text[max(0, start - 20) : start]):
+        return None  # "click Unlink", "select Rewind": a button, not a person
     opens = re.search(r"(?:^|[.!?:]\s+|\n\s*)$", text[:start]) is not None
     if word.lower() in AMBIGUOUS_FIRST_NAMES:
         return None if opens else (start, end)

@@ -211,6 +211,8 @@ def find_cued_phone_numbers(text: str) -> list[Span]:
         digits = sum(char.isdigit() for char in match.group())
         if not MIN_CUED_PHONE_DIGITS <= digits <= 15 or _DATE_START.match(match.group()):
             continue
+        if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", match.group()):
+            continue  # "call 198.51.100.142" names an IP address
         if PHONE_CUE.search(_before(text, start)) or PHONE_LABEL_AFTER.match(text[end:]):
             spans.append((start, end, "PHONE"))
     return spans
