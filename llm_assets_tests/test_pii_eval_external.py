@@ -1,3 +1,4 @@
+from llm_assets.cleaning.pii_eval import LabelledText
 from llm_assets.cleaning.pii_eval_external import (
     NEUTRAL,
     SCORED_ENTITIES,
@@ -7,7 +8,6 @@ from llm_assets.cleaning.pii_eval_external import (
     score_external,
     template_split,
 )
-from llm_assets.cleaning.pii_eval import LabelledText
 
 
 def test_dev_and_test_parts_share_no_template() -> None:
