@@ -10,7 +10,7 @@ are checked against a pinned SHA-256 before loading) through Presidio's SpacyRec
 the offline gazetteer and cue rules of `pii_names`; every other entity comes from a recognizer:
 Presidio's own (email, credit card with Luhn, IBAN with its checksum, IP, phone numbers through
 `phonenumbers` over many regions) with the project's checks on top (dates, versions, prices and
-error codes are not phone numbers), and the detectors of `pii_places` for street addresses,
+error codes are not phone numbers), and the detectors of `pii_structured` for street addresses,
 postal codes, driver's licence and passport numbers. The NER model runs only on texts that may
 hold a name, batched through `nlp.pipe` in `redact_pii_batch`.
 """

@@ -1,14 +1,16 @@
 """Offline detectors for the names of people and of places (street addresses).
 
-No NER model can be downloaded, so people are found with gazetteers shipped on PyPI (the
+Beside spaCy's NER model (`pii_ner`), people are found with gazetteers shipped on PyPI (the
 `gender-guesser` first-name dictionary, about 45,000 given names from Europe and beyond, and the
 `names` package's US census first and last names) plus rules on capitalisation and context: a
 known first name followed by a capitalised word, a title (`Mr`, `Dr.`, `Frau`), or a cue
-(`Thanks,` on the line before, `my colleague`, `Dear`, `Customer name:`). Street addresses are
-patterns: US/UK number + street name + suffix (`St`, `Avenue`, `Mews`), UK flats (`Flat 7, Ben
-Pike`), German `Musterstraße 12`, each with an optional unit, city and postcode.
+(`Thanks,` on the line before, `my colleague`, `Dear`, `Customer name:`), a given name that is
+no common English word, dialogue speakers and names listed together. `ner_person_span` checks
+and trims what the model calls a person. Street addresses here are US/UK number + street name +
+suffix (`St`, `Avenue`, `Mews`), UK flats (`Flat 7, Ben Pike`), German `Musterstraße 12`, each
+with an optional unit, city and postcode; `pii_structured` adds the other countries' shapes.
 
-Both return `(start, end)` character spans; pure functions, no Presidio needed.
+The detectors return `(start, end)` character spans; pure functions, no Presidio needed.
 """
 
 from __future__ import annotations
