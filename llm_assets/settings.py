@@ -31,7 +31,17 @@ DEFAULT_PROFILE_PATH = PROJECT_ROOT / "conf" / "smollm2.yaml"
 
 SourceKind = Literal["jsonl", "csv", "documents", "instructions", "sql", "git"]
 PiiEntity = Literal[
-    "EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "PERSON", "ADDRESS"
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "SSN",
+    "IP_ADDRESS",
+    "PERSON",
+    "ADDRESS",
+    "POSTAL_CODE",
+    "DRIVER_LICENSE",
+    "PASSPORT",
 ]
 ALL_PII_ENTITIES: list[PiiEntity] = [
     "EMAIL",
@@ -42,6 +52,9 @@ ALL_PII_ENTITIES: list[PiiEntity] = [
     "IP_ADDRESS",
     "PERSON",
     "ADDRESS",
+    "POSTAL_CODE",
+    "DRIVER_LICENSE",
+    "PASSPORT",
 ]
 ExportFormat = Literal[
     "bnb-nf4",
@@ -215,10 +228,33 @@ class NoiseConfig(StrictModel):
     boilerplate_min_documents: int = Field(10, ge=2, description="…and in at least this many")
 
 
+QualityPreset = Literal["web", "documentation"]
+# What the `documentation` preset changes from the web-crawl (Gopher) defaults. Reference pages
+# of an organisation's own manuals (command-line options, configuration keys, function lists,
+# tables) repeat names and line shapes by nature: on PostgreSQL's 1,169-page HTML manual the
+# web thresholds dropped 40% of the pages, 38% as repetition (docs/cleaning.md).
+DOCUMENTATION_QUALITY_CHANGES: dict[str, Any] = {
+    "max_duplicate_line_fraction": 1.0,
+    "max_duplicate_paragraph_fraction": 1.0,
+    "max_top_ngram_fraction": (1.0, 1.0, 1.0),
+    "max_duplicate_5gram_fraction": 1.0,
+    "min_unique_word_fraction": 0.0,
+    "min_stop_words": 0,
+    "max_symbol_word_ratio": 0.5,
+    "max_digit_ratio": 0.5,
+    "max_bullet_line_fraction": 1.0,
+}
+
+
 class QualityThresholds(StrictModel):
     """When a text is dropped (Gopher/C4-style heuristics, language, toxicity); the defaults keep
-    real prose, support tickets and Markdown documentation with code and tables."""
+    real prose, support tickets and Markdown documentation with code and tables.
 
+    `preset: documentation` starts from DOCUMENTATION_QUALITY_CHANGES instead of the web-crawl
+    values (repetition, duplicate-line and stop-word rules off); keys set beside it still win.
+    """
+
+    preset: QualityPreset = Field("web", description="web (Gopher-style) or documentation")
     enabled: bool = True
     min_words: int = 3
     max_words: int = 100_000
@@ -244,6 +280,13 @@ class QualityThresholds(StrictModel):
     toxic_min_score: float = 2.0
     toxic_max_ratio: float = Field(0.1, description="short texts: toxic score per word")
     extra_toxic_words: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _start_from_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") == "documentation":
+            return {**DOCUMENTATION_QUALITY_CHANGES, **data}
+        return data
 
 
 class NearDuplicateConfig(StrictModel):
@@ -274,7 +317,14 @@ class CleaningConfig(StrictModel):
     pii_pseudonymize: bool = Field(
         False, description="<PERSON_1>-style placeholders, the same for the same value in a run"
     )
-    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    quality: QualityThresholds = Field(
+        default_factory=QualityThresholds, description="for every source but `documents` ones"
+    )
+    documents_quality: QualityThresholds = Field(
+        default_factory=lambda: QualityThresholds(preset="documentation"),
+        description="for `documents` sources (manuals, wikis, READMEs); {preset: web} for "
+        "web-crawl thresholds",
+    )
     min_chars: int = Field(20, ge=0, description="shorter texts are dropped as quality.too_short")
     exact_dedup: bool = True
     near_dedup: NearDuplicateConfig = Field(default_factory=NearDuplicateConfig)

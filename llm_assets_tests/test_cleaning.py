@@ -256,3 +256,27 @@ def test_a_batch_emptied_by_early_stages_passes_through_the_later_ones() -> None
     )
     result = clean_corpus(raw, CleaningConfig(min_chars=5, batch_size=1))
     assert list(result.ledger["action"]) == ["quarantined", "kept"]
+
+
+def test_documents_sources_get_documentation_thresholds_and_every_drop_its_reason() -> None:
+    options = ["verbose", "quiet", "format", "file", "jobs", "schema", "table", "data-only"]
+    page = "\n".join(
+        [f"--{option}\nSets the {option} option of the pg_dump command.\n" for option in options]
+        * 2
+    )
+    raw = records_to_frame(
+        [
+            RawRecord("ref.html", "manual", "ref.html", page),
+            RawRecord("T-9", "tickets", "t.jsonl#L9", page),
+        ]
+    )
+    result = clean_corpus(raw, CleaningConfig(), documents_sources={"manual"})
+    ledger = result.ledger.set_index("record_id")
+    assert ledger.loc["ref.html", "action"] == "kept"
+    assert ledger.loc["T-9", "reason"] == "quality.duplicate_lines"
+    assert "quality.repetition" in ledger.loc["T-9", "detail"]
+
+    web = CleaningConfig(documents_quality={"preset": "web"})  # type: ignore[arg-type]
+    dropped = clean_corpus(raw, web, documents_sources={"manual"}).ledger.set_index("record_id")
+    assert dropped.loc["ref.html", "action"] == "dropped"
+    assert "quality.repetition" in dropped.loc["ref.html", "detail"]

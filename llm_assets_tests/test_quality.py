@@ -116,3 +116,26 @@ def test_looks_english_spares_english_prose_from_language_identification() -> No
     assert looks_english(english.casefold().split())
     assert not looks_english(german.casefold().split())
     assert not looks_english("the and of".split())  # too short to tell
+
+
+def _reference_page() -> str:
+    """A command-line reference page: option after option, the same words on every line."""
+    options = ["verbose", "quiet", "format", "file", "jobs", "schema", "table", "data-only"]
+    lines = ["# pg_dump options", ""]
+    for option in options:
+        lines += [f"--{option}", f"Sets the {option} option of the pg_dump command.", ""]
+    return "\n".join(lines * 2)
+
+
+def test_documentation_preset_keeps_reference_pages_the_web_preset_drops() -> None:
+    page = _reference_page()
+    assert "quality.repetition" in quality_reasons(page, QualityThresholds())
+    assert quality_reasons(page, QualityThresholds(preset="documentation")) == []
+
+
+def test_documentation_preset_starts_from_its_changes_and_keeps_explicit_keys() -> None:
+    docs = QualityThresholds(preset="documentation", min_stop_words=3)
+    assert docs.max_duplicate_line_fraction == 1.0
+    assert docs.min_unique_word_fraction == 0.0
+    assert docs.min_stop_words == 3
+    assert QualityThresholds(preset="web") == QualityThresholds()

@@ -131,6 +131,8 @@ class RunContext:
     config: CleaningConfig
     forget: frozenset[str] = frozenset()
     code_sources: frozenset[str] = frozenset()
+    # Sources of kind `documents`: judged by `config.documents_quality`, not `config.quality`.
+    documents_sources: frozenset[str] = frozenset()
     # A key shared by all batches: the same value gets the same pseudonym across the corpus.
     pseudonym_key: bytes = b""
     # Records an earlier run indexed for near-dedup (key -> content digest): not hashed again.
@@ -346,14 +348,23 @@ def clean_batch(
         stages.count("pii", len(records), len(records), changed_count)
     records["pii_redactions"] = redactions
 
-    if config.quality.enabled:
+    if config.quality.enabled or config.documents_quality.enabled:
         prose = _prose(records, context)
-        reasons = (
-            records["text"]
-            .where(prose, None)
-            .map(
-                lambda text: quality_reasons(text, config.quality) if isinstance(text, str) else []
-            )
+        documents = records["source"].isin(context.documents_sources)
+        reasons = pd.Series(
+            [
+                quality_reasons(text, thresholds)
+                if is_prose and thresholds.enabled and isinstance(text, str)
+                else []
+                for text, is_prose, thresholds in zip(
+                    records["text"],
+                    prose,
+                    (config.documents_quality if doc else config.quality for doc in documents),
+                    strict=True,
+                )
+            ],
+            index=records.index,
+            dtype=object,
         )
         records = _remove(
             records,
@@ -488,6 +499,7 @@ def clean_stream(
     code_sources: set[str] | None = None,
     workers: int = 1,
     spill_dir: Path | None = None,
+    documents_sources: set[str] | None = None,
 ) -> CleaningSummary:
     """Run every enabled stage over the raw records of all sources, streamed in batches.
 
@@ -496,7 +508,8 @@ def clean_stream(
     (LEDGER_COLUMNS) are handed to `write_corpus` and `write_ledger` batch by batch.
     `forget` holds ids to remove ('<source>/<record_id>' or a bare record id);
     `near_duplicate_index` (from an earlier run) makes its records count as earlier and is
-    extended in place. `workers` processes run the per-record stages.
+    extended in place. `workers` processes run the per-record stages. Records of
+    `documents_sources` are judged by `config.documents_quality`, the others by `config.quality`.
     """
     near = config.near_dedup
     index = near_duplicate_index
@@ -508,6 +521,7 @@ def clean_stream(
         config=config,
         forget=frozenset(forget or ()),
         code_sources=frozenset(code_sources or ()),
+        documents_sources=frozenset(documents_sources or ()),
         pseudonym_key=secrets.token_bytes(32),
         indexed=index.digest_by_key() if index is not None else {},
     )
@@ -666,6 +680,7 @@ def clean_corpus(
     near_duplicate_index: NearDuplicateIndex | None = None,
     code_sources: set[str] | None = None,
     workers: int = 1,
+    documents_sources: set[str] | None = None,
 ) -> CleaningResult:
     """`clean_stream` over a table in memory, returning the corpus and the ledger as tables."""
     corpus: list[pd.DataFrame] = []
@@ -685,6 +700,7 @@ def clean_corpus(
         near_duplicate_index=near_duplicate_index,
         code_sources=code_sources,
         workers=workers,
+        documents_sources=documents_sources,
     )
     return CleaningResult(
         corpus=(

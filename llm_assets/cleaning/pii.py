@@ -5,11 +5,14 @@ where such values go without ever seeing one; with `pseudonymize=True` the same 
 same numbered placeholder within a batch (`<PERSON_1>` ... `<PERSON_1>`), through a keyed hash,
 so a model can still learn that two mentions are one person.
 
-Presidio's analyzer normally needs a spaCy model; none can be downloaded here, so it runs on a
-blank English pipeline (tokens only) and every entity comes from a recognizer: Presidio's own
-(email, credit card with Luhn, IBAN with its checksum, IP, phone numbers through `phonenumbers`)
-with the project's checks on top (dates, versions, prices and error codes are not phone numbers),
-and the offline detectors of `pii_names` for people and street addresses.
+People are found by spaCy's English NER model (`pii_ner`: a pip-installed wheel whose files
+are checked against a pinned SHA-256 before loading) through Presidio's SpacyRecognizer, beside
+the offline gazetteer and cue rules of `pii_names`; every other entity comes from a recognizer:
+Presidio's own (email, credit card with Luhn, IBAN with its checksum, IP, phone numbers through
+`phonenumbers` over many regions) with the project's checks on top (dates, versions, prices and
+error codes are not phone numbers), and the detectors of `pii_structured` for street addresses,
+postal codes, driver's licence and passport numbers. The NER model runs only on texts that may
+hold a name, batched through `nlp.pipe` in `redact_pii_batch`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,20 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from llm_assets.cleaning.pii_names import find_person_names, find_street_addresses
+from llm_assets.cleaning.pii_names import (
+    could_be_name,
+    distinctive_name_word,
+    find_person_names,
+    find_speakers,
+    names_listed_with,
+    ner_person_span,
+)
+from llm_assets.cleaning.pii_ner import ner_nlp_engine
+from llm_assets.cleaning.pii_structured import (
+    find_addresses,
+    find_cued_phone_numbers,
+    find_id_numbers,
+)
 
 PII_ENTITIES = (
     "EMAIL",
@@ -36,12 +52,21 @@ PII_ENTITIES = (
     "IP_ADDRESS",
     "PERSON",
     "ADDRESS",
+    "POSTAL_CODE",
+    "DRIVER_LICENSE",
+    "PASSPORT",
 )
+# phonenumbers' regions tried on each run of digits, most common first: a number written the
+# national way of any of them ("03.34.08.71.06", "0660 475 13 89") is found without a "+".
+PHONE_REGIONS = (
+    "US", "GB", "DE", "FR", "CA", "IN", "AU", "NL", "BE", "CH", "AT", "IT", "ES", "PT", "BR",
+    "PL", "SE", "NO", "DK", "FI", "IE", "NZ", "ZA", "MX", "JP", "CZ", "HU", "SI", "EE", "IS",
+)  # fmt: skip
 # Minimum recognizer score to redact; Presidio's own phone and weak patterns sit at 0.4.
 SCORE_THRESHOLD = 0.35
 # When detections overlap, the merged span takes the type ranked first here.
 _PRIORITY = {entity: rank for rank, entity in enumerate(PII_ENTITIES)}
-_PRIORITY.update({"ADDRESS": 1, "PERSON": 8})
+_PRIORITY.update({"ADDRESS": 1, "PERSON": 20})
 
 Span = tuple[int, int, str]
 
@@ -93,10 +118,11 @@ def _phone_is_plausible(match: str) -> bool:
 
 
 def _inside_token(text: str, start: int, end: int) -> bool:
-    """A match glued to letters or codes (INV-2026-702092, ports 3000-8080) is not a number."""
+    """A match glued to letters or codes (INV-2026-702092, ports 3000-8080) is not a number;
+    one followed by a label ("+49 761 30 00 40-Office") is."""
     before = text[max(0, start - 2) : start]
     after = text[end : end + 2]
-    return bool(re.search(r"(?:\w|\w-)$", before) or re.match(r"\w|-\w", after))
+    return bool(re.search(r"(?:\w|\w-)$", before) or re.match(r"\w|-\d", after))
 
 
 def _ssn_is_valid(match: str) -> bool:
@@ -150,13 +176,20 @@ def _import_presidio() -> None:
 
 def _recognizers() -> list[Any]:
     """Presidio recognizers for every entity, under the project's entity names."""
-    from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+    from presidio_analyzer import (
+        AnalysisExplanation,
+        EntityRecognizer,
+        Pattern,
+        PatternRecognizer,
+        RecognizerResult,
+    )
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EmailRecognizer,
         IbanRecognizer,
         IpRecognizer,
         PhoneRecognizer,
+        SpacyRecognizer,
     )
 
     class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
@@ -206,7 +239,11 @@ def _recognizers() -> list[Any]:
                         ):
                             results.append(
                                 RecognizerResult(
-                                    self.supported_entities[0], first, last, self.SCORE
+                                    self.supported_entities[0],
+                                    first,
+                                    last,
+                                    self.SCORE,
+                                    AnalysisExplanation("CheckedPhoneRecognizer", self.SCORE),
                                 )
                             )
                     uncovered = sum(
@@ -218,21 +255,40 @@ def _recognizers() -> list[Any]:
             return results
 
     class SpanRecognizer(EntityRecognizer):  # type: ignore[misc]
-        """Wraps a pure `text -> [(start, end)]` detector from `pii_names`."""
+        """Wraps a pure detector of `pii_names` or `pii_structured`: `text -> [(start, end)]`
+        for one entity, or `text -> [(start, end, entity)]` for several."""
 
-        def __init__(self, entity: str, find: Any, score: float) -> None:
+        def __init__(self, supported: list[str], find: Any, score: float, name: str) -> None:
             self._find = find
             self._score = score
-            super().__init__(supported_entities=[entity], name=f"{entity.title()}Recognizer")
+            self._label = name
+            super().__init__(supported_entities=supported, name=name)
 
         def load(self) -> None:
             return None
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            entity = self.supported_entities[0]
-            return [
-                RecognizerResult(entity, start, end, self._score) for start, end in self._find(text)
-            ]
+            results = []
+            for found in self._find(text):
+                start, end = found[0], found[1]
+                entity = found[2] if len(found) > 2 else self.supported_entities[0]
+                if entity in entities:
+                    explanation = AnalysisExplanation(self._label, self._score)
+                    results.append(RecognizerResult(entity, start, end, self._score, explanation))
+            return results
+
+    class CheckedSpacyRecognizer(SpacyRecognizer):  # type: ignore[misc]
+        """spaCy's PERSON entities, trimmed and checked by `ner_person_span` (not "Will the
+        plan", not "Producer" in "Producer Leokadia Sokołowska")."""
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            results = []
+            for result in super().analyze(text, entities, nlp_artifacts) if nlp_artifacts else []:
+                span = ner_person_span(text, result.start, result.end)
+                if span:
+                    result.start, result.end = span
+                    results.append(result)
+            return results
 
     return [
         OfflineEmailRecognizer(supported_entity="EMAIL"),
@@ -249,12 +305,14 @@ def _recognizers() -> list[Any]:
         ),
         CheckedPatternRecognizer("SSN", _SSN_REGEX, 0.85, _ssn_is_valid),
         IpRecognizer(supported_entity="IP_ADDRESS"),
-        CheckedPhoneRecognizer(
-            supported_entity="PHONE", supported_regions=("US", "GB", "DE", "FR", "CA", "IN")
-        ),
+        CheckedPhoneRecognizer(supported_entity="PHONE", supported_regions=PHONE_REGIONS),
         CheckedPatternRecognizer("PHONE", _PHONE_REGEX, 0.5, _phone_is_plausible),
-        SpanRecognizer("PERSON", find_person_names, 0.7),
-        SpanRecognizer("ADDRESS", find_street_addresses, 0.75),
+        SpanRecognizer(["PHONE"], find_cued_phone_numbers, 0.6, "CuedPhoneRecognizer"),
+        CheckedSpacyRecognizer(supported_entities=["PERSON"]),
+        SpanRecognizer(["PERSON"], find_person_names, 0.7, "PersonNameRecognizer"),
+        SpanRecognizer(["PERSON"], find_speakers, 0.7, "SpeakerRecognizer"),
+        SpanRecognizer(["ADDRESS", "POSTAL_CODE"], find_addresses, 0.75, "AddressRecognizer"),
+        SpanRecognizer(["DRIVER_LICENSE", "PASSPORT"], find_id_numbers, 0.8, "IdNumberRecognizer"),
     ]
 
 
@@ -292,21 +350,32 @@ def pii_analyzer() -> Any:
     """The process-wide Presidio AnalyzerEngine with the project's recognizers (built once)."""
     _import_presidio()
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+
+    class NoContextEnhancer(ContextAwareEnhancer):  # type: ignore[misc]
+        # Context words can raise a score but never decide here (every base score clears
+        # SCORE_THRESHOLD; the project's own recognizers read their cues themselves), and
+        # Presidio's enhancer deep-copies every result of every text: skipped.
+        def enhance_using_context(self, text: str, raw_results: Any, *args: Any, **kw: Any) -> Any:
+            return raw_results
 
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in _recognizers():
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(
-        registry=registry, nlp_engine=blank_nlp_engine(), supported_languages=["en"]
+        registry=registry,
+        nlp_engine=ner_nlp_engine(),
+        supported_languages=["en"],
+        context_aware_enhancer=NoContextEnhancer(0, 0, 0, 0),
     )
 
 
 @lru_cache(maxsize=1)
 def _no_tokens() -> Any:
-    """Empty NLP artifacts: every recognizer here works on the raw text, and tokenizing each
-    text with spaCy only fed Presidio's context enhancer, which can raise a score but never
-    decides here (every base score clears SCORE_THRESHOLD; checksummed matches score 1.0).
-    Skipping it took a fifth of the PII stage's time."""
+    """Empty NLP artifacts for a text the NER model need not read (no PERSON wanted, no capital
+    letter): the other recognizers work on the raw text, and tokens only feed Presidio's
+    context enhancer, which can raise a score but never decides here (every base score clears
+    SCORE_THRESHOLD; checksummed matches score 1.0)."""
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
     engine = pii_analyzer().nlp_engine
@@ -317,6 +386,37 @@ def _no_tokens() -> Any:
         lemmas=[],
         nlp_engine=engine,
         language="en",
+        scores=[],
+    )
+
+
+_NEED_DIGITS = frozenset(
+    {"PHONE", "CREDIT_CARD", "IBAN", "SSN", "ADDRESS", "POSTAL_CODE", "DRIVER_LICENSE", "PASSPORT"}
+)
+
+
+_CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
+
+
+def needs_ner(
+    text: str, entities: Sequence[str], allowed_words: frozenset[str] = frozenset()
+) -> bool:
+    """Whether the NER model should read `text`: PERSON is wanted and some capitalised word
+    names someone even out of context (`distinctive_name_word`: "Antti", "Chichigov", not
+    "Please", "Mark" or "Run"), is not part of an allow-listed term, and is not already inside
+    a name the gazetteer rules find. Other texts skip the model, which is most of the PII
+    stage's time; the gazetteer rules still read them."""
+    if "PERSON" not in entities:
+        return False
+    words = [m for m in _CAPITALISED.finditer(text) if m.group().casefold() not in allowed_words]
+    if not any(distinctive_name_word(match.group()) for match in words):
+        return False
+    # When the gazetteer rules already find every word that could be part of a name
+    # ("Thanks,\nJane Doe"), the model has nothing to add.
+    known = find_person_names(text) + find_speakers(text)
+    return any(
+        could_be_name(match.group()) and not any(s <= match.start() < e for s, e in known)
+        for match in words
     )
 
 
@@ -327,7 +427,7 @@ def _entities_worth_running(text: str, wanted: Sequence[str]) -> list[str]:
     for entity in wanted:
         if entity == "EMAIL" and "@" not in text:
             continue
-        if entity in {"PHONE", "CREDIT_CARD", "IBAN", "SSN", "ADDRESS"} and not has_digit:
+        if entity in _NEED_DIGITS and not has_digit:
             continue
         if entity == "IP_ADDRESS" and not (has_digit or ":" in text):
             continue
@@ -351,27 +451,74 @@ def _merge(results: Iterable[tuple[int, int, str, float]]) -> list[Span]:
     return [(start, end, entity) for start, end, entity, _ in merged]
 
 
-def find_pii(text: str, entities: Iterable[str], allow: Iterable[str] = ()) -> list[Span]:
+def find_pii(
+    text: str, entities: Iterable[str], allow: Iterable[str] = (), nlp_artifacts: Any = None
+) -> list[Span]:
     """Non-overlapping (start, end, entity) spans of the requested entities, in text order.
-    A span whose text is one of `allow` (case-insensitive; product and company names that look
-    like people's names, such as "Aurora") is not PII."""
+
+    A span inside an occurrence of one of `allow` (case-insensitive, whole words; product and
+    company names that look like people's names, such as "Aurora Sync") is not PII.
+    `nlp_artifacts`: the NER model's output for `text` when already computed in a batch (see
+    `redact_pii_batch`); otherwise the model reads the text here if PERSON is wanted.
+    """
     wanted = _validated(entities)
+    allow = list(allow)
     run = _entities_worth_running(text, wanted)
     if not run or not text.strip():
         return []
-    results = pii_analyzer().analyze(
+    analyzer = pii_analyzer()
+    if nlp_artifacts is None:
+        nlp_artifacts = ner_batch([text], run, allow)[0]
+    results = analyzer.analyze(
         text=text,
         language="en",
         entities=run,
         score_threshold=SCORE_THRESHOLD,
-        nlp_artifacts=_no_tokens(),
+        nlp_artifacts=nlp_artifacts,
     )
-    allowed = {term.casefold() for term in allow}
-    return _merge(
-        (r.start, r.end, r.entity_type, r.score)
-        for r in results
-        if text[r.start : r.end].strip().casefold() not in allowed
-    )
+    found = [(r.start, r.end, r.entity_type, r.score) for r in results]
+    people = [(start, end) for start, end, entity, _ in found if entity == "PERSON"]
+    if people:
+        found += [(start, end, "PERSON", 0.7) for start, end in names_listed_with(text, people)]
+    allowed = _allowed_intervals(text, allow)
+    if allowed:
+        found = [piece for span in found for piece in _without_allowed(text, span, allowed)]
+    return _merge(found)
+
+
+def _without_allowed(
+    text: str, span: tuple[int, int, str, float], allowed: list[tuple[int, int]]
+) -> list[tuple[int, int, str, float]]:
+    """`span` unless an allow-listed term covers it. A name that runs over an allowed product
+    ("Run Aurora Sync", "Aurora Sync Mobile App") keeps only what is left of it that still
+    looks like a name, usually nothing."""
+    start, end, entity, score = span
+    overlapping = [(a, b) for a, b in allowed if a < end and start < b]
+    if not overlapping:
+        return [span]
+    if any(a <= start and end <= b for a, b in overlapping) or entity != "PERSON":
+        return [] if any(a <= start and end <= b for a, b in overlapping) else [span]
+    pieces: list[tuple[int, int, str, float]] = []
+    cursor = start
+    for a, b in sorted(overlapping) + [(end, end)]:
+        if a > cursor:
+            trimmed = ner_person_span(text, cursor, min(a, end))
+            words = (
+                re.findall(r"[^\W\d_][\w'’-]*", text[trimmed[0] : trimmed[1]]) if trimmed else []
+            )
+            if trimmed and any(map(distinctive_name_word, words)):
+                pieces.append((*trimmed, entity, score))
+        cursor = max(cursor, b)
+    return pieces
+
+
+def _allowed_intervals(text: str, allow: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the allow-listed terms occur in `text` (whole words, any case)."""
+    terms = sorted({term.strip() for term in allow if term.strip()}, key=len, reverse=True)
+    if not terms:
+        return []
+    pattern = r"(?<!\w)(?:" + "|".join(re.escape(term) for term in terms) + r")(?!\w)"
+    return [match.span() for match in re.finditer(pattern, text, re.IGNORECASE)]
 
 
 def _validated(entities: Iterable[str]) -> list[str]:
@@ -461,9 +608,67 @@ def redact_pii_batch(
     `key` seeds the pseudonym hash (a random one per call when left out).
     """
     wanted = _validated(entities)
+    allow = list(allow)
     pseudonymizer = Pseudonymizer(key, stable_pseudonyms) if pseudonymize else None
+    artifacts = ner_batch(texts, wanted, allow)
     out: list[tuple[str, Counter[str]]] = []
-    for text in texts:
-        spans = find_pii(text, wanted, allow)
+    for text, nlp_artifacts in zip(texts, artifacts, strict=True):
+        spans = find_pii(text, wanted, allow, nlp_artifacts)
         out.append((_apply(text, spans, pseudonymizer), Counter(e for _, _, e in spans)))
     return out
+
+
+NER_BATCH_SIZE = 256
+
+
+def ner_batch(
+    texts: Sequence[str], entities: Sequence[str], allow: Iterable[str] = ()
+) -> list[Any]:
+    """The NER model's artifacts for each text; texts that need no NER get empty ones.
+
+    The model reads only the lines (long ones cut into sentences) that hold a word that could
+    be a name, all of them batched through `nlp.pipe`: a manual page or a long ticket has a
+    few such lines, and the model's cost grows with every token it reads. Each text is then
+    tokenized whole (cheap) and carries the PERSON entities found in its lines, mapped back.
+    """
+    artifacts: list[Any] = [_no_tokens()] * len(texts)
+    if "PERSON" not in entities:
+        return artifacts
+    allowed_words = frozenset(word.casefold() for term in allow for word in term.split())
+    segments: list[tuple[int, int, str]] = []  # (text index, offset, segment)
+    for index, text in enumerate(texts):
+        for match in _SEGMENT.finditer(text):
+            if needs_ner(match.group(), entities, allowed_words):
+                segments.append((index, match.start(), match.group()))
+    if not segments:
+        return artifacts
+    engine = pii_analyzer().nlp_engine
+    nlp = engine.nlp["en"]
+    people: dict[int, list[tuple[int, int]]] = {}
+    docs = nlp.pipe((segment for _, _, segment in segments), batch_size=NER_BATCH_SIZE)
+    for (index, offset, _), doc in zip(segments, docs, strict=True):
+        found = people.setdefault(index, [])
+        found += [
+            (offset + e.start_char, offset + e.end_char) for e in doc.ents if e.label_ == "PERSON"
+        ]
+    for index, spans in people.items():
+        doc = nlp.make_doc(texts[index])
+        ents = [
+            doc.char_span(start, end, label="PERSON", alignment_mode="expand")
+            for start, end in spans
+        ]
+        doc.ents = [ent for ent in _non_overlapping(ents) if ent is not None]
+        artifacts[index] = engine._doc_to_nlp_artifact(doc, "en")
+    return artifacts
+
+
+# A line, or a sentence of a long line: what the NER model reads at a time.
+_SEGMENT = re.compile(r"[^\n]{1,400}(?:(?<=[.!?])(?=\s)|(?=\n)|$)|[^\n]{400,}?(?=\s|$)")
+
+
+def _non_overlapping(spans: Iterable[Any]) -> list[Any]:
+    kept: list[Any] = []
+    for span in sorted((s for s in spans if s is not None), key=lambda s: (s.start, -s.end)):
+        if not kept or span.start >= kept[-1].end:
+            kept.append(span)
+    return kept

@@ -1,19 +1,22 @@
 """Offline detectors for the names of people and of places (street addresses).
 
-No NER model can be downloaded, so people are found with gazetteers shipped on PyPI (the
+Beside spaCy's NER model (`pii_ner`), people are found with gazetteers shipped on PyPI (the
 `gender-guesser` first-name dictionary, about 45,000 given names from Europe and beyond, and the
 `names` package's US census first and last names) plus rules on capitalisation and context: a
 known first name followed by a capitalised word, a title (`Mr`, `Dr.`, `Frau`), or a cue
-(`Thanks,` on the line before, `my colleague`, `Dear`, `Customer name:`). Street addresses are
-patterns: US/UK number + street name + suffix (`St`, `Avenue`, `Mews`), UK flats (`Flat 7, Ben
-Pike`), German `Musterstraße 12`, each with an optional unit, city and postcode.
+(`Thanks,` on the line before, `my colleague`, `Dear`, `Customer name:`), a given name that is
+no common English word, dialogue speakers and names listed together. `ner_person_span` checks
+and trims what the model calls a person. Street addresses here are US/UK number + street name +
+suffix (`St`, `Avenue`, `Mews`), UK flats (`Flat 7, Ben Pike`), German `Musterstraße 12`, each
+with an optional unit, city and postcode; `pii_structured` adds the other countries' shapes.
 
-Both return `(start, end)` character spans; pure functions, no Presidio needed.
+The detectors return `(start, end)` character spans; pure functions, no Presidio needed.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 
@@ -26,7 +29,14 @@ AMBIGUOUS_FIRST_NAMES = frozenset(
     buck colt duke earl king prince major sonny angel star ginger candy misty storm river forest
     stone early price long young white brown green black gray grey west north south east
     christian sterling lincoln tuesday saturday sunday monday friday march august dean
-    victoria patch power mac ace ali bo cole jay sol tom""".split()
+    victoria patch power mac ace ali bo cole jay sol tom alpha omega delta echo genesis diamond
+    emerald golden royal princess queen lady miss junior liberty moon sun spring season temple
+    windy marine noble precious angle carry marry desire cherish chance charity honey love
+    glory harmony melody mercy patience prudence destiny trinity sunshine sparkle velvet ivory
+    jewel coral olive maple willow hazel heather fern flora sage scarlet cherry berry candida
+    brain manual numbers german irish easter many man son see so ok in an un dot dimple fairy
+    tiny lean lore lady miss marvel nova noble season marine tequila madonna cinderella
+    venus victor virgil media asset""".split()
 )
 
 # Words that look like given names in the gazetteers but head titles, UI labels and products.
@@ -37,6 +47,7 @@ NOT_NAMES = frozenset(
     studio visual code google microsoft chrome firefox safari apple android linux ubuntu tier
     settings security console release notes order invoice patch build click save changes access
     retries timeout single sign error http api sql report platform pro plan premium enterprise
+    app apps mobile desktop web login logout signup dashboard repo wiki
     january february march april may june july august september october november december
     monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
     mr mrs ms miss dr prof herr frau sir madam""".split()
@@ -114,20 +125,85 @@ def not_names() -> frozenset[str]:
     return NOT_NAMES | frozenset(STOP_WORDS)
 
 
+def _without_possessive(word: str) -> str:
+    """ "Isaac's" -> "Isaac" (a name in the genitive is still a name)."""
+    return re.sub(r"['’]s$", "", word)
+
+
+def fold(word: str) -> str:
+    """Lower case without accents: "Fábio" is looked up as "fabio"."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
 def _is_first(word: str) -> bool:
-    return re.split(r"[-’']", word)[0].lower() in first_names()
+    head = re.split(r"[-’']", word)[0]
+    return head.lower() in first_names() or fold(head) in first_names()
 
 
 def _is_last(word: str) -> bool:
-    return word.lower() in last_names() or word.lower() in first_names()
+    names = (word.lower(), fold(word))
+    return any(name in last_names() or name in first_names() for name in names)
+
+
+def _is_english(word: str) -> bool:
+    """An English word, or a plural or past form of one (WordNet lists base forms)."""
+    from llm_assets.cleaning.pii_ner import english_words
+
+    folded = word.lower()
+    if "-" in folded.strip("-"):
+        return all(map(_is_english, folded.strip("-").split("-")))  # "Sign-On"
+    forms = {folded, folded[:-1], folded[:-2]} if folded.endswith(("s", "d")) else {folded}
+    return not forms.isdisjoint(english_words())
+
+
+def could_be_name(word: str) -> bool:
+    """A capitalised word that is a known name, or at least no English or stop word, and not
+    spelled like a product ("DataHub") or a code ("API")."""
+    word = _without_possessive(word)
+    if len(word) < 2 or not word[0].isupper() or word.isupper() or word.lower() in not_names():
+        return False
+    if re.search(r"[a-z][A-Z]|['’](?:t|re|ve|ll|d|m)$", word):
+        return False  # "DataHub", "Don't"
+    if word.lower() in AMBIGUOUS_FIRST_NAMES:
+        return False
+    return _is_last(word) or not _is_english(word)
+
+
+@lru_cache(maxsize=1)
+def census_first_names() -> frozenset[str]:
+    """The US census given names alone (about 5,000), without gender-guesser's long tail."""
+    found: set[str] = set()
+    for list_name in ("dist.male.first", "dist.female.first"):
+        text = _package_text("names", list_name)
+        found.update(line.split()[0].lower() for line in text.split("\n") if line)
+    return frozenset(found)
+
+
+def is_standalone_given_name(word: str) -> bool:
+    """A word that names a person even alone ("Why is Antti so impulsive?"): a known given
+    name that is not also a common word (AMBIGUOUS_FIRST_NAMES, stop words, or an English word
+    that is not among the census's common given names: "Asset", "Beer" are out)."""
+    from llm_assets.cleaning.pii_ner import english_words
+
+    word = _without_possessive(word)
+    folded = word.lower()
+    if len(word) < 3 or word.isupper() or not word[0].isupper() or re.search(r"['’]", word):
+        return False
+    if folded in AMBIGUOUS_FIRST_NAMES or folded in not_names() or not _is_first(word):
+        return False
+    return folded not in english_words() or folded in census_first_names()
 
 
 def _is_word(token: str) -> bool:
     return not token.endswith(".") and not re.fullmatch(PARTICLE, token)
 
 
-def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] | None:
-    """The (start, end) of a person's name inside one run of capitalised words, if any."""
+def _person_in_run(
+    tokens: list[re.Match[str]], before: str, alone: bool = False
+) -> tuple[int, int] | None:
+    """The (start, end) of a person's name inside one run of capitalised words, if any.
+    `alone`: the run fills its line (a signature, the first line of an address block)."""
     words = [token.group() for token in tokens]
     titled = [i for i, w in enumerate(words[:-1]) if _TITLE_ONLY.match(w)]
     has_title = bool(titled)
@@ -135,7 +211,12 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
         tokens, words = tokens[titled[0] :], words[titled[0] :]
     cue = bool(CUE.search(before)) or bool(SIGN_OFF.search(before))
     strong_cue = bool(SIGN_OFF.search(before)) or bool(
-        re.search(r"(?:dear|name\s*(?:is)?|attn|this\s+is)[\s:,]*$", before, re.IGNORECASE)
+        re.search(
+            r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named(?:\s+(?:him|her|them))?"
+            r"|calls?\s+me|starring|featuring)[\s:,\"']*$",
+            before,
+            re.IGNORECASE,
+        )
     )
     if has_title:
         names = [w for w in words[1:] if _is_word(w)]
@@ -162,13 +243,26 @@ def _person_in_run(tokens: list[re.Match[str]], before: str) -> tuple[int, int] 
         if any(w.lower() in not_names() for w in rest if _is_word(w)):
             return None
         if _is_first(first):
-            if first.lower() not in AMBIGUOUS_FIRST_NAMES or _is_last(last_word) or cue:
+            if (
+                first.lower() not in AMBIGUOUS_FIRST_NAMES
+                or _is_last(last_word)
+                or cue
+                or strong_cue
+            ):
                 return span
             return None
         if strong_cue or (cue and (_is_last(last_word) or _is_first(last_word))):
             return span
+        # "Carys Morrison from ...", "Breogan Orosco" alone on a line: every word could be a
+        # name (none is an English or stop word), and one is a known name or the line is theirs.
+        name_words = [w for w in rest if _is_word(w)]
+        if all(map(could_be_name, name_words)) and (alone or any(map(_is_last, name_words))):
+            return span
         return None
-    # A single name: only a given name right after a greeting or a sign-off.
+    # A single name: a given name that is no common word, any name-like word after "my name
+    # is" or "called", or a given name right after a greeting.
+    if is_standalone_given_name(first) or (strong_cue and could_be_name(first)):
+        return span
     if _is_first(first) and first.lower() not in AMBIGUOUS_FIRST_NAMES and (strong_cue or cue):
         if re.search(
             r"(?:dear|hi|hello|hey|thanks|name\s*(?:is)?|by|with|to)[\s:,]*$", before, re.I
@@ -191,7 +285,11 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
         if line_start >= 0 and run.start() - line_start <= 2:
             # The run starts a line: look back over the line break too (sign-offs).
             before = text[max(0, line_start - 40) : run.start()]
-        found = _person_in_run(tokens, before)
+        line_end = text.find("\n", run.end())
+        after = text[run.end() : line_end if line_end >= 0 else len(text)]
+        opening = text[line_start + 1 : run.start()]
+        alone = not re.search(r"[\w]", opening) and not re.search(r"\w", after)
+        found = _person_in_run(tokens, before, alone)
         if found:
             spans.append(found)
     return spans
@@ -260,3 +358,105 @@ def find_street_addresses(text: str) -> list[tuple[int, int]]:
                 end -= 1
             spans.append((start, end))
     return spans
+
+
+_NER_TOKEN = re.compile(r"[^\W\d_][\w'’.\-]*")
+
+
+# Words before the name of a button, menu or setting in product documentation.
+_UI_ACTION = re.compile(
+    r"(?i:\b(?:click|tap|press|select|choose|open|enable|disable|toggle|under|menu|button)"
+    r"(?:\s+on)?)[\s:>→]*$"
+)
+
+
+def _name_like(word: str) -> bool:
+    return bool(_TITLE_ONLY.fullmatch(word)) or _is_last(word) or could_be_name(word)
+
+
+def ner_person_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The part of a PERSON span from the NER model that looks like a person's name, or None.
+
+    Leading words that cannot be names are trimmed ("Producer Leokadia Sokołowska" ->
+    "Leokadia Sokołowska", "Upgrade Zendesk" -> "Zendesk"). Rejected: spans
+    with digits or '@', all-capital single words (codes, towns in addresses), NOT_NAMES and
+    stop words, titles made of English words ("Guilty Pleasures"), labels ("Lieferadresse:"),
+    and a single common word that opens a sentence ("Will the Pro plan ...").
+    """
+    tokens = list(_NER_TOKEN.finditer(text, start, end))
+    if not tokens or re.search(r"[\d@/_<>#]", text[start:end]):
+        return None
+    while tokens and not _name_like(tokens[0].group()):
+        tokens.pop(0)
+    if not tokens:
+        return None
+    start, end = tokens[0].start(), tokens[-1].end()
+    words = [token.group() for token in tokens]
+    if all(word.lower().strip(".") in not_names() for word in words):
+        return None
+    if any(word.lower() in NOT_NAMES for word in words if not _TITLE_ONLY.fullmatch(word)):
+        return None
+    if len(words) > 1:
+        if not any(map(_is_last, words)) and all(map(_is_english, words)):
+            return None  # "Guilty Pleasures", "Princess Royal": a title, not a person
+        return start, end
+    word = words[0]
+    if (word.isupper() and len(word) > 1) or word.lower() in not_names():
+        return None
+    if re.match(r"\s*:", text[end:]) and re.search(r"(?:^|\n)\W*$", text[:start]):
+        return None  # a label ("Lieferadresse:"); dialogue speakers: `find_speakers`
+    if _UI_ACTION.search(text[max(0, start - 20) : start]):
+        return None  # "click Unlink", "select Rewind": a button, not a person
+    opens = re.search(r"(?:^|[.!?:]\s+|\n\s*)$", text[:start]) is not None
+    if word.lower() in AMBIGUOUS_FIRST_NAMES:
+        return None if opens else (start, end)
+    # Known names, or a word the gazetteers do not know ("Chichigov") that is no English word
+    # and no product-style CamelCase ("DataHub").
+    return (start, end) if _is_last(word) or could_be_name(word) else None
+
+
+def distinctive_name_word(word: str) -> bool:
+    """A word that names someone even out of context: a given name that is no common word, or
+    a name-like word that is no English word ("Run" is a surname, but also a verb)."""
+    return is_standalone_given_name(word) or (could_be_name(word) and not _is_english(word))
+
+
+# "Nicole: Remember me" - a speaker's name opening a line of dialogue.
+SPEAKER = re.compile(rf"^[ \t>]*({NAME_WORD})(?=[ \t]*:[ \t]*\S)", re.M)
+# Names listed with a found name: "founders: Longo, Boyes and Kruger".
+_LIST_AFTER = re.compile(rf"(?:,[ \t]*|,?[ \t]+(?:and|or|&)[ \t]+)({NAME_WORD})(?![\w@])")
+_LIST_BEFORE = re.compile(rf"(?<![\w@])({NAME_WORD})(?:,[ \t]*|,?[ \t]+(?:and|or|&)[ \t]+)$")
+
+
+def find_speakers(text: str) -> list[tuple[int, int]]:
+    """Names of speakers at the start of dialogue lines ("Keira: Remember me?"): known given
+    names, or other name-like words when two or more lines open that way (a single
+    "Lieferadresse:" is a label, not a speaker)."""
+    found = [match for match in SPEAKER.finditer(text) if match.group(1).lower() not in not_names()]
+    dialogue = len(found) >= 2
+    return [
+        match.span(1)
+        for match in found
+        if _is_first(match.group(1)) or (dialogue and could_be_name(match.group(1)))
+    ]
+
+
+def names_listed_with(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Words in a list ("A, B and C") with one of the given name spans that could be names."""
+    found: set[tuple[int, int]] = set()
+    frontier = list(spans)
+    while frontier:
+        start, end = frontier.pop()
+        after = _LIST_AFTER.match(text, end)
+        before = _LIST_BEFORE.search(text[max(0, start - 60) : start])
+        candidates = []
+        if after:
+            candidates.append(after.span(1))
+        if before:
+            offset = max(0, start - 60)
+            candidates.append((offset + before.start(1), offset + before.end(1)))
+        for span in candidates:
+            if span not in found and span not in spans and could_be_name(text[span[0] : span[1]]):
+                found.add(span)
+                frontier.append(span)
+    return sorted(found)

@@ -111,6 +111,9 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
                 forget=_forget_requests(profile),
                 near_duplicate_index=previous_index,
                 code_sources={source.name for source in profile.sources if source.kind == "git"},
+                documents_sources={
+                    source.name for source in profile.sources if source.kind == "documents"
+                },
                 workers=_workers(
                     config.workers, sum(t.rows for t in tables) + feedback_rows, config.batch_size
                 ),
