@@ -637,7 +637,12 @@ class GenerationConfig(StrictModel):
     do_sample: bool = Field(False, description="sample instead of greedy decoding")
     temperature: float = Field(0.7, gt=0, description="with do_sample")
     top_p: float = Field(0.95, gt=0, le=1, description="with do_sample")
-    repetition_penalty: float = Field(1.1, ge=1.0, description="1.0: none")
+    repetition_penalty: float = Field(
+        1.1,
+        ge=1.0,
+        description="penalty on tokens already in the answer (never the prompt's: a fact "
+        "copied from the retrieved context is not repetition); 1.0: none",
+    )
     batch_size: int = Field(8, ge=1, description="prompts generated together (left-padded)")
     seed: int = 0
 

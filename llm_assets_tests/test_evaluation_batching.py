@@ -68,3 +68,20 @@ def test_answers_batched_by_length_come_back_in_prompt_order() -> None:
     # The two short prompts shared a batch, and so did the two long ones.
     assert together.batch_of_answer == [1, 0, 1, 0]
     assert len(together.batch_latencies_ms) == 2
+
+
+def test_repetition_penalty_spares_the_prompt_and_penalizes_the_answer() -> None:
+    """A token of the prompt (a fact in the retrieved context) keeps its score; a token the
+    answer already produced is penalized; with 1.0 there is no processor at all."""
+    import torch
+
+    from llm_assets.evaluation.generation import answer_repetition_penalty
+
+    assert answer_repetition_penalty(1.0, 3) == []
+    (processor,) = answer_repetition_penalty(2.0, 3)
+    sequence = torch.tensor([[5, 6, 7, 8]])  # prompt 5 6 7, answer so far 8
+    scores = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 4.0, -4.0, 4.0, 4.0]])
+    penalized = processor(sequence, scores.clone())
+    assert penalized[0, 5].item() == 4.0 and penalized[0, 7].item() == -4.0
+    assert penalized[0, 8].item() == 2.0
+    assert penalized[0, 9].item() == 4.0

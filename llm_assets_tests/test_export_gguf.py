@@ -188,7 +188,7 @@ def test_smollm2_gguf_f16_answers_token_identical_to_the_merged_model(tmp_path: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llm_assets.datasets.chat_template import training_chat_template
-    from llm_assets.evaluation.generation import prompt_texts
+    from llm_assets.evaluation.generation import answer_repetition_penalty, prompt_texts
     from llm_assets.evaluation.llama_cpp_engine import answer_token_ids, load_gguf
     from llm_assets.training.gguf import convert_gguf_to_folder, resolve_gguf_file
 
@@ -223,7 +223,7 @@ def test_smollm2_gguf_f16_answers_token_identical_to_the_merged_model(tmp_path: 
                 torch.tensor([ids]),
                 max_new_tokens=config.max_new_tokens,
                 do_sample=False,
-                repetition_penalty=config.repetition_penalty,
+                logits_processor=answer_repetition_penalty(config.repetition_penalty, len(ids)),
                 eos_token_id=tokenizer.eos_token_id,
             )[0, len(ids) :].tolist()
         expected = (

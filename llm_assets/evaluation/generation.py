@@ -134,7 +134,9 @@ def generate_answers(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),
                 max_new_tokens=config.max_new_tokens,
-                repetition_penalty=config.repetition_penalty,
+                # 1.0 overrides a model's own default: the penalty is the processor's.
+                repetition_penalty=1.0,
+                logits_processor=answer_repetition_penalty(config.repetition_penalty, width),
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
                 **sampling,
@@ -153,6 +155,20 @@ def generate_answers(
         batch_latencies_ms=latencies,
         batch_of_answer=batch_of_answer,
     )
+
+
+def answer_repetition_penalty(penalty: float, prompt_length: int) -> list[Any]:
+    """transformers' repetition penalty over the answer's own tokens only. `generate`'s
+    `repetition_penalty` also penalizes every prompt token, so a fact copied from the retrieved
+    context or the question is made less likely: on SmolLM2 trained with retrieval that cost
+    ROUGE-L 0.29 -> 0.22 and halved groundedness (docs/grounding.md). llama.cpp's sampler
+    penalizes only accepted (generated) tokens, so this is also what the GGUF engine does.
+    `prompt_length`: the padded width of the batch (prompts are left-padded)."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    if penalty == 1.0:
+        return []
+    return [RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=prompt_length)]
 
 
 def until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> list[int]:

@@ -80,7 +80,7 @@ def gguf_perplexity(
 
 
 def _penalized(logits: Any, seen: Any, penalty: float) -> Any:
-    """transformers' RepetitionPenaltyLogitsProcessor: every token already in the sequence made
+    """transformers' RepetitionPenaltyLogitsProcessor: every token already in the answer made
     less likely, by dividing a positive logit or multiplying a negative one."""
     import numpy as np
 
@@ -104,8 +104,9 @@ def answer_token_ids(
 
     llm.reset()
     llm.eval(prompt_ids)
+    # Only the answer's own tokens are penalized, as in transformers (answer_repetition_penalty)
+    # and llama.cpp's sampler: a fact copied from the prompt's context is not repetition.
     seen = np.zeros(llm.n_vocab(), dtype=bool)
-    seen[prompt_ids] = True
     produced: list[int] = []
     for _ in range(config.max_new_tokens):
         logits = _last_logits(llm)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llm_assets.evaluation.generation import ModelUnderTest, until_eos
+from llm_assets.evaluation.generation import ModelUnderTest, answer_repetition_penalty, until_eos
 from llm_assets.serving.protocol import Sampling
 
 
@@ -180,7 +180,10 @@ class TransformersEngine:
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 max_new_tokens=sampling.max_tokens,
-                repetition_penalty=sampling.repetition_penalty,
+                repetition_penalty=1.0,
+                logits_processor=answer_repetition_penalty(
+                    sampling.repetition_penalty, len(prompt.token_ids)
+                ),
                 pad_token_id=self._pad_id,
                 eos_token_id=self.tokenizer.eos_token_id,
                 streamer=streamer,

@@ -64,6 +64,10 @@ def engine_command(
         str(threads),
         "--interrupt_requests",
         "False",
+        # The repetition penalty covers every token of the answer (the sampler never sees the
+        # prompt's), as evaluation's engines do; the default window is the last 64 only.
+        "--last_n_tokens_size",
+        str(context_length),
         "--api_key",
         api_key,
     ]
