@@ -4,6 +4,7 @@ half-written file, even if the writer dies or the disk fills."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -169,3 +170,18 @@ def move_into_place(source: Path, target: Path) -> None:
         with atomic_file(target) as temporary:
             shutil.copyfile(source, temporary)
         source.unlink(missing_ok=True)
+
+
+def jsonl_rows(
+    path: Path, error: type[Exception], hint: str = ""
+) -> Iterator[tuple[str, int, Any]]:
+    """(`file:line`, line number, parsed value) of each non-blank line of a hand-written JSONL
+    file; a line that is not JSON raises `error` naming the file and line (then `hint`)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            yield where, number, json.loads(line)
+        except json.JSONDecodeError as problem:
+            raise error(f"{where}: not valid JSON ({problem.msg}){hint}") from None

@@ -96,3 +96,25 @@ def nothing_written_into_the_checkout() -> Iterator[None]:
     yield
     created = [str(path) for path in strays if path.exists() and path not in before]
     assert not created, f"tests wrote into the checkout: {created}"
+
+
+def save_tiny_llama(folder: Path, seed: int = 0) -> Path:
+    """A two-layer Llama with a 320-token BPE tokenizer saved in `folder`: a real model for
+    export and engine tests that loads and converts in seconds (answers are noise)."""
+    from llm_assets.settings import TinyModelConfig
+    from llm_assets.training.base_model import build_tiny_model, train_tokenizer
+
+    texts = ["Restore deleted files from the trash.", "Selective sync keeps folders local."] * 20
+    tokenizer = train_tokenizer(texts, vocab_size=320)
+    config = TinyModelConfig(
+        vocab_size=320,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+    )
+    build_tiny_model(tokenizer, config, seed=seed).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

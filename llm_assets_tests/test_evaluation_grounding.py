@@ -84,7 +84,7 @@ def test_fact_file_rows_read_as_held_out_pairs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ("{not json", "facts.jsonl:1: not JSON"),
+        ("{not json", "facts.jsonl:1: not valid JSON"),
         ('{"question": "Q?", "facts": []}', "facts.jsonl:1: needs `facts`"),
         ('{"facts": ["x"]}', "facts.jsonl:1: needs a non-empty string `question`"),
     ],

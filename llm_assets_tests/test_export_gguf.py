@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llm_assets.datasets.chat_template import DEFAULT_CHAT_TEMPLATE, render_chat, to_messages
-from llm_assets.settings import GenerationConfig, TinyModelConfig
+from llm_assets.settings import GenerationConfig
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make setup`")
 
@@ -28,6 +28,8 @@ from llm_assets.export.gguf import (  # noqa: E402
 )
 from llm_assets.export.quantize import ExportUnavailable  # noqa: E402
 
+from .conftest import save_tiny_llama  # noqa: E402
+
 SYSTEM_PROMPT = "You are the support assistant for Aurora Sync."
 QUESTIONS = [
     "How do I restore a deleted file?",
@@ -38,23 +40,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from llm_assets.training.base_model import build_tiny_model, train_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-model")
-    texts = ["Restore deleted files from the trash.", "Selective sync keeps folders local."] * 20
-    tokenizer = train_tokenizer(texts, vocab_size=320)
-    config = TinyModelConfig(
-        vocab_size=320,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-    )
-    build_tiny_model(tokenizer, config, seed=0).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from llm_assets.settings import GenerationConfig, ServingConfig, TinyModelConfig
+from llm_assets.settings import GenerationConfig, ServingConfig
 
 pytest.importorskip(
     "llama_cpp.server", reason="llama-cpp-python[server] is installed by make setup"
@@ -27,6 +27,8 @@ from llm_assets.serving.app import create_app  # noqa: E402
 from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine  # noqa: E402
 from llm_assets.serving.models import ServedModel, served_from_folder  # noqa: E402
 from llm_assets.serving.store import ExchangeStore, Redactor, open_database  # noqa: E402
+
+from .conftest import save_tiny_llama  # noqa: E402
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -49,22 +51,8 @@ QUESTIONS = [
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from llm_assets.export.gguf import write_gguf_export
-    from llm_assets.training.base_model import build_tiny_model, train_tokenizer
 
-    model = tmp_path_factory.mktemp("tiny-model")
-    texts = ["Restore deleted files from the trash.", "Selective sync keeps folders local."] * 20
-    tokenizer = train_tokenizer(texts, vocab_size=320)
-    config = TinyModelConfig(
-        vocab_size=320,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-    )
-    build_tiny_model(tokenizer, config, seed=TINY_SEED).save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    model = save_tiny_llama(tmp_path_factory.mktemp("tiny-model"), seed=TINY_SEED)
     exports = tmp_path_factory.mktemp("exports")
     write_gguf_export(
         model, exports / "gguf-f16", "gguf-f16", exports / "f16.gguf", "Be brief.", 1.1, True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from llm_assets.datasets.chat_template import to_messages
 from llm_assets.datasets.sft import PAIR_COLUMNS, conversation_pair
 from llm_assets.settings import ConversationTemplate
 from llm_assets.sources.instructions import chat_messages
+from llm_assets.storage import jsonl_rows
 
 GOLDEN_SOURCE = "golden_file"
 _FORMAT = (
@@ -74,14 +74,7 @@ def read_golden_file(path: Path, system_prompt: str | None) -> pd.DataFrame:
     """The file's rows as pairs (source `golden_file`, record id `<file>#L<line>`), with
     `messages` built as for generated pairs. Raises GoldenFileError on the first bad line."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise GoldenFileError(f"{where}: not valid JSON ({error}); {_FORMAT}") from None
+    for where, number, row in jsonl_rows(path, GoldenFileError, f"; {_FORMAT}"):
         pair = _pair(row, where, system_prompt)
         record_id = f"{path.name}#L{number}"
         pair_id = hashlib.sha256(f"{GOLDEN_SOURCE}\x00{record_id}".encode()).hexdigest()[:16]

@@ -7,10 +7,11 @@ model answers them as it is served, so "states the fact" measures what a user wo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from llm_assets.storage import jsonl_rows
 
 FACT_COLUMNS = ["pair_id", "instruction", "input", "output", "facts", "doc"]
 
@@ -26,14 +27,7 @@ def read_fact_questions(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FactFileError(f"evaluation.facts_file: {path} not found (relative to the profile)")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise FactFileError(f"{where}: not JSON ({error.msg})") from None
+    for where, number, row in jsonl_rows(path, FactFileError):
         facts = row.get("facts") if isinstance(row, dict) else None
         question = row.get("question") if isinstance(row, dict) else None
         if not isinstance(question, str) or not question.strip():

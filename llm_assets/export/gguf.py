@@ -29,9 +29,9 @@ from llm_assets.export.quantize import (
     ExportMeasurement,
     ExportUnavailable,
     Reference,
+    export_measurement,
 )
 from llm_assets.settings import GenerationConfig
-from llm_assets.storage import folder_size
 
 # export.formats value -> llama.cpp's name of the file type.
 GGUF_FORMATS = {"gguf-f16": "F16", "gguf-q8_0": "Q8_0", "gguf-q4_k_m": "Q4_K_M"}
@@ -320,18 +320,8 @@ def measure_gguf_export(
         llm, tokenizer, prompts[:1], generation.model_copy(update={"max_new_tokens": 2})
     )
     answers = gguf_generate_answers(llm, tokenizer, prompts, generation, label=label)
-    references = [messages[-1]["content"] for messages in conversations]
-    rouge_l = score_answers(answers.answers, references)
-    return ExportMeasurement(
-        format=label,
-        path=str(export_dir),
-        size_mb=round(folder_size(export_dir) / 2**20, 3),
-        load_seconds=round(load_seconds, 3),
-        tokens_per_second=round(answers.tokens_per_second, 1),
-        perplexity=score,
-        perplexity_delta=score - reference.perplexity if reference else 0.0,
-        golden_rouge_l=rouge_l,
-        golden_rouge_l_delta=rouge_l - reference.golden_rouge_l if reference else 0.0,
+    return export_measurement(
+        label, export_dir, load_seconds, score, answers, conversations, score_answers, reference
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_assets.evaluation.generation import generate_answers, prompt_texts
+from llm_assets.evaluation.generation import Generations, generate_answers, prompt_texts
 from llm_assets.evaluation.perplexity import perplexity
 from llm_assets.settings import GenerationConfig
 from llm_assets.storage import folder_size
@@ -224,12 +224,29 @@ def measure_export(
         model, tokenizer, prompts[:1], generation.model_copy(update={"max_new_tokens": 2})
     )
     answers = generate_answers(model, tokenizer, prompts, generation, label=label)
+    return export_measurement(
+        label, model_dir, load_seconds, score, answers, conversations, score_answers, reference
+    )
+
+
+def export_measurement(
+    label: str,
+    folder: Path,
+    load_seconds: float,
+    score: float,
+    answers: Generations,
+    conversations: list[list[dict[str, str]]],
+    score_answers: AnswerScorer,
+    reference: Reference | None,
+) -> ExportMeasurement:
+    """One export's row: its size, load time, speed, perplexity `score`, and the ROUGE-L of its
+    `answers` against the conversations' reference answers, both as deltas to `reference`."""
     references = [messages[-1]["content"] for messages in conversations]
     rouge_l = score_answers(answers.answers, references)
     return ExportMeasurement(
         format=label,
-        path=str(model_dir),
-        size_mb=round(folder_size(model_dir) / 2**20, 3),
+        path=str(folder),
+        size_mb=round(folder_size(folder) / 2**20, 3),
         load_seconds=round(load_seconds, 3),
         tokens_per_second=round(answers.tokens_per_second, 1),
         perplexity=score,
