@@ -12,7 +12,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -43,19 +43,7 @@ PiiEntity = Literal[
     "DRIVER_LICENSE",
     "PASSPORT",
 ]
-ALL_PII_ENTITIES: list[PiiEntity] = [
-    "EMAIL",
-    "PHONE",
-    "CREDIT_CARD",
-    "IBAN",
-    "SSN",
-    "IP_ADDRESS",
-    "PERSON",
-    "ADDRESS",
-    "POSTAL_CODE",
-    "DRIVER_LICENSE",
-    "PASSPORT",
-]
+ALL_PII_ENTITIES: list[PiiEntity] = list(get_args(PiiEntity))
 ExportFormat = Literal[
     "bnb-nf4",
     "torchao-int8",

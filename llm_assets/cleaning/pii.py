@@ -42,20 +42,10 @@ from llm_assets.cleaning.pii_structured import (
     find_cued_phone_numbers,
     find_id_numbers,
 )
+from llm_assets.settings import ALL_PII_ENTITIES
 
-PII_ENTITIES = (
-    "EMAIL",
-    "PHONE",
-    "CREDIT_CARD",
-    "IBAN",
-    "SSN",
-    "IP_ADDRESS",
-    "PERSON",
-    "ADDRESS",
-    "POSTAL_CODE",
-    "DRIVER_LICENSE",
-    "PASSPORT",
-)
+# Every type cleaning can redact (settings.PiiEntity), in the order _PRIORITY ranks them.
+PII_ENTITIES: tuple[str, ...] = tuple(ALL_PII_ENTITIES)
 # phonenumbers' regions tried on each run of digits, most common first: a number written the
 # national way of any of them ("03.34.08.71.06", "0660 475 13 89") is found without a "+".
 PHONE_REGIONS = (
