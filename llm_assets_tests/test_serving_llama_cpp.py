@@ -6,9 +6,6 @@ started behind a key and stopped with the gateway."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,7 +25,7 @@ from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine  # noqa: E4
 from llm_assets.serving.models import ServedModel, served_from_folder  # noqa: E402
 from llm_assets.serving.store import ExchangeStore, Redactor, open_database  # noqa: E402
 
-from .conftest import save_tiny_llama  # noqa: E402
+from .conftest import save_tiny_llama, serving_in_thread  # noqa: E402
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -72,30 +69,14 @@ def _gateway(
     engine: LlamaCppServerEngine, export_dir: Path, tmp_path: Path, **config: Any
 ) -> Iterator[str]:
     """The app over `engine` under uvicorn in a thread; yields its base URL."""
-    import uvicorn
-
     store = ExchangeStore(
         open_database(f"sqlite:///{tmp_path / 'feedback.db'}"), Redactor(("EMAIL",))
     )
     served: ServedModel = served_from_folder(export_dir, name="tiny")
     settings = ServingConfig(**{"max_tokens": 24, "default_max_tokens": 24, **config})
     app = create_app(engine, store, served, settings, GenerationConfig(), TOKEN)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
+    with serving_in_thread(app) as url:
+        yield url
 
 
 def _stream(base_url: str, question: str) -> tuple[int, str, list[str], dict[str, str]]:

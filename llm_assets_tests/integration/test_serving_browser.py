@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +22,7 @@ from llm_assets.serving.engine import TransformersEngine
 from llm_assets.serving.models import served_from_folder
 from llm_assets.serving.store import ExchangeStore, Redactor, open_database
 
+from ..conftest import serving_in_thread
 from .conftest import MaterializedGraph
 
 pytestmark = pytest.mark.slow
@@ -72,29 +70,6 @@ def _chromium_or_skip() -> tuple[str, str]:
 
 
 @contextmanager
-def _serving(app: Any) -> Iterator[str]:
-    """`app` under uvicorn in a thread, on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
-
-
-@contextmanager
 def _browser(chromium: str, driver_path: str) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -135,7 +110,7 @@ def test_page_asks_for_the_token_answers_streamed_and_records_thumbs_up(
         TOKEN,
     )
 
-    with _serving(app) as url, _browser(chromium, driver_path) as browser:
+    with serving_in_thread(app) as url, _browser(chromium, driver_path) as browser:
         wait = WebDriverWait(browser, 60)
         # A token in the URL fragment is taken, then cleared from the address bar.
         browser.get(url + "/#token=" + TOKEN)
