@@ -306,35 +306,6 @@ def _recognizers() -> list[Any]:
     ]
 
 
-def blank_nlp_engine() -> Any:
-    """A Presidio NLP engine on `spacy.blank("en")`: tokens and lower-cased lemmas, no model.
-
-    Token lemmas feed Presidio's context enhancer ("phone", "card", "ssn" near a match raise its
-    score); a blank pipeline has none, so a one-line component sets each to the lower-cased text.
-    """
-    import spacy
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
-    from spacy.language import Language
-
-    if "lowercase_lemma" not in Language.factories:
-
-        @Language.component("lowercase_lemma")
-        def lowercase_lemma(doc: Any) -> Any:
-            for token in doc:
-                token.lemma_ = token.lower_
-            return doc
-
-    class BlankSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
-        def load(self) -> None:
-            nlp = spacy.blank("en")
-            nlp.add_pipe("lowercase_lemma")
-            self.nlp = {"en": nlp}  # type: ignore[assignment]
-
-    engine = BlankSpacyNlpEngine(models=[{"lang_code": "en", "model_name": "blank:en"}])
-    engine.load()
-    return engine
-
-
 @lru_cache(maxsize=1)
 def pii_analyzer() -> Any:
     """The process-wide Presidio AnalyzerEngine with the project's recognizers (built once)."""
