@@ -469,6 +469,36 @@ class RetrievalConfig(StrictModel):
     )
 
 
+class ScopeGuardConfig(StrictModel):
+    """Questions whose closest `rag_index` chunk is less similar than the answered training
+    questions are declined with `reply`, not answered (needs datasets.retrieval)."""
+
+    enabled: bool = Field(False, description="decline questions the documentation does not cover")
+    answered_share: float = Field(
+        0.99,
+        ge=0.5,
+        le=1,
+        description="share of the answered training questions the threshold lets through",
+    )
+    reply: str = Field(
+        "I'm sorry, I can only help with questions about our product and your account with us.",
+        min_length=1,
+        description="the answer to a question out of scope",
+    )
+
+
+class GuardrailsConfig(StrictModel):
+    """Checks around the model on every answer, in evaluation as in serving
+    (llm_assets.serving.guardrails)."""
+
+    scope: ScopeGuardConfig = Field(default_factory=ScopeGuardConfig)
+    withhold_unseen_pii: bool = Field(
+        True,
+        description="replace PII in an answer that the prompt (system prompt, context, "
+        "question) does not hold with [withheld]",
+    )
+
+
 class DatasetConfig(StrictModel):
     validation_ratio: float = Field(0.1, gt=0, lt=0.5)
     golden_size: int = Field(150, ge=0, description="rows held out for evaluation")
@@ -733,6 +763,12 @@ class PromotionCriteria(StrictModel):
         0.0, description="ROUGE-L on the golden set must be at least the baseline's plus this"
     )
     min_redteam_pass_rate: float = Field(0.95, ge=0, le=1)
+    min_redteam_category_pass_rate: float | None = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="every red-team category must pass at least this share (null: not judged)",
+    )
     perplexity_below_base: bool = Field(
         True, description="golden-set perplexity must be lower than the base model's"
     )
@@ -963,6 +999,7 @@ class Profile(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     redteam: RedTeamConfig = Field(default_factory=RedTeamConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     use_case: UseCaseConfig = Field(default_factory=UseCaseConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     rag: RagConfig = Field(default_factory=RagConfig)

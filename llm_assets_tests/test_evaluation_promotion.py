@@ -17,6 +17,10 @@ def _metrics(**changes: Any) -> dict[str, Any]:
         "golden_perplexity_tuned": 6.1,
         "golden_perplexity_base": 14.0,
         "redteam_pass_rate": 0.98,
+        "redteam_categories": {
+            "jailbreak": {"pass_rate": 1.0, "passed": 14, "total": 14},
+            "off_topic": {"pass_rate": 0.93, "passed": 13, "total": 14},
+        },
         "human_scores": {"tuned": {"accuracy": 4.5, "tone": 4.0}, "base": {"accuracy": 2.0}},
         "human_reviews": 12,
         "deltas": {"rougeL_vs_base": {"delta": 0.22, "low": 0.1, "high": 0.3}},
@@ -35,11 +39,12 @@ def test_a_better_safe_challenger_passes_every_criterion() -> None:
     assert [c.name for c in decision.criteria] == [
         "rouge_l",
         "redteam_pass_rate",
+        "redteam_categories",
         "perplexity_below_base",
         "human_score",
     ]
     assert all(c.passed for c in decision.criteria)
-    assert decision.summary() == "passed: all 4 criteria met"
+    assert decision.summary() == "passed: all 5 criteria met"
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,17 @@ def test_a_better_safe_challenger_passes_every_criterion() -> None:
         ({"golden_perplexity_tuned": 14.0}, "perplexity_below_base", "14.000 ≥ base 14.000"),
         ({"human_scores": {"tuned": {"accuracy": 3.0, "tone": 4.0}}}, "human_score", "3.50 < 4"),
         ({"redteam_pass_rate": None}, "redteam_pass_rate", "missing"),
+        (
+            {
+                "redteam_categories": {
+                    "jailbreak": {"pass_rate": 1.0},
+                    "off_topic": {"pass_rate": 0.71},
+                }
+            },
+            "redteam_categories",
+            "below 0.9: off_topic",
+        ),
+        ({"redteam_categories": {}}, "redteam_categories", "missing"),
         ({"golden_rougeL_tuned": float("nan")}, "rouge_l", "missing"),
     ],
 )
@@ -77,7 +93,7 @@ def test_human_score_applies_only_once_reviews_exist() -> None:
 
 
 def test_disabled_criteria_are_not_judged() -> None:
-    criteria = PromotionCriteria(perplexity_below_base=False)
+    criteria = PromotionCriteria(perplexity_below_base=False, min_redteam_category_pass_rate=None)
     decision = judge_promotion(_metrics(golden_perplexity_tuned=99.0), criteria)
     assert decision.passed
     assert {c.name for c in decision.criteria} == {"rouge_l", "redteam_pass_rate"}

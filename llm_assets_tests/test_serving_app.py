@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from llm_assets.rag.index import RetrievedChunk
 from llm_assets.serving.app import create_app
 from llm_assets.serving.engine import EngineUnavailable, TransformersEngine, load_engine
+from llm_assets.serving.guardrails import Guardrails
 from llm_assets.serving.models import ServedModel, ServedModelNotFound, served_from_folder
 from llm_assets.serving.server import ServeOptions, ServeRefused, serve_token
 from llm_assets.serving.store import ExchangeStore, Redactor, exchanges, open_database
@@ -24,6 +25,8 @@ TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUESTION = {"role": "user", "content": "How do I restore a deleted file? Mail jo@example.com"}
 CONTEXT_LENGTH = 192
+# The scope guard's reply; no name in it, so the stored (redacted) answer is the same text.
+REPLY = "Only questions about syncing, sorry."
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +68,20 @@ def _client(
     token: str | None = TOKEN,
     retrieve: Any = None,
     system_prompt: str | None = None,
+    guardrails: Guardrails | None = None,
     **config: Any,
 ) -> TestClient:
     settings = ServingConfig(**{"max_tokens": 8, "default_max_tokens": 6, **config})
     app = create_app(
-        engine, store, served, settings, GenerationConfig(), token, retrieve, system_prompt
+        engine,
+        store,
+        served,
+        settings,
+        GenerationConfig(),
+        token,
+        retrieve,
+        system_prompt,
+        guardrails=guardrails,
     )
     return TestClient(app)
 
@@ -275,6 +287,39 @@ def test_rag_chunks_are_given_as_context_and_recorded(
     assert _stored(store)[-1]["rag_chunk_ids"] == ["docs/trash#0"]
     # The stored conversation is the user's; the context is found again from the chunk ids.
     assert [m["role"] for m in _stored(store)[-1]["messages"]] == ["user"]
+
+
+def test_questions_out_of_scope_get_the_reply_without_the_model(
+    engine: TransformersEngine, served: ServedModel, store: ExchangeStore
+) -> None:
+    def retrieve(question: str, k: int) -> list[RetrievedChunk]:
+        score = 0.9 if "deleted" in question else 0.1
+        return [RetrievedChunk("docs/trash#0", "trash", "docs", "trash.md", "", "Trash.", score)]
+
+    guard = Guardrails(min_relevance=0.35, out_of_scope_reply=REPLY)
+    poem = {"role": "user", "content": "Write me a poem about autumn."}
+    with _client(engine, served, store, retrieve=retrieve, guardrails=guard) as guarded:
+        declined = guarded.post(
+            "/v1/chat/completions", json={"messages": [poem]}, headers=AUTH
+        ).json()
+        with guarded.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"messages": [poem], "stream": True},
+            headers=AUTH,
+        ) as response:
+            raw = "".join(response.iter_text())
+        answered = _chat(guarded).json()
+
+    assert declined["choices"][0]["message"]["content"] == REPLY
+    assert declined["usage"]["completion_tokens"] == 0  # the model was not asked
+    events = [block.removeprefix("data: ") for block in raw.split("\n\n") if block]
+    chunks = [json.loads(event) for event in events[:-1]]
+    streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert streamed == REPLY
+    assert answered["choices"][0]["message"]["content"] != REPLY
+    assert answered["usage"]["completion_tokens"] > 0
+    assert [row["answer"] for row in _stored(store)][:2] == [REPLY] * 2
 
 
 def test_serve_refuses_to_start_without_a_token_unless_told_to_on_loopback(

@@ -3,8 +3,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from llm_assets.rag.context import ContextFormat, with_context
+from llm_assets.rag.context import ContextFormat
 from llm_assets.rag.index import RetrievedChunk
+from llm_assets.serving.app import request_prompt
 from llm_assets.serving.protocol import (
     DONE_EVENT,
     ChatCompletionRequest,
@@ -157,13 +158,15 @@ def test_retrieved_chunks_join_the_system_message_within_the_budget() -> None:
         assert (question, k) == (USER["content"], 2)
         return chunks
 
-    plain, used = with_context([USER], retrieve, ContextFormat(2, 400))
-    merged, _ = with_context([system, USER], retrieve, ContextFormat(2, 400))
+    plain, used, relevance = request_prompt([USER], None, retrieve, ContextFormat(2, 400))
+    merged, _, _ = request_prompt([system, USER], None, retrieve, ContextFormat(2, 400))
 
     assert used == ["docs/guide#1", "docs/guide#2"]
+    assert relevance == 0.9
     assert [m["role"] for m in plain] == ["system", "user"]
     assert "[1] (guide.md > Part 1)\nDeleted files stay in the trash" in plain[0]["content"]
     assert len(plain[0]["content"]) <= 400
     assert [m["role"] for m in merged] == ["system", "user"]
     assert merged[0]["content"].startswith("Be brief.\n\n")
-    assert with_context([USER], lambda q, k: [], ContextFormat(2, 400)) == ([USER], [])
+    nothing = request_prompt([USER], None, lambda q, k: [], ContextFormat(2, 400))
+    assert nothing == ([USER], [], None)

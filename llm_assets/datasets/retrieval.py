@@ -10,6 +10,7 @@ context and to answer (or decline) when the context does not help. The context i
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,14 @@ SearchMany = Callable[[Sequence[str], int], list[list[RetrievedChunk]]]
 # An answer whose closest chunk is further than this holds no documented fact (a refusal, a
 # greeting): its rows get distractors only. Cosine similarity of all-MiniLM-L6-v2 vectors.
 ORACLE_MIN_SCORE = 0.5
-RAFT_COLUMNS = ["context_chunk_ids", "oracle_chunk_id", "context_has_oracle"]
+# `question_relevance`: the closest chunk's score for the question, which calibrates the scope
+# guard (llm_assets.serving.guardrails).
+RAFT_COLUMNS = [
+    "context_chunk_ids",
+    "oracle_chunk_id",
+    "context_has_oracle",
+    "question_relevance",
+]
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ def with_retrieved_context(
         context_chunk_ids=used_ids,
         oracle_chunk_id=[context.oracle_chunk_id for context in contexts],
         context_has_oracle=[context.has_oracle for context in contexts],
+        question_relevance=[hits[0].score if hits else math.nan for hits in question_hits],
     )
 
 
@@ -116,4 +125,5 @@ def without_context_gaps(rows: pd.DataFrame) -> pd.DataFrame:
         [] if gap else ids for ids, gap in zip(filled["context_chunk_ids"], missing, strict=True)
     ]
     filled["context_has_oracle"] = filled["context_has_oracle"].astype(bool)
+    filled["question_relevance"] = filled["question_relevance"].astype(float)
     return filled

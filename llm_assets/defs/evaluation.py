@@ -17,7 +17,7 @@ from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import frame_digest
 
-EVAL_CODE_VERSION = "3"
+EVAL_CODE_VERSION = "4"
 
 
 def review_folder(profile: Profile, artifacts: ArtifactStoreResource) -> Path:
@@ -52,6 +52,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         f"-{section_digest(profile.use_case, include={'registered_model_name'})}"
         f"-{section_digest(profile.serving, include={'rag_k', 'rag_max_chars'})}"
         f"-{section_digest(profile.datasets, include={'system_prompt'})}"
+        f"-{section_digest(profile.guardrails)}"
+        f"-{section_digest(profile.cleaning, include={'pii_allow_list'})}"
     )
     # The report also judges promotion (use_case.criteria) and scores perplexity at
     # datasets.max_length: a change to either must re-run it.
@@ -92,6 +94,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.evaluation.review import build_review_export, write_review_files
         from llm_assets.rag.context import ContextFormat, read_context_format
         from llm_assets.rag.retrieval import open_retriever
+        from llm_assets.serving.guardrails import guardrails_for
 
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
         champion, skipped = None, ""
@@ -117,11 +120,14 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             CLOSED_BOOK: ground_prompts(prompts, None, context_format, system_prompt),
             RETRIEVAL: ground_prompts(prompts, search_many, context_format, system_prompt),
         }
+        allow = profile.cleaning.pii_allow_list
         models = contenders(
             qlora_adapter,
             champion,
             RETRIEVAL if served_format else CLOSED_BOOK,
             RETRIEVAL if champion_format else CLOSED_BOOK,
+            guardrails_for(qlora_adapter["path"], profile.guardrails, allow),
+            guardrails_for(champion["path"], profile.guardrails, allow) if champion else None,
         )
         answer = None
         if config.engine == "llama-cpp":
@@ -300,6 +306,9 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             "redteam_categories": redteam_report["categories"],
             "redteam_canary_leaks": redteam_report.get("canary_leaks", 0),
             "redteam_pii_in_outputs": redteam_report.get("pii_in_outputs", 0),
+            "redteam_model_alone_pass_rate": redteam_report.get("model_alone_pass_rate"),
+            "redteam_declined_out_of_scope": redteam_report.get("declined_out_of_scope", 0),
+            "redteam_answers_with_pii_withheld": redteam_report.get("answers_with_pii_withheld", 0),
             "redteam_failures": list(redteam_report.get("failures", []))[:5],
             "human_scores": human_review_scores["scores"],
             "human_counts": human_review_scores["counts"],

@@ -11,7 +11,7 @@ from llm_assets.defs.check_results import preview
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import frame_digest
 
-GROUNDING_CODE_VERSION = "1"
+GROUNDING_CODE_VERSION = "2"
 PARITY_ROWS = 16
 
 
@@ -42,6 +42,8 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         f"-{section_digest(profile.evaluation, include={'generation', 'engine'})}"
         f"-{section_digest(profile.serving, include={'rag_k', 'rag_max_chars'})}"
         f"-{section_digest(datasets, include={'system_prompt'})}"
+        f"-{section_digest(profile.guardrails)}"
+        f"-{section_digest(profile.cleaning, include={'pii_allow_list'})}"
     )
 
     @dg.asset(group_name="evaluation", code_version=code_version, kinds={"pytorch"})
@@ -62,6 +64,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.evaluation.grounding import ground_prompts, groundedness
         from llm_assets.rag.context import ContextFormat, read_context_format
         from llm_assets.rag.retrieval import open_retriever
+        from llm_assets.serving.guardrails import guard_answers, guardrails_for
 
         questions = _fact_frame(profile)
         if questions.empty:
@@ -80,15 +83,23 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             from llm_assets.export.gguf import llama_cpp_answerer
 
             answer = llama_cpp_answerer(default_pre=profile.model.kind == "tiny")
-        answers = answer(
+        model_answers = answer(
             ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter),
             tokenizer,
             {"tuned": prompt_texts(tokenizer, grounded.conversations)},
             profile.evaluation.generation,
         )["tuned"].answers
+        guardrails = guardrails_for(
+            qlora_adapter["path"], profile.guardrails, profile.cleaning.pii_allow_list
+        )
+        guarded = guard_answers(
+            guardrails, model_answers, grounded.conversations, grounded.top_relevance
+        )
+        answers = [a.text for a in guarded]
         table = questions.assign(
             mode="retrieval" if context else "closed-book",
             answer=answers,
+            guard=[a.note for a in guarded],
             stated=[facts_stated(a, f) for a, f in zip(answers, questions["facts"], strict=True)],
             context_chunk_ids=grounded.chunk_ids,
             chunks_with_fact=[
@@ -115,6 +126,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "facts_stated": round(stated, 4),
                 "fact_in_context": round(retrieved, 4),
                 "groundedness_mean": round(float(table["groundedness"].mean()), 4),
+                "declined_out_of_scope": int((table["guard"] == "declined").sum()),
                 "preview": preview(table, ["instruction", "answer", "stated"], rows=8),
             },
         )

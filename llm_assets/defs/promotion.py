@@ -16,7 +16,7 @@ import dagster as dg
 from llm_assets.defs.resources import MlflowResource
 from llm_assets.settings import Profile, section_digest
 
-REDTEAM_CODE_VERSION = "1"
+REDTEAM_CODE_VERSION = "2"
 PROMOTION_CODE_VERSION = "1"
 # Metrics of eval_report copied onto the registered version, so versions compare side by side.
 VERSION_METRICS = (
@@ -47,7 +47,10 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         group_name="evaluation",
         code_version=f"{REDTEAM_CODE_VERSION}-{section_digest(redteam)}-"
         f"{section_digest(generation)}-{_suite_digest(profile)}"
-        f"-{section_digest(profile.evaluation, include={'engine'})}",
+        f"-{section_digest(profile.evaluation, include={'engine'})}"
+        f"-{section_digest(profile.guardrails)}"
+        f"-{section_digest(profile.cleaning, include={'pii_allow_list'})}"
+        f"-{section_digest(profile.datasets, include={'system_prompt'})}",
         kinds={"pytorch", "mlflow"},
     )
     def redteam_report(
@@ -72,6 +75,7 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         )
         from llm_assets.rag.context import read_context_format
         from llm_assets.rag.retrieval import open_retriever
+        from llm_assets.serving.guardrails import guardrails_for
 
         cases = load_suite(redteam, profile.base_dir)
         tuned = ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter)
@@ -93,6 +97,9 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             search_many=open_retriever(rag_index).retrieve_many,
             context=read_context_format(qlora_adapter["path"]),
             answer=answer,
+            guardrails=guardrails_for(
+                qlora_adapter["path"], profile.guardrails, profile.cleaning.pii_allow_list
+            ),
         )
         report = summarize(outcomes)
         markdown = render_markdown(report)
@@ -100,6 +107,13 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             "redteam.pass_rate": report["pass_rate"],
             "redteam.canary_leaks": report["canary_leaks"],
             "redteam.pii_in_outputs": report["pii_in_outputs"],
+            "redteam.declined_out_of_scope": report["declined_out_of_scope"],
+            "redteam.answers_with_pii_withheld": report["answers_with_pii_withheld"],
+            **(
+                {"redteam.model_alone_pass_rate": report["model_alone_pass_rate"]}
+                if report["model_alone_pass_rate"] is not None
+                else {}
+            ),
             **{
                 f"redteam.{name}.pass_rate": entry["pass_rate"]
                 for name, entry in report["categories"].items()
@@ -112,7 +126,9 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                     "category": o.case.category,
                     "prompt": o.case.prompt,
                     "answer": o.answer,
+                    "guard": o.guard,
                     "passed": o.passed,
+                    "model_passed": o.model_passed,
                     "reason": o.reason,
                 }
             )
@@ -133,6 +149,9 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 "max_new_tokens": settings.max_new_tokens,
                 "canary_leaks": report["canary_leaks"],
                 "pii_in_outputs": report["pii_in_outputs"],
+                "declined_out_of_scope": report["declined_out_of_scope"],
+                "answers_with_pii_withheld": report["answers_with_pii_withheld"],
+                "model_alone_pass_rate": report["model_alone_pass_rate"] or 0.0,
                 "pass_rate_by_category": dg.MetadataValue.json(
                     {name: round(entry["pass_rate"], 4) for name, entry in categories.items()}
                 ),

@@ -16,11 +16,12 @@ from llm_assets.defs.resources import (
     TrainingLauncherResource,
 )
 from llm_assets.rag.context import ContextFormat, write_context_format
+from llm_assets.serving.guardrails import answered_question_relevance, write_scope_calibration
 from llm_assets.settings import Profile, section_digest
 from llm_assets.storage import folder_digest, frame_digest
 
 BASE_MODEL_CODE_VERSION = "1"
-ADAPTER_CODE_VERSION = "2"
+ADAPTER_CODE_VERSION = "3"
 CHECK_ROWS = 16
 
 
@@ -197,6 +198,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                     write_context_format(
                         folder, ContextFormat(retrieval.k, retrieval.max_context_chars)
                     )
+                    write_scope_calibration(folder, answered_question_relevance(train_frame))
             path = artifacts.folder("qlora_adapter", context.run.run_id)
             run_url = mlflow.run_url(run)
 

@@ -62,6 +62,8 @@ class GroundedPrompts:
     chunk_ids: list[list[str]]
     chunk_texts: list[list[str]]
     contexts: list[str]
+    # The closest chunk's score for each question (None closed-book): the scope guard reads it.
+    top_relevance: list[float | None]
 
 
 def ground_prompts(
@@ -75,7 +77,9 @@ def ground_prompts(
     if search_many is None:
         grounded = [grounded_messages(list(p), [], system_prompt, 0)[0] for p in prompts]
         empty: list[list[str]] = [[] for _ in prompts]
-        return GroundedPrompts(grounded, empty, [[] for _ in prompts], ["" for _ in prompts])
+        return GroundedPrompts(
+            grounded, empty, [[] for _ in prompts], ["" for _ in prompts], [None for _ in prompts]
+        )
     hits = search_many([last_question(p) for p in prompts], context.k) if prompts else []
     conversations, ids, chunk_texts, contexts = [], [], [], []
     for prompt, chunks in zip(prompts, hits, strict=True):
@@ -84,4 +88,5 @@ def ground_prompts(
         ids.append(used)
         chunk_texts.append([chunk.text for chunk in chunks if chunk.chunk_id in used])
         contexts.append(context_text(chunks, context.max_chars)[0] if used else "")
-    return GroundedPrompts(conversations, ids, chunk_texts, contexts)
+    top = [chunks[0].score if chunks else None for chunks in hits]
+    return GroundedPrompts(conversations, ids, chunk_texts, contexts, top)

@@ -7,13 +7,14 @@ review export blinds them, and the generation speed per model comes from its bat
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from llm_assets.evaluation.generation import Answerer, Generations, ModelUnderTest
 from llm_assets.evaluation.grounding import GroundedPrompts, groundedness
+from llm_assets.serving.guardrails import Guardrails, guard_answers
 from llm_assets.settings import GenerationConfig
 
 CLOSED_BOOK = "closed-book"
@@ -34,6 +35,8 @@ PREDICTION_COLUMNS = [
     "conversation",
     "reference",
     "answer",
+    "model_answer",
+    "guard",
     "new_tokens",
     "batch",
     "batch_latency_ms",
@@ -47,6 +50,8 @@ class Contender:
     model: ModelUnderTest
     version: str = ""
     mode: str = CLOSED_BOOK
+    # What is checked around its answers, as it is served (llm_assets.serving.guardrails).
+    guardrails: Guardrails = field(default_factory=Guardrails)
 
 
 def contenders(
@@ -54,18 +59,22 @@ def contenders(
     champion: dict[str, Any] | None = None,
     served_mode: str = CLOSED_BOOK,
     champion_mode: str = CLOSED_BOOK,
+    guardrails: Guardrails | None = None,
+    champion_guardrails: Guardrails | None = None,
 ) -> list[Contender]:
     """The tuned adapter and its base model as the tuned model is served (`served_mode`), then
     both in the other mode, labelled `tuned/<mode>` and `base/<mode>`, and, when given, the
-    champion's manifest (from `find_champion`) as it is served (`champion_mode`)."""
+    champion's manifest (from `find_champion`) as it is served (`champion_mode`). Tuned and
+    base answer under `guardrails`, the champion under its own."""
     other = RETRIEVAL if served_mode == CLOSED_BOOK else CLOSED_BOOK
     tuned = ModelUnderTest.from_adapter_manifest("tuned", adapter)
     base = ModelUnderTest("base", adapter["base_model_path"])
+    guard = guardrails or Guardrails()
     found = [
-        Contender(tuned, mode=served_mode),
-        Contender(replace(tuned, label=f"tuned/{other}"), mode=other),
-        Contender(base, mode=served_mode),
-        Contender(replace(base, label=f"base/{other}"), mode=other),
+        Contender(tuned, mode=served_mode, guardrails=guard),
+        Contender(replace(tuned, label=f"tuned/{other}"), mode=other, guardrails=guard),
+        Contender(base, mode=served_mode, guardrails=guard),
+        Contender(replace(base, label=f"base/{other}"), mode=other, guardrails=guard),
     ]
     if champion is not None:
         found.append(
@@ -73,6 +82,7 @@ def contenders(
                 ModelUnderTest.from_adapter_manifest("champion", champion),
                 version=str(champion.get("version") or ""),
                 mode=champion_mode,
+                guardrails=champion_guardrails or Guardrails(),
             )
         )
     return found
@@ -152,6 +162,13 @@ def answer_golden_set(
     for contender in models:
         generations = generated[contender.model.label]
         grounded = prompts_by_mode[contender.mode]
+        guarded = guard_answers(
+            contender.guardrails,
+            generations.answers,
+            grounded.conversations,
+            grounded.top_relevance,
+        )
+        answers = [answer.text for answer in guarded]
         batches = generations.batch_of_answer
         tables.append(
             rows.drop(columns=["messages"]).assign(
@@ -160,7 +177,7 @@ def answer_golden_set(
                 groundedness=[
                     groundedness(text, [question, context])
                     for text, question, context in zip(
-                        generations.answers, questions, grounded.contexts, strict=True
+                        answers, questions, grounded.contexts, strict=True
                     )
                 ],
                 model=contender.model.label,
@@ -168,7 +185,9 @@ def answer_golden_set(
                 base_model_path=contender.model.base_model_path,
                 method=contender.model.method if contender.model.adapter_path else "none",
                 model_version=contender.version,
-                answer=generations.answers,
+                answer=answers,
+                model_answer=generations.answers,
+                guard=[answer.note for answer in guarded],
                 new_tokens=generations.new_tokens,
                 batch=batches,
                 batch_latency_ms=[generations.batch_latencies_ms[b] for b in batches],

@@ -77,6 +77,9 @@ def judge_promotion(metrics: dict[str, Any], criteria: PromotionCriteria) -> Pro
     - rouge_l: `golden_rougeL_tuned` ≥ `golden_rougeL_baseline` + `rouge_l_margin` (the
       baseline is the champion when one exists, else the base model).
     - redteam_pass_rate: `redteam_pass_rate` ≥ `min_redteam_pass_rate`.
+    - redteam_categories (when `min_redteam_category_pass_rate` is set): every category of
+      `redteam_categories` passes at least that share, so a strong category cannot hide a
+      weak one in the overall rate.
     - perplexity_below_base (when enabled): `golden_perplexity_tuned` < `golden_perplexity_base`.
     - human_score (when `min_human_score` is set and reviews exist): the mean of the tuned
       model's human scores over every criterion ≥ `min_human_score`.
@@ -88,6 +91,8 @@ def judge_promotion(metrics: dict[str, Any], criteria: PromotionCriteria) -> Pro
         _rouge_l(metrics, criteria.rouge_l_margin),
         _redteam(metrics, criteria.min_redteam_pass_rate),
     ]
+    if criteria.min_redteam_category_pass_rate is not None:
+        results.append(_redteam_categories(metrics, criteria.min_redteam_category_pass_rate))
     if criteria.perplexity_below_base:
         results.append(_perplexity(metrics))
     if criteria.min_human_score is not None:
@@ -145,6 +150,31 @@ def _redteam(metrics: dict[str, Any], minimum: float) -> CriterionResult:
         actual=f"{rate:.3f}",
         passed=passed,
         reason=f"red-team pass rate {rate:.3f} {'≥' if passed else '<'} {minimum:g}",
+    )
+
+
+def _redteam_categories(metrics: dict[str, Any], minimum: float) -> CriterionResult:
+    required = f"each ≥ {minimum:g}"
+    categories = metrics.get("redteam_categories")
+    if not isinstance(categories, dict) or not categories:
+        return _missing("redteam_categories", required, "redteam_categories")
+    rates = {
+        str(name): _number(entry, "pass_rate") if isinstance(entry, dict) else None
+        for name, entry in categories.items()
+    }
+    failing = sorted(name for name, rate in rates.items() if rate is None or rate < minimum)
+    weakest = min(rates.items(), key=lambda item: -1.0 if item[1] is None else item[1])
+    actual = f"{weakest[0]} {weakest[1]:.3f}" if weakest[1] is not None else f"{weakest[0]} ?"
+    return CriterionResult(
+        name="redteam_categories",
+        required=required,
+        actual=actual,
+        passed=not failing,
+        reason=(
+            f"below {minimum:g}: {', '.join(failing)}"
+            if failing
+            else f"all {len(rates)} categories ≥ {minimum:g}"
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from llm_assets.datasets.retrieval import SearchMany
 from llm_assets.evaluation.generation import Answerer, ModelUnderTest
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
 from llm_assets.rag.context import ContextFormat
+from llm_assets.serving.guardrails import Guardrails, guard_answers, read_text
 from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
 
 SUITE_DIR = PROJECT_ROOT / "conf" / "redteam"
@@ -46,6 +47,10 @@ class RedTeamOutcome:
     reason: str
     canaries: tuple[str, ...]
     pii: tuple[tuple[str, str], ...]
+    # What the guardrails did (`declined`, `withheld: …` or empty), and whether the model's
+    # own answer, before them, passed too (None: no guardrails were applied).
+    guard: str = ""
+    model_passed: bool | None = None
 
 
 class RedTeamSuiteError(ValueError):
@@ -194,9 +199,14 @@ def summarize(outcomes: Sequence[RedTeamOutcome], max_failures: int = 50) -> dic
     for entry in categories.values():
         entry["pass_rate"] = entry["passed"] / entry["total"]
     total = len(outcomes)
+    judged_alone = [o.model_passed for o in outcomes if o.model_passed is not None]
     return {
         "pass_rate": sum(o.passed for o in outcomes) / total if total else 0.0,
         "total": total,
+        # The same prompts scored on the model's answers before the guardrails.
+        "model_alone_pass_rate": (sum(judged_alone) / len(judged_alone) if judged_alone else None),
+        "declined_out_of_scope": sum(o.guard == "declined" for o in outcomes),
+        "answers_with_pii_withheld": sum(o.guard.startswith("withheld") for o in outcomes),
         "categories": categories,
         "canary_leaks": sum(1 for o in outcomes if o.canaries),
         "pii_in_outputs": sum(len(o.pii) for o in outcomes),
@@ -221,6 +231,7 @@ def render_markdown(report: dict[str, Any], max_shown: int = 10) -> str:
         f"**Red team: {report['pass_rate']:.1%} of {report['total']} prompts passed**; "
         f"canary leaks: {report['canary_leaks']}; PII values in answers: "
         f"{report['pii_in_outputs']}",
+        *_guard_lines(report),
         "",
         "| category | passed | total | pass rate |",
         "|---|---|---|---|",
@@ -241,6 +252,18 @@ def render_markdown(report: dict[str, Any], max_shown: int = 10) -> str:
             cells = [failure["category"], failure["prompt"], failure["output"], failure["reason"]]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines)
+
+
+def _guard_lines(report: dict[str, Any]) -> list[str]:
+    alone = report.get("model_alone_pass_rate")
+    if alone is None:
+        return []
+    return [
+        "",
+        f"Guardrails: {report['declined_out_of_scope']} prompts declined as out of scope, "
+        f"{report['answers_with_pii_withheld']} answers with PII withheld; the model's own "
+        f"answers, before them, pass {alone:.1%}.",
+    ]
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -281,21 +304,33 @@ def run_redteam(
     search_many: SearchMany | None = None,
     context: ContextFormat | None = None,
     answer: Answerer | None = None,
+    guardrails: Guardrails | None = None,
 ) -> list[RedTeamOutcome]:
     """Every case answered by `model` through `answer` (default: transformers) with
     `tokenizer` (the adapter's, with the training chat template), as a user turn after
     `system_prompt` and, with `search_many`, with retrieved context in `context`'s format, as
-    serving asks it; under `generation`; then scored."""
+    serving asks it; under `generation`; then scored as served, after `guardrails`, with the
+    model's own answers scored too (`model_passed`)."""
     from llm_assets.evaluation.generation import prompt_texts, transformers_answers
     from llm_assets.evaluation.grounding import ground_prompts
 
-    conversations = ground_prompts(
+    grounded = ground_prompts(
         [[{"role": "user", "content": case.prompt}] for case in cases],
         search_many if context else None,
         context or ContextFormat(),
         system_prompt,
-    ).conversations
+    )
+    conversations = grounded.conversations
     prompts = {model.label: prompt_texts(tokenizer, conversations)}
     answers = (answer or transformers_answers)(model, tokenizer, prompts, generation)
-    read = ["\n".join(m["content"] for m in messages) for messages in conversations]
-    return score_answers(cases, answers[model.label].answers, canaries, allow, read)
+    model_answers = answers[model.label].answers
+    read = [read_text(messages) for messages in conversations]
+    if guardrails is None:
+        return score_answers(cases, model_answers, canaries, allow, read)
+    guarded = guard_answers(guardrails, model_answers, conversations, grounded.top_relevance)
+    served = score_answers(cases, [g.text for g in guarded], canaries, allow, read)
+    alone = score_answers(cases, model_answers, canaries, allow, read)
+    return [
+        replace(outcome, guard=g.note, model_passed=own.passed)
+        for outcome, g, own in zip(served, guarded, alone, strict=True)
+    ]

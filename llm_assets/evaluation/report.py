@@ -288,6 +288,14 @@ def _redteam(metrics: dict[str, Any]) -> Section:
         f"{metrics.get('redteam_canary_leaks', '–')}; PII in outputs: "
         f"{metrics.get('redteam_pii_in_outputs', '–')}."
     )
+    alone = metrics.get("redteam_model_alone_pass_rate")
+    if alone is not None:
+        section.blocks.append(
+            "As served, after the guardrails: "
+            f"{metrics.get('redteam_declined_out_of_scope', 0)} prompts declined as out of "
+            f"scope, {metrics.get('redteam_answers_with_pii_withheld', 0)} answers with PII "
+            f"withheld. The model's own answers, before them, pass {_number(alone, 3)}."
+        )
     section.blocks.append(
         Table(
             ["category", "passed", "total", "pass rate"],

@@ -80,17 +80,6 @@ def grounded_messages(
     return [{"role": "system", "content": text}, *messages], used
 
 
-def with_context(
-    messages: list[dict[str, str]],
-    retrieve: Retrieve,
-    context: ContextFormat,
-    system_prompt: str | None = None,
-) -> tuple[list[dict[str, str]], list[str]]:
-    """`grounded_messages` over the `context.k` chunks closest to the last user message."""
-    chunks = retrieve(last_question(messages), context.k)
-    return grounded_messages(messages, chunks, system_prompt, context.max_chars)
-
-
 # Beside a model trained with retrieval: evaluation, the red team and serving read it, so the
 # model is always asked the way it was trained, without a flag to remember.
 CONTEXT_FORMAT_FILE = "retrieval_context.json"

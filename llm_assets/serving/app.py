@@ -24,8 +24,15 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llm_assets.rag.context import ContextFormat, Retrieve, with_context, with_system_prompt
-from llm_assets.serving.engine import ChatEngine, Completion, Prompt
+from llm_assets.rag.context import (
+    ContextFormat,
+    Retrieve,
+    grounded_messages,
+    last_question,
+    with_system_prompt,
+)
+from llm_assets.serving.engine import ChatEngine, Completion, Prompt, TextStream
+from llm_assets.serving.guardrails import Guardrails, StreamingWithholder, read_text
 from llm_assets.serving.models import ServedModel
 from llm_assets.serving.protocol import (
     DONE_EVENT,
@@ -76,11 +83,13 @@ def create_app(
     retrieve: Retrieve | None = None,
     system_prompt: str | None = None,
     context: ContextFormat | None = None,
+    guardrails: Guardrails | None = None,
 ) -> FastAPI:
     """The app over a loaded `engine`; `token=None` turns authentication off; with `retrieve`
     the chunks closest to each question are given to the model as context; `system_prompt`
     (the one every training conversation began with) starts a conversation that has none;
-    `context` (default: serving.rag_k and rag_max_chars) is how many chunks, how long."""
+    `context` (default: serving.rag_k and rag_max_chars) is how many chunks, how long;
+    `guardrails` what is checked around every answer (llm_assets.serving.guardrails)."""
     app = FastAPI(
         title="llm_assets",
         summary=f"{served.name} {served.version}".strip(),
@@ -107,7 +116,17 @@ def create_app(
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
     context = context or ContextFormat(config.rag_k, config.rag_max_chars)
-    answer = _Answerer(engine, store, served, config, generation, retrieve, system_prompt, context)
+    answer = _Answerer(
+        engine,
+        store,
+        served,
+        config,
+        generation,
+        retrieve,
+        system_prompt,
+        context,
+        guardrails or Guardrails(),
+    )
 
     @api.get("/models")
     def list_models() -> dict[str, Any]:
@@ -171,12 +190,43 @@ def request_prompt(
     system_prompt: str | None,
     retrieve: Retrieve | None,
     context: ContextFormat,
-) -> tuple[list[dict[str, str]], list[str]]:
+) -> tuple[list[dict[str, str]], list[str], float | None]:
     """A request's messages as the model reads them: the system prompt when the request has
-    none and, with `retrieve`, the closest chunks as context; and the ids of the chunks used."""
+    none and, with `retrieve`, the closest chunks as context; the ids of the chunks used; and
+    the closest chunk's score (None without retrieval), which the scope guard reads."""
     if retrieve is None:
-        return with_system_prompt(messages, system_prompt), []
-    return with_context(messages, retrieve, context, system_prompt)
+        return with_system_prompt(messages, system_prompt), [], None
+    chunks = retrieve(last_question(messages), context.k)
+    prompt, used = grounded_messages(messages, chunks, system_prompt, context.max_chars)
+    return prompt, used, chunks[0].score if chunks else None
+
+
+def guarded_stream(inner: TextStream, withholder: StreamingWithholder) -> TextStream:
+    """`inner`'s pieces with unseen PII withheld; its completion holds the text as sent."""
+    outer = TextStream(iter(()))
+
+    def pieces() -> Iterator[str]:
+        try:
+            for piece in inner:
+                if sent := withholder.feed(piece):
+                    yield sent
+            if rest := withholder.finish():
+                yield rest
+            done = inner.completion
+            assert done is not None  # set once the stream is read to the end
+            outer.completion = Completion(
+                withholder.emitted, done.prompt_tokens, done.completion_tokens, done.finish_reason
+            )
+        finally:
+            inner.close()
+
+    outer.pieces = pieces()
+    return outer
+
+
+def declined_stream(reply: str, prompt_tokens: int) -> TextStream:
+    """The out-of-scope reply as a stream of one piece: the model is not asked."""
+    return TextStream(iter([reply]), Completion(reply, prompt_tokens, 0, "stop"))
 
 
 class _Answerer:
@@ -192,8 +242,10 @@ class _Answerer:
         retrieve: Retrieve | None,
         system_prompt: str | None,
         context: ContextFormat,
+        guardrails: Guardrails,
     ) -> None:
         self.engine = engine
+        self.guardrails = guardrails
         self.context = context
         self.system_prompt = system_prompt
         self.store = store
@@ -238,9 +290,11 @@ class _Answerer:
             )
         check_limits(request, self.config)
         messages = message_texts(request)
-        prompt_messages, chunk_ids = request_prompt(
+        prompt_messages, chunk_ids, relevance = request_prompt(
             messages, self.system_prompt, self.retrieve, self.context
         )
+        declined = self.guardrails.declines(relevance)
+        read = read_text(prompt_messages)
         prompt = self.engine.prepare(prompt_messages)
         sampling = self._fitted(sampling_for(request, self.config, self.generation), prompt)
         exchange = Exchange(
@@ -262,13 +316,19 @@ class _Answerer:
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             return StreamingResponse(
-                self._events(prompt, sampling, exchange, started, include_usage, slot),
+                self._events(
+                    self._stream(prompt, sampling, declined, read),
+                    exchange,
+                    started,
+                    include_usage,
+                    slot,
+                ),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 # Also frees the slot when the client left before the stream began.
                 background=BackgroundTask(slot.release),
             )
-        completion = self.engine.complete(prompt, sampling)
+        completion = self._complete(prompt, sampling, declined, read)
         self._record(exchange, completion, started)
         return completion_body(
             exchange.response_id,
@@ -280,6 +340,27 @@ class _Answerer:
             completion.completion_tokens,
             extra,
         )
+
+    def _complete(
+        self, prompt: Prompt, sampling: Sampling, declined: bool, read: str
+    ) -> Completion:
+        """The engine's answer after the guardrails (`read`: what the model read)."""
+        if declined:
+            return Completion(self.guardrails.out_of_scope_reply, len(prompt.token_ids), 0, "stop")
+        completion = self.engine.complete(prompt, sampling)
+        if not self.guardrails.withhold_unseen_pii:
+            return completion
+        guarded = self.guardrails.guarded(completion.text, None, read)
+        completion.text = guarded.text
+        return completion
+
+    def _stream(self, prompt: Prompt, sampling: Sampling, declined: bool, read: str) -> TextStream:
+        if declined:
+            return declined_stream(self.guardrails.out_of_scope_reply, len(prompt.token_ids))
+        stream = self.engine.stream(prompt, sampling)
+        if not self.guardrails.withhold_unseen_pii:
+            return stream
+        return guarded_stream(stream, StreamingWithholder(read, self.guardrails.pii_allow_list))
 
     def _record(self, exchange: Exchange, completion: Completion, started: float) -> None:
         exchange.answer = completion.text
@@ -304,8 +385,7 @@ class _Answerer:
 
     def _events(
         self,
-        prompt: Prompt,
-        sampling: Sampling,
+        text_stream: TextStream,
         exchange: Exchange,
         started: float,
         include_usage: bool,
@@ -319,7 +399,6 @@ class _Answerer:
             yield sse_event(
                 completion_chunk(exchange.response_id, created, name, {"role": "assistant"})
             )
-            text_stream = self.engine.stream(prompt, sampling)
             try:
                 for piece in text_stream:
                     if exchange.first_token_ms is None:

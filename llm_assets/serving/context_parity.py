@@ -82,7 +82,7 @@ def context_parity_problems(
         request = [
             m for m in prompt if not (m["role"] == "system" and m["content"] == system_prompt)
         ]
-        served, _ = request_prompt(request, system_prompt, search, context)
+        served, _, _ = request_prompt(request, system_prompt, search, context)
         for side, rendered in (("evaluation", evaluated), ("serving", served)):
             if rendered != stored:
                 problems.append(f"{pair_id}: {side} renders another prompt than training stored")

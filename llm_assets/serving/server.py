@@ -77,6 +77,7 @@ def build_app(
     characters (default: serving.rag_k and rag_max_chars)."""
     from llm_assets.serving.app import create_app
     from llm_assets.serving.engine import load_engine
+    from llm_assets.serving.guardrails import guardrails_for
     from llm_assets.serving.store import ExchangeStore, Redactor, database_url, open_database
 
     config = profile.serving
@@ -102,6 +103,9 @@ def build_app(
         )
     else:
         engine = load_engine(config.engine, served.model)
+    guardrails = guardrails_for(
+        served.model.adapter_path, profile.guardrails, profile.cleaning.pii_allow_list
+    )
     app = create_app(
         engine,
         store,
@@ -112,8 +116,10 @@ def build_app(
         retrieve,
         system_prompt=profile.datasets.system_prompt,
         context=context,
+        guardrails=guardrails,
     )
     app.state.engine = engine
+    app.state.guardrails = guardrails
     return app
 
 
@@ -146,6 +152,12 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     if rag:
         why = " (the model was trained with them)" if trained_with else ""
         print(f"RAG: the closest rag_index chunks are given to the model as context{why}")
+    guard = app.state.guardrails
+    if rag and guard.min_relevance is not None:
+        print(
+            f"scope guard: questions whose closest chunk scores under {guard.min_relevance:.3f} "
+            "get guardrails.scope.reply"
+        )
     try:
         uvicorn.run(app, host=options.host, port=options.port, log_level="info")
     finally:

@@ -55,6 +55,33 @@ def test_golden_predictions_hold_every_model_and_prompt(graph: MaterializedGraph
     assert (predictions["batch_latency_ms"] > 0).all()
 
 
+def test_answers_are_judged_as_served_after_the_guardrails(graph: MaterializedGraph) -> None:
+    """The adapter carries its scope calibration; red-team prompts whose closest chunk is under
+    its threshold, and only those, get the reply; both the served and the model's own answers
+    are scored."""
+    from llm_assets.evaluation.redteam import load_suite
+    from llm_assets.rag.retrieval import open_retriever
+    from llm_assets.serving.guardrails import guardrails_for, read_scope_calibration
+
+    profile = graph.profile
+    adapter = graph.value("qlora_adapter")
+    guard = guardrails_for(adapter["path"], profile.guardrails, profile.cleaning.pii_allow_list)
+    report = graph.value("redteam_report")
+    predictions = graph.value("golden_predictions")
+    cases = load_suite(profile.redteam, profile.base_dir)
+    retriever = open_retriever(graph.value("rag_index"))
+    scores = [hits[0].score for hits in retriever.retrieve_many([c.prompt for c in cases], 1)]
+
+    assert read_scope_calibration(adapter["path"]) and guard.min_relevance is not None
+    assert report["declined_out_of_scope"] == sum(s < guard.min_relevance for s in scores)
+    assert 0 <= report["model_alone_pass_rate"] <= 1
+    declined = predictions[predictions["guard"] == "declined"]
+    assert (declined["answer"] == profile.guardrails.scope.reply).all()
+    assert set(declined["model"]) <= {"tuned", "base"}  # closed-book has no score to judge
+    kept = predictions[predictions["guard"] == ""]
+    assert (kept["answer"] == kept["model_answer"]).all()
+
+
 def test_review_files_are_blinded_and_their_key_stays_out(graph: MaterializedGraph) -> None:
     predictions = graph.value("golden_predictions")
     export_id = predictions["export_id"].iloc[0]

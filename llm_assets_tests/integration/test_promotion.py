@@ -192,7 +192,10 @@ def test_a_challenger_that_meets_the_criteria_becomes_champion_once(
     from llm_assets.evaluation.registry import find_champion, versions_with_digest
 
     lenient = PromotionCriteria(
-        rouge_l_margin=-1.0, min_redteam_pass_rate=0.0, perplexity_below_base=False
+        rouge_l_margin=-1.0,
+        min_redteam_pass_rate=0.0,
+        min_redteam_category_pass_rate=0.0,
+        perplexity_below_base=False,
     )
     result = _run_gate(graph, gate_model_name, lenient)
     challenger = result.output_for_node("registered_challenger")
