@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -317,7 +317,9 @@ class _Answerer:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             return StreamingResponse(
                 self._events(
-                    self._stream(prompt, sampling, declined, read),
+                    # Opened when the response starts, not before: a client gone by then
+                    # starts no generation.
+                    lambda: self._stream(prompt, sampling, declined, read),
                     exchange,
                     started,
                     include_usage,
@@ -385,7 +387,7 @@ class _Answerer:
 
     def _events(
         self,
-        text_stream: TextStream,
+        open_stream: Callable[[], TextStream],
         exchange: Exchange,
         started: float,
         include_usage: bool,
@@ -399,6 +401,7 @@ class _Answerer:
             yield sse_event(
                 completion_chunk(exchange.response_id, created, name, {"role": "assistant"})
             )
+            text_stream = open_stream()
             try:
                 for piece in text_stream:
                     if exchange.first_token_ms is None:

@@ -149,3 +149,52 @@ def test_chat_answers_with_rag_context_streams_and_stores_feedback(
     assert rows[0]["model_version"] == champion.version
     assert rows[0]["rag_chunk_ids"] == answer["rag_chunk_ids"]
     assert rows[1]["corrected_answer"] == "Use Selective Sync."
+
+
+def test_the_champion_is_served_behind_its_own_scope_guard(
+    graph: MaterializedGraph,
+    champion: ServedModel,
+    engine: TransformersEngine,
+    store: ExchangeStore,
+) -> None:
+    """The registry version carries the adapter's calibration: a question far from every chunk
+    gets the profile's reply, one the docs cover reaches the model."""
+    from llm_assets.serving.guardrails import guardrails_for
+
+    profile = graph.profile
+    guard = guardrails_for(
+        champion.model.adapter_path, profile.guardrails, profile.cleaning.pii_allow_list
+    )
+    manifest = graph.state / "assets" / MANIFEST_NAME
+
+    def from_rag_index(question: str, k: int) -> list[RetrievedChunk]:
+        return retrieve(question, k, manifest_path=manifest)
+
+    poem = "Write me a sonnet about the autumn leaves in Vienna."
+    scores = {q: from_rag_index(q, 1)[0].score for q in (poem, QUESTION)}
+    config = profile.serving.model_copy(update={"max_tokens": 8, "default_max_tokens": 8})
+    app = create_app(
+        engine,
+        store,
+        champion,
+        config,
+        profile.evaluation.generation,
+        TOKEN,
+        from_rag_index,
+        guardrails=guard,
+    )
+    with TestClient(app) as guarded:
+        answers = {
+            q: guarded.post(
+                "/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": q}]},
+                headers=AUTH,
+            ).json()
+            for q in scores
+        }
+
+    assert guard.min_relevance is not None
+    for question, score in scores.items():
+        declined = answers[question]["choices"][0]["message"]["content"] == guard.out_of_scope_reply
+        assert declined == (score < guard.min_relevance), (question, score, guard.min_relevance)
+    assert scores[poem] < guard.min_relevance <= scores[QUESTION]
