@@ -20,7 +20,9 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="export",
-        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(profile.model)}",
+        # The merged model card names the use case.
+        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(profile.model)}"
+        f"-{section_digest(profile.use_case, include={'name'})}",
         kinds={"pytorch", "safetensors"},
     )
     def merged_model(

@@ -162,7 +162,9 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="promotion",
-        code_version=PROMOTION_CODE_VERSION,
+        # Registered under use_case.registered_model_name, described with use_case.name.
+        code_version=f"{PROMOTION_CODE_VERSION}"
+        f"-{section_digest(use_case, include={'name', 'registered_model_name'})}",
         kinds={"mlflow"},
     )
     def registered_challenger(
