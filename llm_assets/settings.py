@@ -1026,6 +1026,16 @@ class Profile(StrictModel):
             raise ValueError(f"datasets.templates.by_source names unknown sources: {unknown}")
         return self
 
+    @model_validator(mode="after")
+    def _scope_guard_has_retrieval(self) -> Profile:
+        if self.guardrails.scope.enabled and not self.datasets.retrieval.enabled:
+            raise ValueError(
+                "guardrails.scope needs datasets.retrieval.enabled: its threshold is "
+                "calibrated on the training questions' retrieval scores; turn retrieval on or "
+                "the scope guard off"
+            )
+        return self
+
     def golden_path(self) -> Path | None:
         if self.datasets.golden_file is None:
             return None

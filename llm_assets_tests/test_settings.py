@@ -57,6 +57,16 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
         load_profile(tmp_path / "absent.yaml")
 
 
+def test_a_scope_guard_without_retrieval_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "guard.yaml"
+    path.write_text(
+        "sources:\n  - {name: notes, kind: documents, path: notes/*.md}\n"
+        "guardrails:\n  scope: {enabled: true}\n"
+    )
+    with pytest.raises(ProfileError, match="needs datasets.retrieval.enabled"):
+        load_profile(path)
+
+
 def test_disallowed_license_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "license.yaml"
     path.write_text(
