@@ -93,9 +93,19 @@ def test_aliases_and_the_champion(tracking: Any, tmp_path: Path) -> None:
 def test_champion_whose_folder_is_gone_is_downloaded_from_its_artifacts(
     tracking: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from llm_assets.serving.guardrails import (
+        calibrate_min_relevance,
+        read_scope_calibration,
+        write_scope_calibration,
+    )
+
     monkeypatch.setenv("LLM_ASSETS_STATE_DIR", str(tmp_path / "state"))
     name = MODEL + "-download"
     manifest = _trained_adapter(tracking, tmp_path / "gone", "d-gone")
+    # Written beside the adapter after its run's artifacts were logged, as qlora_adapter does.
+    (tmp_path / "gone" / "retrieval_context.json").write_text('{"k": 3, "max_chars": 800}')
+    scores = [0.001 * n for n in range(1200)]
+    write_scope_calibration(tmp_path / "gone", scores)
     version, _ = register_adapter(tracking, name, manifest)
     set_alias(tracking, name, CHAMPION, version.version)
     shutil.rmtree(tmp_path / "gone")
@@ -106,6 +116,14 @@ def test_champion_whose_folder_is_gone_is_downloaded_from_its_artifacts(
     assert restored.is_relative_to(tmp_path / "state" / "registry")
     assert json.loads((restored / "adapter_config.json").read_text()) == {"r": 4}
     assert champion["mlflow_run_id"] == manifest["mlflow_run_id"]
+    # It is asked as it was trained, behind the same scope guard: the calibration came back in
+    # a tag, thinned to 500 of 1,200 ranks, which moves the threshold by under 3 ranks.
+    assert json.loads((restored / "retrieval_context.json").read_text())["k"] == 3
+    carried = read_scope_calibration(restored)
+    assert carried is not None and len(carried) == 500
+    for share in (0.99, 0.95, 0.9):
+        full = calibrate_min_relevance(scores, share)
+        assert abs(calibrate_min_relevance(carried, share) - full) <= 0.003
 
 
 def test_a_logged_mlflow_model_is_registered_by_its_uri(

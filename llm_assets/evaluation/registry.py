@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_assets.rag.context import CONTEXT_FORMAT_FILE
+from llm_assets.serving.guardrails import SCOPE_CALIBRATION_FILE, scope_calibration_tag
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -28,16 +29,26 @@ def adapter_source_uri(manifest: dict[str, Any]) -> str:
     return f"runs:/{manifest['mlflow_run_id']}/adapter"
 
 
+# Files beside an adapter that say how it must be asked, written by qlora_adapter after the
+# MLflow model was logged: each travels in a version tag, for a copy downloaded without it.
+CARRIED_FILES = {
+    "retrieval_context": CONTEXT_FORMAT_FILE,
+    "scope_calibration": SCOPE_CALIBRATION_FILE,
+}
+
+
 def context_format_text(folder: str) -> str:
     """The adapter folder's retrieval context format file, as text ("" for none)."""
     path = Path(folder) / CONTEXT_FORMAT_FILE
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
-def restore_context_format(folder: Path, text: str) -> None:
-    """Write the context format recorded in a version's tag into a downloaded copy."""
-    if text and not (folder / CONTEXT_FORMAT_FILE).is_file():
-        (folder / CONTEXT_FORMAT_FILE).write_text(text, encoding="utf-8")
+def restore_carried_files(folder: Path, tags: dict[str, str]) -> None:
+    """Write the files recorded in a version's tags into a downloaded copy."""
+    for tag, name in CARRIED_FILES.items():
+        text = tags.get(tag, "")
+        if text and not (folder / name).is_file():
+            (folder / name).write_text(text, encoding="utf-8")
 
 
 def version_tags(manifest: dict[str, Any], dagster_run_id: str = "") -> dict[str, str]:
@@ -50,8 +61,10 @@ def version_tags(manifest: dict[str, Any], dagster_run_id: str = "") -> dict[str
         "weights_digest": str(manifest["weights_digest"]),
         "mlflow_run_id": str(manifest.get("mlflow_run_id") or ""),
         "dagster_run_id": dagster_run_id,
-        # How it must be asked (retrieved context), for a copy downloaded without the file.
+        # How it must be asked (retrieved context, scope guard), for a copy downloaded
+        # without the files.
         "retrieval_context": context_format_text(manifest["path"]),
+        "scope_calibration": scope_calibration_tag(manifest["path"]),
     }
 
 
@@ -157,7 +170,7 @@ def version_manifest(
     path = tags.get("adapter_path", "")
     if not (path and _is_model_folder(Path(path))):
         path = str(download_version(mlflow_module, version, download_root))
-        restore_context_format(Path(path), tags.get("retrieval_context", ""))
+        restore_carried_files(Path(path), tags)
     return {
         "path": path,
         "base_model_path": tags.get("base_model_path", ""),
