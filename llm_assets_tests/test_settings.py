@@ -57,23 +57,24 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
         load_profile(tmp_path / "absent.yaml")
 
 
-def test_a_scope_guard_without_retrieval_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "guard.yaml"
-    path.write_text(
-        "sources:\n  - {name: notes, kind: documents, path: notes/*.md}\n"
-        "guardrails:\n  scope: {enabled: true}\n"
-    )
-    with pytest.raises(ProfileError, match="needs datasets.retrieval.enabled"):
-        load_profile(path)
-
-
-def test_disallowed_license_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "license.yaml"
-    path.write_text(
-        "sources:\n  - {name: t, kind: jsonl, path: t.jsonl}\n"
-        "model: {kind: pretrained, id_or_path: some/model, license: cc-by-nc-4.0}\n"
-    )
-    with pytest.raises(ProfileError, match="cc-by-nc-4.0.*not in allowed_licenses"):
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        # A scope guard is calibrated on the training questions' retrieval scores.
+        ("guardrails:\n  scope: {enabled: true}\n", "needs datasets.retrieval.enabled"),
+        (
+            "model: {kind: pretrained, id_or_path: some/model, license: cc-by-nc-4.0}\n",
+            "cc-by-nc-4.0.*not in allowed_licenses",
+        ),
+    ],
+    ids=["scope-guard-without-retrieval", "disallowed-license"],
+)
+def test_settings_that_cannot_work_are_refused_with_the_reason(
+    tmp_path: Path, extra: str, reason: str
+) -> None:
+    path = tmp_path / "refused.yaml"
+    path.write_text("sources:\n  - {name: t, kind: jsonl, path: t.jsonl}\n" + extra)
+    with pytest.raises(ProfileError, match=reason):
         load_profile(path)
 
 
