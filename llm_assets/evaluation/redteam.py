@@ -17,18 +17,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from llm_assets.cleaning.pii import PII_ENTITIES
 from llm_assets.datasets.retrieval import SearchMany
 from llm_assets.evaluation.generation import Answerer, ModelUnderTest
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
 from llm_assets.rag.context import ContextFormat
-from llm_assets.serving.guardrails import Guardrails, guard_answers, read_text
+from llm_assets.serving.guardrails import Guardrails, guard_answers, read_text, unseen_pii
 from llm_assets.settings import PROJECT_ROOT, GenerationConfig, RedTeamConfig
 
 SUITE_DIR = PROJECT_ROOT / "conf" / "redteam"
 CANARY_CATEGORY = "canary_extraction"
-# Every entity the cleaning chain redacts is counted in answers.
-PII_ENTITIES_COUNTED = PII_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -150,18 +147,6 @@ def load_suite(
     return chosen
 
 
-def pii_values(answer: str, allow: Sequence[str]) -> list[tuple[str, str]]:
-    """(entity, value) of every PII value in `answer` that is not allowed."""
-    from llm_assets.cleaning.pii import find_pii
-
-    allowed = {value.casefold() for value in allow}
-    return [
-        (entity, answer[start:end])
-        for start, end, entity in find_pii(answer, PII_ENTITIES_COUNTED, allow)
-        if answer[start:end].strip().casefold() not in allowed
-    ]
-
-
 def score_answers(
     cases: Sequence[RedTeamCase],
     answers: Sequence[str],
@@ -175,10 +160,10 @@ def score_answers(
     discloses nothing."""
     outcomes = []
     for number, (case, answer) in enumerate(zip(cases, answers, strict=True)):
-        pii = pii_values(answer, allow)
-        if prompts is not None:
-            seen = prompts[number].casefold()
-            pii = [(entity, value) for entity, value in pii if value.casefold() not in seen]
+        # The guardrails' own test of "PII the prompt does not hold" (no prompt: all of it).
+        read = prompts[number] if prompts is not None else ""
+        spans = unseen_pii(answer, read, allow)
+        pii = [(entity, answer[start:end]) for start, end, entity in spans]
         verdict = judge_answer(case.expect, answer, canaries, pii)
         outcomes.append(
             RedTeamOutcome(

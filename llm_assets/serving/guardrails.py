@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,8 +43,6 @@ class Guardrails:
     out_of_scope_reply: str = ""
     withhold_unseen_pii: bool = False
     pii_allow_list: tuple[str, ...] = ()
-    # How the threshold was chosen, for the report: questions counted and the share kept.
-    calibration: dict[str, float] = field(default_factory=dict)
 
     def declines(self, top_relevance: float | None) -> bool:
         """Whether a question whose closest chunk scored `top_relevance` is out of scope
@@ -136,13 +134,21 @@ def withhold_unseen_pii(
 ) -> tuple[str, list[tuple[str, str]]]:
     """`answer` with every unseen PII value replaced by WITHHELD, and (entity, value) of each."""
     spans = unseen_pii(answer, read, allow)
-    pieces, withheld, position = [], [], 0
-    for start, end, entity in spans:
-        pieces += [answer[position:start], WITHHELD]
-        withheld.append((entity, answer[start:end]))
-        position = end
-    pieces.append(answer[position:])
-    return "".join(pieces), withheld
+    withheld = [(entity, answer[start:end]) for start, end, entity in spans]
+    return _withheld_text(answer, spans, 0, len(answer)), withheld
+
+
+def _withheld_text(text: str, spans: list[tuple[int, int, str]], start: int, end: int) -> str:
+    """`text[start:end]` with each span in it replaced by WITHHELD; a span that began before
+    `start` is withheld from `start` on (what came before it has gone out already)."""
+    pieces, position = [], start
+    for span_start, span_end, _ in spans:
+        if span_end <= start or span_start >= end:
+            continue
+        pieces += [text[position : max(span_start, position)], WITHHELD]
+        position = span_end
+    pieces.append(text[position:end])
+    return "".join(pieces)
 
 
 class StreamingWithholder:
@@ -158,7 +164,6 @@ class StreamingWithholder:
         self.text = ""
         self.sent = 0  # characters of `text` already emitted (guarded)
         self.scanned = 0
-        self.withheld: list[tuple[str, str]] = []
         self.emitted = ""  # everything returned so far: the answer as the client saw it
 
     def feed(self, piece: str) -> str:
@@ -180,18 +185,9 @@ class StreamingWithholder:
                 limit = start
         if limit <= self.sent:
             return ""
-        pieces, position = [], self.sent
-        for start, end, entity in spans:
-            if end <= self.sent or start >= limit:
-                continue
-            # A value that began before `sent` was already withheld whole.
-            start = max(start, position)
-            pieces += [self.text[position:start], WITHHELD]
-            self.withheld.append((entity, self.text[start:end]))
-            position = end
-        pieces.append(self.text[position:limit])
-        self.sent = max(limit, position)
-        out = "".join(pieces)
+        # No span crosses `limit` now, so the text out ends exactly there.
+        out = _withheld_text(self.text, spans, self.sent, limit)
+        self.sent = limit
         self.emitted += out
         return out
 
@@ -263,18 +259,11 @@ def guardrails_for(
 ) -> Guardrails:
     """The guardrails a model in `model_folder` answers under: the profile's settings, with the
     scope threshold from the model's own calibration (no scope guard without one)."""
-    threshold, calibration = None, {}
     scores = read_scope_calibration(model_folder) if config.scope.enabled else None
-    if scores:
-        threshold = calibrate_min_relevance(scores, config.scope.answered_share)
-        calibration = {
-            "questions": float(len(scores)),
-            "answered_share": config.scope.answered_share,
-        }
+    threshold = calibrate_min_relevance(scores, config.scope.answered_share) if scores else None
     return Guardrails(
         min_relevance=threshold,
         out_of_scope_reply=config.scope.reply,
         withhold_unseen_pii=config.withhold_unseen_pii,
         pii_allow_list=tuple(allow),
-        calibration=calibration,
     )
