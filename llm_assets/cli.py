@@ -47,13 +47,7 @@ def materialize(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from llm_assets.defs import build_definitions
-    from llm_assets.defs.pools import split_before_pools
-    from llm_assets.defs.selection import (
-        only_stale_or_missing,
-        resolve_selection,
-        run_plan,
-        with_missing_upstream,
-    )
+    from llm_assets.defs.selection import resolve_selection, with_missing_upstream
 
     profile_path = Path(
         args.profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH
@@ -70,32 +64,71 @@ def materialize(args: argparse.Namespace) -> int:
     source_keys = {key for key in wanted if graph.get(key).group_name in ("sources", "feedback")}
     started = time.perf_counter()
     if args.stale_only:
-        # Sources (and quarters of feedback not read yet) first, cheaply: their data versions
-        # tell what changed downstream.
-        for keys, partition in run_plan(defs, instance, source_keys, only_missing_partitions=True):
-            _run(defs, instance, keys, partition)
-            if _INTERRUPTED["run"]:
-                return _interrupted()
-        wanted = only_stale_or_missing(defs, instance, wanted - source_keys)
-        if not wanted:
-            print("Nothing is stale: every selected asset is up to date.")
-            return 0
-    ok = True
-    for keys, partition in run_plan(defs, instance, wanted):
-        # What precedes the GPU step runs first: the GPU run then waits for (and holds) the
-        # pool only while it needs it. If the first part fails, the second does not start.
-        for part in split_before_pools(defs, keys):
-            part_ok = _run(defs, instance, part, partition)
-            ok = part_ok and ok
-            if _INTERRUPTED["run"]:
-                return _interrupted()
-            if not part_ok:
-                break
+        return _refresh(defs, instance, wanted, source_keys, started, profile_path)
+    ok = _run_plan(defs, instance, wanted)
+    if ok is None:
+        return _interrupted()
     outcome = "Materialized" if ok else "FAILED"
     seconds = time.perf_counter() - started
     print(f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path})")
     print(_where())
     return 0 if ok else 1
+
+
+def _run_plan(defs, instance, keys) -> bool | None:  # type: ignore[no-untyped-def]
+    """Materialize `keys`; False when a run failed, None when interrupted."""
+    from llm_assets.defs.pools import split_before_pools
+    from llm_assets.defs.selection import run_plan
+
+    ok = True
+    for run_keys, partition in run_plan(defs, instance, keys):
+        # What precedes the GPU step runs first: the GPU run then waits for (and holds) the
+        # pool only while it needs it. If the first part fails, the second does not start.
+        for part in split_before_pools(defs, run_keys):
+            part_ok = _run(defs, instance, part, partition)
+            ok = part_ok and ok
+            if _INTERRUPTED["run"]:
+                return None
+            if not part_ok:
+                break
+    return ok
+
+
+def _refresh(defs, instance, wanted, source_keys, started, profile_path) -> int:  # type: ignore[no-untyped-def]
+    """Re-make only what is out of date, in waves: sources (and quarters of feedback not read
+    yet) first, cheaply, since their data versions tell what changed; then the assets out of
+    date themselves; then whatever that made out of date, until nothing is. An asset re-made
+    with the same data leaves everything below it as it was."""
+    from llm_assets.defs.selection import only_stale_or_missing, run_plan
+
+    for keys, partition in run_plan(defs, instance, source_keys, only_missing_partitions=True):
+        _run(defs, instance, keys, partition)
+        if _INTERRUPTED["run"]:
+            return _interrupted()
+    done: set = set()
+    while True:
+        stale = only_stale_or_missing(defs, instance, wanted - source_keys)
+        if not stale:
+            break
+        if stale & done:
+            names = sorted(key.to_user_string() for key in stale & done)
+            print(f"\nFAILED: {names} still out of date after being re-made")
+            return 1
+        print(f"\nOut of date: {sorted(key.to_user_string() for key in stale)}")
+        ok = _run_plan(defs, instance, stale)
+        if ok is None:
+            return _interrupted()
+        if not ok:
+            print(f"\nFAILED after {time.perf_counter() - started:.0f} s (profile {profile_path})")
+            return 1
+        done |= stale
+    seconds = time.perf_counter() - started
+    if not done:
+        print("Nothing is stale: every selected asset is up to date.")
+        return 0
+    print(f"\nRefreshed: {len(done)} assets in {seconds:.0f} s (profile {profile_path})")
+    print(_where())
+    return 0
 
 
 def _interrupted() -> int:
@@ -267,6 +300,14 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_reference_pages(_: argparse.Namespace) -> int:
+    from llm_assets.defs.reference import write_reference
+
+    for path in write_reference(DEFAULT_PROFILE_PATH, PROJECT_ROOT / "docs" / "reference"):
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llm-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -331,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     server.add_argument("--profile", default=None, help=f"profile (default: ${PROFILE_ENV_VAR})")
     server.set_defaults(handler=serve)
+    reference = commands.add_parser(
+        "reference", help="rewrite docs/reference/ (profile settings, assets and checks)"
+    )
+    reference.set_defaults(handler=write_reference_pages)
     where = commands.add_parser("where", help="print where outputs and UIs are")
     where.set_defaults(handler=lambda _: print(_where()) or 0)
     args = parser.parse_args(argv)

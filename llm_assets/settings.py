@@ -7,8 +7,6 @@ required; every other section has defaults that run on a 2-core CPU machine.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from datetime import date
 from pathlib import Path
@@ -1067,13 +1065,6 @@ class Profile(StrictModel):
             return source.redacted_url or ""
         path = Path(source.path)
         return str(path if path.is_absolute() else self.base_dir / path)
-
-
-def section_digest(section: BaseModel, include: set[str] | None = None) -> str:
-    """A short stable hash of a config section (or of its `include` fields), used in code
-    versions so edits re-run assets."""
-    payload = json.dumps(section.model_dump(mode="json", include=include), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationError) -> str:

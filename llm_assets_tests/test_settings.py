@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_assets.settings import ProfileError, load_profile, section_digest
+from llm_assets.settings import ProfileError, load_profile
 
 from .conftest import PROJECT_ROOT, TINY_PROFILE
 
@@ -76,10 +76,3 @@ def test_settings_that_cannot_work_are_refused_with_the_reason(
     path.write_text("sources:\n  - {name: t, kind: jsonl, path: t.jsonl}\n" + extra)
     with pytest.raises(ProfileError, match=reason):
         load_profile(path)
-
-
-def test_section_digest_changes_with_config() -> None:
-    profile = load_profile(TINY_PROFILE)
-    changed = profile.training.model_copy(update={"lora_r": 4})
-    assert section_digest(profile.training) != section_digest(changed)
-    assert section_digest(profile.training) == section_digest(load_profile(TINY_PROFILE).training)

@@ -22,15 +22,14 @@ from llm_assets.cleaning.expectations import (
     no_pii_expectations,
 )
 from llm_assets.cleaning.ledger import ACTIONS, ledger_discrepancies
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.check_results import preview, to_check_result
 from llm_assets.defs.resources import READ_PARTITIONS, ArtifactStoreResource, MlflowResource
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.expectations import run_suite
-from llm_assets.settings import Profile, section_digest, state_dir
+from llm_assets.settings import Profile, state_dir
 from llm_assets.sources.feedback import FEEDBACK_SOURCE
 from llm_assets.storage import StoredTable, TableWriter
-
-CLEANING_CODE_VERSION = "3"
 
 
 def _forget_requests(profile: Profile) -> set[str]:
@@ -42,17 +41,25 @@ def _forget_requests(profile: Profile) -> set[str]:
     return read_forget_requests(path.read_text(encoding="utf-8").splitlines())
 
 
-def _cleaning_code_version(profile: Profile) -> str:
-    """Config digest plus the forget file's content: a new deletion request re-runs cleaning
-    and, through data versions, everything derived from the forgotten records."""
+def cleaning_settings(profile: Profile) -> AssetSettings[Profile]:
+    """Cleaning reads its section and each source's kind; its version also holds the forget
+    file's content: a new deletion request re-runs cleaning and, through data versions,
+    everything derived from the forgotten records."""
     forget = sorted(_forget_requests(profile))
-    digest = hashlib.sha256("\n".join(forget).encode()).hexdigest()[:8] if forget else "none"
-    return f"{CLEANING_CODE_VERSION}-{section_digest(profile.cleaning)}-forget-{digest}"
+    return AssetSettings(
+        profile,
+        "cleaning",
+        reads=["cleaning", *(f"sources.{source.name}.kind" for source in profile.sources)],
+        runtime=["cleaning.batch_size", "cleaning.workers"],
+        code=["cleaning", "defs/cleaning.py"],
+        extra=hashlib.sha256("\n".join(forget).encode()).hexdigest() if forget else None,
+    )
 
 
 def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
     raw_names = [raw_asset_name(source) for source in profile.sources]
-    code_version = _cleaning_code_version(profile)
+    settings = cleaning_settings(profile)
+    code_version = settings.code_version
 
     @dg.multi_asset(
         name="cleaning",
@@ -67,16 +74,19 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
         outs={
             "cleaned_corpus": dg.AssetOut(
                 code_version=code_version,
+                metadata=settings.metadata(),
                 kinds={"pandas"},
                 description="Records that passed every cleaning stage, PII redacted.",
             ),
             "cleaning_ledger": dg.AssetOut(
                 code_version=code_version,
+                metadata=settings.metadata(),
                 kinds={"pandas"},
                 description="One row per input record: kept, dropped or quarantined, and why.",
             ),
             "near_duplicate_index": dg.AssetOut(
                 code_version=code_version,
+                metadata=settings.metadata(),
                 kinds={"numpy"},
                 description="MinHash signatures of the kept records. The next run starts from "
                 "it: re-read records are not hashed again, new ones are compared against it.",
@@ -91,6 +101,7 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
     ) -> Any:
         import mlflow as mlflow_client
 
+        profile = settings.profile
         config = profile.cleaning
         tables = [raw_tables[name] for name in raw_names]
         feedback_quarters: dict[str, pd.DataFrame] = raw_tables.pop("feedback_records", {})  # type: ignore[assignment]

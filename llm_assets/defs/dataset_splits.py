@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.datasets.canaries import CANARY_SOURCE, plant_canaries
 from llm_assets.datasets.card import CardFacts, render_dataset_card, write_dataset_export
 from llm_assets.datasets.ledger import dataset_ledger, dataset_ledger_summary
@@ -24,8 +25,8 @@ from llm_assets.storage import frame_digest
 CHECK_ROWS = 16
 
 
-def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDefinition:
-    config = profile.datasets
+def build_sft_dataset_asset(settings: AssetSettings[Profile]) -> dg.AssetsDefinition:
+    code_version = settings.code_version
 
     @dg.multi_asset(
         name="sft_dataset_splits",
@@ -33,18 +34,21 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
         outs={
             "sft_dataset": dg.AssetOut(
                 code_version=code_version,
+                metadata=settings.metadata(),
                 kinds={"huggingface"},
                 description="`datasets.DatasetDict` with `train` and `validation`: golden pairs "
                 "and their near duplicates excluded, rows over max_length tokens dropped whole.",
             ),
             "dataset_ledger": dg.AssetOut(
                 code_version=code_version,
+                metadata=settings.metadata(),
                 kinds={"pandas"},
                 description="One row per pair (kept, held out, or dropped and why) and per "
                 "cleaned record that yielded no pair.",
             ),
             "chat_template": dg.AssetOut(
                 code_version=code_version,
+                metadata=settings.metadata(),
                 kinds={"jinja"},
                 description="The chat template the dataset was measured with, that training "
                 "applies and saves with the adapter: the base tokenizer's own, else ChatML.",
@@ -65,6 +69,8 @@ def build_sft_dataset_asset(profile: Profile, code_version: str) -> dg.AssetsDef
 
         from llm_assets.datasets.chat_template import template_digest, training_chat_template
 
+        profile = settings.profile
+        config = profile.datasets
         tokenizer = AutoTokenizer.from_pretrained(base_model["path"])
         template, origin = training_chat_template(tokenizer)
         tokenizer.chat_template = template

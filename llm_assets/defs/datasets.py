@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.datasets.expectations import sft_rows_expectations, sft_rows_for_validation
 from llm_assets.datasets.golden_file import combine_golden, golden_file_digest, read_golden_file
 from llm_assets.datasets.leaks import find_leaks
@@ -18,10 +19,9 @@ from llm_assets.defs.check_results import preview, to_check_result
 from llm_assets.defs.dataset_splits import build_sft_dataset_asset, build_template_check
 from llm_assets.defs.resources import ArtifactStoreResource
 from llm_assets.expectations import run_suite
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile
 from llm_assets.storage import frame_digest
 
-DATASETS_CODE_VERSION = "2"
 MAX_OUTPUT_CHARS = 20_000
 
 
@@ -31,18 +31,49 @@ def _digest(payload: Any) -> str:
 
 def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     config = profile.datasets
-    golden_path = profile.golden_path()
-    golden_digest = golden_file_digest(golden_path)
+    code = ["datasets", "defs/datasets.py", "defs/dataset_splits.py"]
     # Each asset re-runs only for the settings it reads: a new golden size calls no teacher.
-    pairs_version = _digest(config.model_dump(include={"system_prompt", "templates", "teacher"}))
-    golden_settings = {"golden_size", "seed", "leak_threshold", "golden_file_mode", "system_prompt"}
-    golden_version = f"{_digest(config.model_dump(include=golden_settings))}-{golden_digest}"
-    canaries = _digest([profile.redteam.canaries, profile.redteam.canary_copies])
-    dataset_version = f"{DATASETS_CODE_VERSION}-{section_digest(config)}-{golden_digest}-{canaries}"
+    pairs_settings = AssetSettings(
+        profile,
+        "sft_pairs",
+        reads=["datasets.system_prompt", "datasets.templates", "datasets.teacher"],
+        runtime=["datasets.teacher.timeout_s", "datasets.teacher.api_key_env"],
+        code=code,
+    )
+    golden_path = profile.golden_path()
+    golden_settings = AssetSettings(
+        profile,
+        "golden_set",
+        reads=[
+            f"datasets.{name}"
+            for name in (
+                "golden_file",
+                "golden_size",
+                "seed",
+                "leak_threshold",
+                "golden_file_mode",
+                "system_prompt",
+            )
+        ],
+        code=code,
+        extra=golden_file_digest(golden_path),
+    )
+    dataset_settings = AssetSettings(
+        profile,
+        "sft_dataset",
+        reads=[
+            "datasets",
+            "redteam.canaries",
+            "redteam.canary_copies",
+            "cleaning.quality.languages",
+        ],
+        code=code,
+    )
 
     @dg.asset(
         group_name="datasets",
-        code_version=f"{DATASETS_CODE_VERSION}-{pairs_version}",
+        code_version=pairs_settings.code_version,
+        metadata=pairs_settings.metadata(),
         kinds={"pandas"},
     )
     def sft_pairs(
@@ -55,6 +86,7 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         answer template, documents through section templates (and a teacher, if configured)."""
         from llm_assets.datasets.teacher import TeacherClient
 
+        config = pairs_settings.profile.datasets
         teacher = None
         if config.teacher.enabled:
             cache = artifacts.work_dir(
@@ -86,13 +118,17 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="datasets",
-        code_version=f"{DATASETS_CODE_VERSION}-{golden_version}",
+        code_version=golden_settings.code_version,
+        metadata=golden_settings.metadata(),
         kinds={"pandas"},
     )
     def golden_set(sft_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         """The evaluation hold-out: sampled pairs stratified by source and task, whole leak
         groups at a time, and the rows of `datasets.golden_file` if one is set; never trained
         on."""
+        profile = golden_settings.profile
+        config = profile.datasets
+        golden_path = profile.golden_path()
         from_file = read_golden_file(golden_path, config.system_prompt) if golden_path else None
         sampled, _ = (
             split_golden(sft_pairs, config.golden_size, config.seed, config.leak_threshold)
@@ -118,7 +154,7 @@ def build_dataset_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    sft_dataset_splits = build_sft_dataset_asset(profile, dataset_version)
+    sft_dataset_splits = build_sft_dataset_asset(dataset_settings)
 
     def rows_are_well_formed(
         frame: pd.DataFrame, suite: str, max_tokens: int | None = None

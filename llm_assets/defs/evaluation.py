@@ -12,12 +12,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile
 from llm_assets.storage import frame_digest
-
-EVAL_CODE_VERSION = "4"
 
 
 def review_folder(profile: Profile, artifacts: ArtifactStoreResource) -> Path:
@@ -36,33 +35,51 @@ def metric_cache(artifacts: ArtifactStoreResource) -> Path:
 
 
 def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
-    config = profile.evaluation
-    code_version = f"{EVAL_CODE_VERSION}-{section_digest(config)}"
+    code = ["evaluation", "defs/evaluation.py"]
     # Generation re-runs only for the settings it reads, not for a new bootstrap size.
-    answered = {
-        "max_eval_rows",
-        "engine",
-        "generation",
-        "compare_with_champion",
-        "review_dir",
-        "review_seed",
-    }
-    predictions_version = (
-        f"{EVAL_CODE_VERSION}-{section_digest(config, include=answered)}"
-        f"-{section_digest(profile.use_case, include={'registered_model_name'})}"
-        f"-{section_digest(profile.serving, include={'rag_k', 'rag_max_chars'})}"
-        f"-{section_digest(profile.datasets, include={'system_prompt'})}"
-        f"-{section_digest(profile.guardrails)}"
-        f"-{section_digest(profile.cleaning, include={'pii_allow_list'})}"
+    predictions_settings = AssetSettings(
+        profile,
+        "golden_predictions",
+        reads=[
+            *(
+                f"evaluation.{name}"
+                for name in (
+                    "max_eval_rows",
+                    "engine",
+                    "generation",
+                    "compare_with_champion",
+                    "review_dir",
+                    "review_seed",
+                )
+            ),
+            "model.kind",
+            "use_case.registered_model_name",
+            "serving.rag_k",
+            "serving.rag_max_chars",
+            "datasets.system_prompt",
+            "guardrails",
+            "cleaning.pii_allow_list",
+        ],
+        code=[*code, "serving/guardrails.py", "rag/context.py"],
+    )
+    review_settings = AssetSettings(
+        profile, "human_review_scores", reads=["evaluation.review_dir"], code=code
     )
     # The report also judges promotion (use_case.criteria) and scores perplexity at
     # datasets.max_length: a change to either must re-run it.
-    report_version = (
-        f"{code_version}-{section_digest(profile.use_case)}-{profile.datasets.max_length}"
+    report_settings = AssetSettings(
+        profile,
+        "eval_report",
+        reads=["evaluation", "use_case", "datasets.max_length"],
+        runtime=["evaluation.batch_size"],
+        code=code,
     )
 
     @dg.asset(
-        group_name="evaluation", code_version=predictions_version, kinds={"pytorch", "mlflow"}
+        group_name="evaluation",
+        code_version=predictions_settings.code_version,
+        metadata=predictions_settings.metadata(),
+        kinds={"pytorch", "mlflow"},
     )
     def golden_predictions(
         context: dg.AssetExecutionContext,
@@ -96,6 +113,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.rag.retrieval import open_retriever
         from llm_assets.serving.guardrails import guardrails_for
 
+        profile = predictions_settings.profile
+        config = profile.evaluation
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
         champion, skipped = None, ""
         if config.compare_with_champion:
@@ -182,7 +201,12 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    @dg.asset(group_name="evaluation", code_version=code_version, kinds={"pandas"})
+    @dg.asset(
+        group_name="evaluation",
+        code_version=review_settings.code_version,
+        metadata=review_settings.metadata(),
+        kinds={"pandas"},
+    )
     def human_review_scores(
         artifacts: ArtifactStoreResource, golden_predictions: pd.DataFrame
     ) -> dg.Output[dict[str, Any]]:
@@ -201,7 +225,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         key: dict[str, dict[str, str]] = {}
         for row in keyed.itertuples():
             key.setdefault(str(row.review_item), {})[str(row.review_side)] = str(row.model)
-        review_dir = review_folder(profile, artifacts)
+        review_dir = review_folder(review_settings.profile, artifacts)
         try:
             scores = import_reviews(review_dir, export_id, key)
         except ReviewFileError as error:
@@ -228,7 +252,12 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    @dg.asset(group_name="evaluation", code_version=report_version, kinds={"pytorch", "mlflow"})
+    @dg.asset(
+        group_name="evaluation",
+        code_version=report_settings.code_version,
+        metadata=report_settings.metadata(),
+        kinds={"pytorch", "mlflow"},
+    )
     def eval_report(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
@@ -255,6 +284,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.evaluation.promotion import judge_promotion
         from llm_assets.evaluation.report import render_eval_report
 
+        profile = report_settings.profile
+        config = profile.evaluation
         models = golden_predictions[~golden_predictions["model"].str.contains("/")]
         models = models.drop_duplicates("model")
         answered = golden_predictions.loc[golden_predictions["model"] == "tuned", "pair_id"]

@@ -6,23 +6,41 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.evaluation import metric_cache
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile
 from llm_assets.storage import folder_digest, folder_size
 
-EXPORT_CODE_VERSION = "3"
 CHECK_ROWS = 16
 
 
 def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     config = profile.export
+    # The merged model card names the use case and the license.
+    merged_settings = AssetSettings(
+        profile,
+        "merged_model",
+        reads=["model.license", "use_case.name"],
+        code=["export/merge.py", "defs/export.py"],
+    )
+    export_settings = AssetSettings(
+        profile,
+        "quantized_export",
+        reads=[
+            "export",
+            "evaluation.generation",
+            "datasets.system_prompt",
+            "datasets.max_length",
+            "model.kind",
+        ],
+        code=["export", "defs/export.py"],
+    )
 
     @dg.asset(
         group_name="export",
-        # The merged model card names the use case.
-        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(profile.model)}"
-        f"-{section_digest(profile.use_case, include={'name'})}",
+        code_version=merged_settings.code_version,
+        metadata=merged_settings.metadata(),
         kinds={"pytorch", "safetensors"},
     )
     def merged_model(
@@ -34,6 +52,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         training tokenizer and chat template, and a model card naming where it came from."""
         from llm_assets.export.merge import CannotMerge, merge_adapter, model_card
 
+        profile = merged_settings.profile
         manifest: dict[str, Any] = {
             "base_model_id": qlora_adapter["base_model_id"],
             "base_model_path": qlora_adapter["base_model_path"],
@@ -69,9 +88,8 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="export",
-        code_version=f"{EXPORT_CODE_VERSION}-{section_digest(config)}"
-        f"-{section_digest(profile.evaluation.generation)}"
-        f"-{section_digest(profile.datasets, include={'system_prompt'})}",
+        code_version=export_settings.code_version,
+        metadata=export_settings.metadata(),
         kinds={"pytorch", "mlflow", "gguf"},
     )
     def quantized_export(
@@ -108,6 +126,8 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             measure_export,
         )
 
+        profile = export_settings.profile
+        config = profile.export
         conversations = [
             [dict(message) for message in messages]
             for messages in golden_set["messages"][: config.measure_rows]

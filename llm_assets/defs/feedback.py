@@ -5,12 +5,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import FeedbackStoreResource
 from llm_assets.settings import FeedbackConfig, Profile
 from llm_assets.storage import frame_digest
 
-FEEDBACK_CODE_VERSION = "1"
 QUARTER_CRON = "0 0 1 1,4,7,10 *"
 
 
@@ -26,12 +26,18 @@ def quarters(config: FeedbackConfig) -> dg.TimeWindowPartitionsDefinition:
 
 
 def build_feedback_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
-    config = profile.feedback
+    settings = AssetSettings(
+        profile,
+        "feedback_records",
+        reads=["feedback.min_rating_kept"],
+        code=["defs/feedback.py", "sources/feedback.py", "serving/store.py"],
+    )
 
     @dg.asset(
         group_name="feedback",
-        partitions_def=quarters(config),
-        code_version=f"{FEEDBACK_CODE_VERSION}-min-rating-{config.min_rating_kept}",
+        partitions_def=quarters(profile.feedback),
+        code_version=settings.code_version,
+        metadata=settings.metadata(),
         kinds={"sql", "pandas"},
     )
     def feedback_records(
@@ -49,7 +55,8 @@ def build_feedback_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         window = context.partition_time_window
         rows = read_feedback(feedback_store.engine(), window.start, window.end)
         exchanges = latest_per_response(rows)
-        records = curate_feedback(exchanges, config.min_rating_kept, context.partition_key)
+        min_rating = settings.profile.feedback.min_rating_kept
+        records = curate_feedback(exchanges, min_rating, context.partition_key)
         frame = records_to_frame(records)
         verdicts = (
             frame["read_error"].fillna("kept").value_counts().rename_axis("verdict").reset_index()

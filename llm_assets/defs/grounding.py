@@ -7,11 +7,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.check_results import preview
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile
 from llm_assets.storage import frame_digest
 
-GROUNDING_CODE_VERSION = "2"
 PARITY_ROWS = 16
 
 
@@ -36,17 +36,28 @@ def _leak_result(leaked: pd.DataFrame, what: str) -> dg.AssetCheckResult:
 def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     datasets = profile.datasets
     facts_path = profile.facts_path()
-    facts_digest = frame_digest(_fact_frame(profile)) if facts_path else "none"
-    code_version = (
-        f"{GROUNDING_CODE_VERSION}-{facts_digest}"
-        f"-{section_digest(profile.evaluation, include={'generation', 'engine'})}"
-        f"-{section_digest(profile.serving, include={'rag_k', 'rag_max_chars'})}"
-        f"-{section_digest(datasets, include={'system_prompt'})}"
-        f"-{section_digest(profile.guardrails)}"
-        f"-{section_digest(profile.cleaning, include={'pii_allow_list'})}"
+    settings = AssetSettings(
+        profile,
+        "fact_answers",
+        reads=[
+            "evaluation.facts_file",
+            "evaluation.generation",
+            "evaluation.engine",
+            "model.kind",
+            "datasets.system_prompt",
+            "guardrails",
+            "cleaning.pii_allow_list",
+        ],
+        code=["evaluation", "defs/grounding.py", "serving/guardrails.py", "rag/context.py"],
+        extra=frame_digest(_fact_frame(profile)) if facts_path else None,
     )
 
-    @dg.asset(group_name="evaluation", code_version=code_version, kinds={"pytorch"})
+    @dg.asset(
+        group_name="evaluation",
+        code_version=settings.code_version,
+        metadata=settings.metadata(),
+        kinds={"pytorch"},
+    )
     def fact_answers(
         qlora_adapter: dict[str, Any], rag_index: dict[str, Any]
     ) -> dg.Output[pd.DataFrame]:
@@ -66,6 +77,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.rag.retrieval import open_retriever
         from llm_assets.serving.guardrails import guard_answers, guardrails_for
 
+        profile = settings.profile
         questions = _fact_frame(profile)
         if questions.empty:
             return dg.Output(questions, metadata={"questions": 0, "facts_file": "none"})
@@ -75,7 +87,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             [[{"role": "user", "content": q}] for q in questions["instruction"]],
             retriever.retrieve_many if context else None,
             context or ContextFormat(),
-            datasets.system_prompt,
+            profile.datasets.system_prompt,
         )
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
         answer: Answerer = transformers_answers

@@ -13,11 +13,10 @@ from typing import Any
 
 import dagster as dg
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.resources import MlflowResource
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile
 
-REDTEAM_CODE_VERSION = "2"
-PROMOTION_CODE_VERSION = "1"
 # Metrics of eval_report copied onto the registered version, so versions compare side by side.
 VERSION_METRICS = (
     "golden_rougeL_tuned",
@@ -38,19 +37,40 @@ def _suite_digest(profile: Profile) -> str:
 
 
 def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
-    redteam = profile.redteam
     use_case = profile.use_case
-    generation = profile.evaluation.generation
-    model_name = use_case.registered_model_name
+    redteam_settings = AssetSettings(
+        profile,
+        "redteam_report",
+        reads=[
+            "redteam",
+            "evaluation.generation",
+            "evaluation.engine",
+            "model.kind",
+            "guardrails",
+            "cleaning.pii_allow_list",
+            "datasets.system_prompt",
+        ],
+        code=["evaluation", "defs/promotion.py", "serving/guardrails.py", "rag/context.py"],
+        extra=_suite_digest(profile),
+    )
+    # Registered under use_case.registered_model_name, described with use_case.name.
+    challenger_settings = AssetSettings(
+        profile,
+        "registered_challenger",
+        reads=["use_case.name", "use_case.registered_model_name"],
+        code=["evaluation/registry.py", "defs/promotion.py"],
+    )
+    champion_settings = AssetSettings(
+        profile,
+        "champion_model",
+        reads=["use_case"],
+        code=["evaluation/registry.py", "evaluation/promotion.py", "defs/promotion.py"],
+    )
 
     @dg.asset(
         group_name="evaluation",
-        code_version=f"{REDTEAM_CODE_VERSION}-{section_digest(redteam)}-"
-        f"{section_digest(generation)}-{_suite_digest(profile)}"
-        f"-{section_digest(profile.evaluation, include={'engine'})}"
-        f"-{section_digest(profile.guardrails)}"
-        f"-{section_digest(profile.cleaning, include={'pii_allow_list'})}"
-        f"-{section_digest(profile.datasets, include={'system_prompt'})}",
+        code_version=redteam_settings.code_version,
+        metadata=redteam_settings.metadata(),
         kinds={"pytorch", "mlflow"},
     )
     def redteam_report(
@@ -77,10 +97,12 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.rag.retrieval import open_retriever
         from llm_assets.serving.guardrails import guardrails_for
 
+        profile = redteam_settings.profile
+        redteam = profile.redteam
         cases = load_suite(redteam, profile.base_dir)
         tuned = ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter)
         tokenizer = load_chat_tokenizer(qlora_adapter["path"])
-        settings = redteam_generation(generation, redteam, tokenizer)
+        settings = redteam_generation(profile.evaluation.generation, redteam, tokenizer)
         answer = None
         if profile.evaluation.engine == "llama-cpp":
             from llm_assets.export.gguf import llama_cpp_answerer
@@ -162,9 +184,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="promotion",
-        # Registered under use_case.registered_model_name, described with use_case.name.
-        code_version=f"{PROMOTION_CODE_VERSION}"
-        f"-{section_digest(use_case, include={'name', 'registered_model_name'})}",
+        code_version=challenger_settings.code_version,
+        metadata=challenger_settings.metadata(),
         kinds={"mlflow"},
     )
     def registered_challenger(
@@ -175,6 +196,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         registered are not registered twice: their version becomes the challenger."""
         from llm_assets.evaluation.registry import CHALLENGER, register_adapter, set_alias
 
+        use_case = challenger_settings.profile.use_case
+        model_name = use_case.registered_model_name
         tracking = mlflow.tracking()
         version, created = register_adapter(
             tracking,
@@ -210,7 +233,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="promotion",
-        code_version=f"{PROMOTION_CODE_VERSION}-{section_digest(use_case)}",
+        code_version=champion_settings.code_version,
+        metadata=champion_settings.metadata(),
         kinds={"mlflow"},
     )
     def champion_model(
@@ -225,6 +249,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.evaluation.promotion import judge_promotion
         from llm_assets.evaluation.registry import CHAMPION, set_alias, version_by_alias
 
+        use_case = champion_settings.profile.use_case
+        model_name = use_case.registered_model_name
         evaluated = eval_report.get("mlflow_run_id")
         if evaluated and evaluated != registered_challenger["adapter_mlflow_run_id"]:
             raise dg.Failure(

@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.rag.chunking import chunk_records, chunks_not_traceable, text_to_embed
@@ -22,10 +23,8 @@ from llm_assets.rag.embedding import (
     write_vector_store,
 )
 from llm_assets.rag.knowledge import golden_records_in_index, knowledge_records
-from llm_assets.settings import Profile, ProfileError, section_digest
+from llm_assets.settings import Profile, ProfileError
 from llm_assets.storage import frame_digest
-
-RAG_CODE_VERSION = "1"
 
 
 def _embedder(profile: Profile, artifacts: ArtifactStoreResource) -> Embedder:
@@ -53,7 +52,20 @@ def _stacked(embeddings: pd.DataFrame) -> np.ndarray:
 
 def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     config = profile.rag
-    code_version = f"{RAG_CODE_VERSION}-{section_digest(config)}"
+
+    def rag_settings(asset: str) -> AssetSettings[Profile]:
+        # Which sources are knowledge depends on their kinds when rag.sources is empty.
+        return AssetSettings(
+            profile,
+            asset,
+            reads=["rag", *(f"sources.{source.name}.kind" for source in profile.sources)],
+            runtime=["rag.batch_size"],
+            code=["rag", "defs/rag.py"],
+        )
+
+    chunks_settings = rag_settings("rag_chunks")
+    embeddings_settings = rag_settings("rag_embeddings")
+    index_settings = rag_settings("rag_index")
     unknown = sorted(set(config.sources) - {source.name for source in profile.sources})
     if unknown:
         raise ProfileError(
@@ -61,7 +73,12 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             f"from sources: {[source.name for source in profile.sources]}"
         )
 
-    @dg.asset(group_name="rag", code_version=code_version, kinds={"pandas"})
+    @dg.asset(
+        group_name="rag",
+        code_version=chunks_settings.code_version,
+        metadata=chunks_settings.metadata(),
+        kinds={"pandas"},
+    )
     def rag_chunks(
         artifacts: ArtifactStoreResource, cleaned_corpus: pd.DataFrame, golden_set: pd.DataFrame
     ) -> dg.Output[pd.DataFrame]:
@@ -69,6 +86,8 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         cut into chunks the embedding model reads whole, leaving out any record a golden pair
         was answered from; `chunk_id` `<source>/<record_id>#<n>` and `char_start:char_end`
         lead back to the record."""
+        profile = chunks_settings.profile
+        config = profile.rag
         embedder = _embedder(profile, artifacts)
         indexed = knowledge_records(cleaned_corpus, golden_set, profile.knowledge_sources())
         chunks = chunk_records(
@@ -92,7 +111,12 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    @dg.asset(group_name="rag", code_version=code_version, kinds={"numpy"})
+    @dg.asset(
+        group_name="rag",
+        code_version=embeddings_settings.code_version,
+        metadata=embeddings_settings.metadata(),
+        kinds={"numpy"},
+    )
     def rag_embeddings(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
@@ -100,6 +124,8 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     ) -> dg.Output[pd.DataFrame]:
         """One unit-length vector per chunk (`chunk_id`, `vector`), in `rag_chunks` order.
         Chunks whose text was embedded by the last run, with the same model, keep their vector."""
+        profile = embeddings_settings.profile
+        config = profile.rag
         embedder = _embedder(profile, artifacts)
         texts = [
             text_to_embed(heading, text)
@@ -134,7 +160,12 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             },
         )
 
-    @dg.asset(group_name="rag", code_version=code_version, kinds={config.store, "mlflow"})
+    @dg.asset(
+        group_name="rag",
+        code_version=index_settings.code_version,
+        metadata=index_settings.metadata(),
+        kinds={config.store, "mlflow"},
+    )
     def rag_index(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
@@ -151,6 +182,8 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.rag.index import FaissStore, PgvectorStore, write_faiss_store
         from llm_assets.rag.retrieval import Retriever, evaluate_retrieval
 
+        profile = index_settings.profile
+        config = profile.rag
         vectors = _stacked(rag_embeddings)
         store: Any
         if config.store == "pgvector":

@@ -3,14 +3,13 @@
 import dagster as dg
 
 from llm_assets.cleaning.expectations import raw_records_expectations
+from llm_assets.code_versions import AssetSettings, Undeclared
 from llm_assets.defs.check_results import preview, to_check_result
 from llm_assets.expectations import run_suite
-from llm_assets.settings import Profile, SourceConfig, section_digest, state_dir
+from llm_assets.settings import Profile, SourceConfig, state_dir
 from llm_assets.sources import source_batches
 from llm_assets.sources.records import raw_schema, records_to_frame
 from llm_assets.storage import StoredTable, TableWriter
-
-READER_CODE_VERSION = "2"
 
 
 def raw_asset_name(source: SourceConfig) -> str:
@@ -18,16 +17,27 @@ def raw_asset_name(source: SourceConfig) -> str:
 
 
 def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinition:
+    settings = AssetSettings(
+        profile,
+        raw_asset_name(source),
+        reads=[f"sources.{source.name}"],
+        runtime=["cleaning.batch_size"],
+        code=["sources", "defs/sources.py"],
+    )
+
     @dg.asset(
         name=raw_asset_name(source),
         group_name="sources",
-        code_version=f"{READER_CODE_VERSION}-{section_digest(source)}",
+        code_version=settings.code_version,
+        metadata=settings.metadata(),
         kinds={"pandas", source.kind},
         description=f"Every record of source '{source.name}' "
         f"({source.kind}: {profile.source_glob(source)}), "
         "readable or not; unreadable ones carry `read_error`.",
     )
     def raw_records(context: dg.AssetExecutionContext) -> dg.Output[StoredTable]:
+        profile = settings.profile
+        (source,) = (s for s in profile.sources if not isinstance(s, Undeclared))
         # Written batch by batch: a source far larger than memory reads in flat memory.
         scratch = state_dir() / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)

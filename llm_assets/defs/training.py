@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.resources import (
     ArtifactStoreResource,
     MlflowResource,
@@ -17,21 +18,29 @@ from llm_assets.defs.resources import (
 )
 from llm_assets.rag.context import ContextFormat, write_context_format
 from llm_assets.serving.guardrails import answered_question_relevance, write_scope_calibration
-from llm_assets.settings import Profile, section_digest
+from llm_assets.settings import Profile, TrainingConfig
 from llm_assets.storage import folder_digest, frame_digest
 
-BASE_MODEL_CODE_VERSION = "1"
-ADAPTER_CODE_VERSION = "3"
 CHECK_ROWS = 16
 
 
 def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
-    model_config = profile.model
-    training = profile.training
+    code = ["training", "defs/training.py"]
+    base_settings = AssetSettings(
+        profile, "base_model", reads=["model", "training.seed"], code=code
+    )
+    adapter_settings = AssetSettings(
+        profile,
+        "qlora_adapter",
+        reads=["training", "datasets.max_length", "datasets.retrieval"],
+        runtime=[f"training.{name}" for name in TrainingConfig.LAUNCH_FIELDS],
+        code=code,
+    )
 
     @dg.asset(
         group_name="training",
-        code_version=f"{BASE_MODEL_CODE_VERSION}-{section_digest(model_config)}",
+        code_version=base_settings.code_version,
+        metadata=base_settings.metadata(),
         kinds={"pytorch", "huggingface"},
     )
     def base_model(
@@ -49,6 +58,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             weights_identity,
         )
 
+        profile = base_settings.profile
+        model_config = profile.model
         manifest: dict[str, Any] = {
             "kind": model_config.kind,
             "model_id": model_config.id_or_path,
@@ -96,8 +107,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
     @dg.asset(
         group_name="training",
-        code_version=f"{ADAPTER_CODE_VERSION}-{section_digest(training)}"
-        f"-{section_digest(profile.datasets.retrieval)}",
+        code_version=adapter_settings.code_version,
+        metadata=adapter_settings.metadata(),
         kinds={"pytorch", "mlflow"},
         pool="gpu",
     )
@@ -124,6 +135,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             training_command,
         )
 
+        profile = adapter_settings.profile
+        training = profile.training
         accelerate_config = resolve_accelerate_config(
             training.accelerate_config, torch.cuda.is_available(), profile.base_dir
         )

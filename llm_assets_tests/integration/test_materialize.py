@@ -11,7 +11,7 @@ import pytest
 
 from llm_assets.defs import build_assets_and_checks, build_definitions
 from llm_assets.defs.resources import default_resources
-from llm_assets.defs.selection import only_stale_or_missing, stale_status
+from llm_assets.defs.selection import only_stale_or_missing, staleness
 from llm_assets.settings import load_profile
 
 from .conftest import MaterializedGraph, materialize_all
@@ -194,16 +194,17 @@ def test_unchanged_work_is_not_redone(graph: MaterializedGraph) -> None:
     assert rerun.success
     assert only_stale_or_missing(graph.defs, graph.instance, everything) == set()
 
-    # A training setting changed in conf makes training and what follows stale, nothing before.
+    # A training setting changed in conf makes training out of date, and what follows with it;
+    # nothing before. Only training is re-made first: what follows re-runs if its data changed.
     changed = graph.profile.model_copy(
         update={"training": graph.profile.training.model_copy(update={"lora_r": 4})}
     )
     changed_defs = build_definitions(changed, resources=graph.defs.resources)
-    stale = {
-        key.to_user_string()
-        for key in only_stale_or_missing(changed_defs, graph.instance, everything)
+    assert only_stale_or_missing(changed_defs, graph.instance, everything) == {
+        dg.AssetKey("qlora_adapter")
     }
-    assert stale == {
+    states = staleness(changed_defs, graph.instance, everything)
+    assert {key.to_user_string() for key, state in states.items() if not state.fresh} == {
         "qlora_adapter",
         "registered_challenger",
         "golden_predictions",
@@ -215,8 +216,9 @@ def test_unchanged_work_is_not_redone(graph: MaterializedGraph) -> None:
         "merged_model",
         "quantized_export",
     }
-    statuses = stale_status(changed_defs, graph.instance, everything)
-    assert statuses[dg.AssetKey("base_model")].value == "FRESH"
+    assert states[dg.AssetKey("qlora_adapter")].own[0].startswith("code version changed")
+    assert states[dg.AssetKey("eval_report")].upstream
+    assert states[dg.AssetKey("base_model")].fresh
 
 
 def test_failing_blocking_check_stops_training(tmp_path: Path) -> None:
