@@ -263,7 +263,7 @@ def ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([hit.__dict__ for hit in hits], indent=2))
         return 0
-    print(f"{len(hits)} chunks of {manifest['chunks']} ({manifest['store']}, {manifest['model']})")
+    print(f"{len(hits)} chunks of {manifest.chunks} ({manifest.store}, {manifest.model})")
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.uri} > {hit.heading}" if hit.heading else hit.uri
         snippet = " ".join(hit.text.split())

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from llm_assets.contracts import Adapter
 from llm_assets.evaluation.registry import (
     CHALLENGER,
     CHAMPION,
@@ -34,21 +35,23 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     mlflow.set_tracking_uri(previous)
 
 
-def _trained_adapter(tracking: Any, folder: Path, digest: str) -> dict[str, Any]:
+def _trained_adapter(tracking: Any, folder: Path, digest: str) -> Adapter:
     """An adapter folder logged to a run, as qlora_adapter leaves it, and its manifest."""
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text(json.dumps({"r": 4}), encoding="utf-8")
     (folder / "adapter_model.safetensors").write_bytes(digest.encode())
     with tracking.start_run() as run:
         tracking.log_artifacts(str(folder), artifact_path="adapter")
-    return {
-        "path": str(folder),
-        "method": "qlora",
-        "base_model_path": "/models/tiny-llama",
-        "base_model_id": "llm-assets/tiny-llama",
-        "mlflow_run_id": run.info.run_id,
-        "weights_digest": digest,
-    }
+    return Adapter(
+        path=str(folder),
+        method="qlora",
+        base_model_path="/models/tiny-llama",
+        base_model_id="llm-assets/tiny-llama",
+        mlflow_run_id=run.info.run_id,
+        global_step=1,
+        train_loss=1.0,
+        weights_digest=digest,
+    )
 
 
 def test_register_tags_the_base_and_does_not_duplicate_weights(
@@ -62,7 +65,7 @@ def test_register_tags_the_base_and_does_not_duplicate_weights(
     assert version.tags["weights_digest"] == "digest-a"
     assert version.tags["adapter_path"] == str(tmp_path / "a")
     assert version.tags["dagster_run_id"] == "run-1"
-    assert version.source == f"runs:/{manifest['mlflow_run_id']}/adapter"
+    assert version.source == f"runs:/{manifest.mlflow_run_id}/adapter"
 
     again, created_again = register_adapter(tracking, MODEL, manifest, dagster_run_id="run-2")
     assert not created_again and again.version == version.version
@@ -115,7 +118,7 @@ def test_champion_whose_folder_is_gone_is_downloaded_from_its_artifacts(
     restored = Path(champion["path"])
     assert restored.is_relative_to(tmp_path / "state" / "registry")
     assert json.loads((restored / "adapter_config.json").read_text()) == {"r": 4}
-    assert champion["mlflow_run_id"] == manifest["mlflow_run_id"]
+    assert champion["mlflow_run_id"] == manifest.mlflow_run_id
     # It is asked as it was trained, behind the same scope guard: the calibration came back in
     # a tag, thinned to 500 of 1,200 ranks, which moves the threshold by under 3 ranks.
     assert json.loads((restored / "retrieval_context.json").read_text())["k"] == 3
@@ -141,7 +144,7 @@ def test_a_logged_mlflow_model_is_registered_by_its_uri(
     name = MODEL + "-logged"
     folder = tmp_path / "adapter"
     manifest = _trained_adapter(tracking, folder, "d-logged")
-    with tracking.start_run(run_id=manifest["mlflow_run_id"]):
+    with tracking.start_run(run_id=manifest.mlflow_run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=AdapterModel(),
@@ -149,7 +152,7 @@ def test_a_logged_mlflow_model_is_registered_by_its_uri(
             pip_requirements=[],
         )
     version, created = register_adapter(
-        tracking, name, {**manifest, "mlflow_model_uri": info.model_uri}
+        tracking, name, manifest.model_copy(update={"mlflow_model_uri": info.model_uri})
     )
     assert created and version.source.startswith("models:/")
     set_alias(tracking, name, CHAMPION, version.version)

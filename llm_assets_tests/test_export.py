@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llm_assets.contracts import Adapter
 from llm_assets.export.merge import CannotMerge, merge_adapter, model_card
 from llm_assets.export.quantize import exports_answering_worse
 
@@ -41,16 +42,18 @@ def test_exports_within_tolerance_pass() -> None:
 
 
 def test_model_card_has_hub_metadata_and_its_origin() -> None:
-    manifest = {
-        "base_model_id": "mistralai/Mistral-7B-v0.3",
-        "license": "apache-2.0",
-        "method": "qlora",
-        "mlflow_run_id": "abc123",
-        "adapter_weights_digest": "d1",
-        "name": "support-assistant",
-    }
+    adapter = Adapter(
+        path="/adapters/a",
+        method="qlora",
+        base_model_path="/models/mistral",
+        base_model_id="mistralai/Mistral-7B-v0.3",
+        mlflow_run_id="abc123",
+        global_step=10,
+        train_loss=1.2,
+        weights_digest="d1",
+    )
 
-    card = model_card(manifest)
+    card = model_card(adapter, "apache-2.0", "support-assistant")
 
     front_matter = yaml.safe_load(card.split("---")[1])
     assert front_matter["base_model"] == "mistralai/Mistral-7B-v0.3"

@@ -10,7 +10,6 @@ process (not the launcher) as soon as a checkpoint exists, as a crash or a pre-e
 would.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -47,19 +46,33 @@ TRAINING = TrainingConfig(
 def _store_inputs(state: Path, base: Path, data: Path) -> None:
     """The upstream assets as the asset store keeps them: manifests as JSON, datasets as Arrow."""
     from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    from llm_assets.contracts import BaseModelFolder, ChatTemplate
+    from llm_assets.datasets.chat_template import template_digest, training_chat_template
 
     assets = state / "assets"
     assets.mkdir(parents=True)
-    manifest = {
-        "path": str(base),
-        "model_id": "tiny",
-        "revision": None,
-        "license": "apache-2.0",
-        "weights_digest": "w1",
-    }
-    (assets / "base_model.json").write_text(json.dumps(manifest))
-    template = {"template": None, "digest": "t1", "origin": "base tokenizer"}
-    (assets / "chat_template.json").write_text(json.dumps(template))
+    folder = BaseModelFolder(
+        kind="tiny",
+        model_id="tiny",
+        revision=None,
+        license="apache-2.0",
+        path=str(base),
+        parameters=None,
+        weights_digest="w1",
+    )
+    (assets / "base_model.json").write_text(folder.model_dump_json())
+    template, origin = training_chat_template(AutoTokenizer.from_pretrained(base))
+    chat_template = ChatTemplate(
+        template=template,
+        origin=origin,
+        digest=template_digest(template),
+        path=str(state / "chat_template.jinja"),
+        base_model_id="tiny",
+        base_weights_digest="w1",
+    )
+    (assets / "chat_template.json").write_text(chat_template.model_dump_json())
     load_from_disk(str(data)).save_to_disk(str(assets / "sft_dataset.hfds"))
 
 

@@ -23,6 +23,7 @@ from llm_assets.cleaning.expectations import (
 )
 from llm_assets.cleaning.ledger import ACTIONS, ledger_discrepancies
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import NearDuplicateIndexFile
 from llm_assets.defs.check_results import preview, to_check_result
 from llm_assets.defs.resources import READ_PARTITIONS, ArtifactStoreResource, MlflowResource
 from llm_assets.defs.sources import raw_asset_name
@@ -191,12 +192,12 @@ def _build_cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
                 index.save(folder / "index.npz")
         path = artifacts.folder("near_duplicate_index", context.run.run_id) / "index.npz"
         yield dg.Output(
-            {
-                "path": str(path) if index is not None else None,
-                "records": len(index) if index is not None else 0,
-                "settings": profile.cleaning.near_dedup.model_dump(mode="json"),
-                "reused_from_run": previous_index is not None,
-            },
+            NearDuplicateIndexFile(
+                path=str(path) if index is not None else None,
+                records=len(index) if index is not None else 0,
+                settings=profile.cleaning.near_dedup.model_dump(mode="json"),
+                reused_from_run=previous_index is not None,
+            ),
             output_name="near_duplicate_index",
             metadata={
                 "path": dg.MetadataValue.path(str(path)),

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import BaseModelFolder, ChatTemplate, RagIndex
 from llm_assets.datasets.canaries import CANARY_SOURCE, plant_canaries
 from llm_assets.datasets.card import CardFacts, render_dataset_card, write_dataset_export
 from llm_assets.datasets.ledger import dataset_ledger, dataset_ledger_summary
@@ -61,8 +62,8 @@ def build_sft_dataset_asset(settings: AssetSettings[Profile]) -> dg.AssetsDefini
         cleaned_corpus: pd.DataFrame,
         sft_pairs: pd.DataFrame,
         golden_set: pd.DataFrame,
-        base_model: dict[str, Any],
-        rag_index: dict[str, Any],
+        base_model: BaseModelFolder,
+        rag_index: RagIndex,
     ) -> Any:
         from datasets import Dataset, DatasetDict
         from transformers import AutoTokenizer
@@ -71,7 +72,7 @@ def build_sft_dataset_asset(settings: AssetSettings[Profile]) -> dg.AssetsDefini
 
         profile = settings.profile
         config = profile.datasets
-        tokenizer = AutoTokenizer.from_pretrained(base_model["path"])
+        tokenizer = AutoTokenizer.from_pretrained(base_model.path)
         template, origin = training_chat_template(tokenizer)
         tokenizer.chat_template = template
         pairs = sft_pairs
@@ -132,7 +133,7 @@ def build_sft_dataset_asset(settings: AssetSettings[Profile]) -> dg.AssetsDefini
         card = render_dataset_card(
             exported,
             CardFacts(
-                base_model=str(base_model["model_id"]),
+                base_model=str(base_model.model_id),
                 max_length=config.max_length,
                 chat_template=template,
                 chat_template_origin=origin,
@@ -187,14 +188,14 @@ def build_sft_dataset_asset(settings: AssetSettings[Profile]) -> dg.AssetsDefini
         )
         digest = template_digest(template)
         yield dg.Output(
-            {
-                "template": template,
-                "origin": origin,
-                "digest": digest,
-                "path": str(export_dir / "chat_template.jinja"),
-                "base_model_id": base_model["model_id"],
-                "base_weights_digest": base_model["weights_digest"],
-            },
+            ChatTemplate(
+                template=template,
+                origin=origin,
+                digest=digest,
+                path=str(export_dir / "chat_template.jinja"),
+                base_model_id=base_model.model_id,
+                base_weights_digest=base_model.weights_digest,
+            ),
             output_name="chat_template",
             data_version=dg.DataVersion(digest),
             metadata={
@@ -228,7 +229,7 @@ def build_template_check() -> dg.AssetChecksDefinition:
         "the base tokenizer as serving loads it give the same text, token ids and token counts.",
     )
     def sft_dataset_renders_like_serving(
-        sft_dataset: Any, chat_template: dict[str, Any], base_model: dict[str, Any]
+        sft_dataset: Any, chat_template: ChatTemplate, base_model: BaseModelFolder
     ) -> dg.AssetCheckResult:
         from llm_assets.datasets.chat_template import (
             load_chat_tokenizer,
@@ -236,15 +237,15 @@ def build_template_check() -> dg.AssetChecksDefinition:
             template_digest,
         )
 
-        saved = Path(chat_template["path"]).read_text(encoding="utf-8")
+        saved = Path(chat_template.path).read_text(encoding="utf-8")
         problems = []
-        if template_digest(saved) != chat_template["digest"]:
-            problems.append(f"{chat_template['path']} was changed after the dataset was built")
+        if template_digest(saved) != chat_template.digest:
+            problems.append(f"{chat_template.path} was changed after the dataset was built")
         sample = sample_conversations(sft_dataset)
         conversations = [row["messages"] for row in sample]
-        serving = load_chat_tokenizer(base_model["path"])
+        serving = load_chat_tokenizer(base_model.path)
         problems += template_differences(
-            load_chat_tokenizer(base_model["path"], chat_template=saved), serving, conversations
+            load_chat_tokenizer(base_model.path, chat_template=saved), serving, conversations
         )
         recounted = conversation_token_counts(serving, conversations)
         problems += [

@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import Adapter, HumanReviewScores, RagIndex, RedTeamReport
 from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile
@@ -85,9 +86,9 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
-        qlora_adapter: dict[str, Any],
+        qlora_adapter: Adapter,
         golden_set: pd.DataFrame,
-        rag_index: dict[str, Any],
+        rag_index: RagIndex,
     ) -> dg.Output[pd.DataFrame]:
         """Answers to every golden prompt from the tuned model, its base and the MLflow
         `champion` (when one exists), one row per prompt and model with tokens and timings; and
@@ -115,7 +116,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
         profile = predictions_settings.profile
         config = profile.evaluation
-        tokenizer = load_chat_tokenizer(qlora_adapter["path"])
+        tokenizer = load_chat_tokenizer(qlora_adapter.path)
         champion, skipped = None, ""
         if config.compare_with_champion:
             champion = find_champion(mlflow.tracking(), profile.use_case.registered_model_name)
@@ -126,7 +127,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 champion = None
         golden = golden_set.head(config.max_eval_rows)
         search_many = open_retriever(rag_index).retrieve_many
-        served_format = read_context_format(qlora_adapter["path"])
+        served_format = read_context_format(qlora_adapter.path)
         champion_format = read_context_format(champion["path"]) if champion else None
         context_format = (
             served_format
@@ -145,7 +146,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             champion,
             RETRIEVAL if served_format else CLOSED_BOOK,
             RETRIEVAL if champion_format else CLOSED_BOOK,
-            guardrails_for(qlora_adapter["path"], profile.guardrails, allow),
+            guardrails_for(qlora_adapter.path, profile.guardrails, allow),
             guardrails_for(champion["path"], profile.guardrails, allow) if champion else None,
         )
         answer = None
@@ -209,7 +210,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     )
     def human_review_scores(
         artifacts: ArtifactStoreResource, golden_predictions: pd.DataFrame
-    ) -> dg.Output[dict[str, Any]]:
+    ) -> dg.Output[HumanReviewScores]:
         """Scores reviewers wrote into the review files of the current export (1-5 for
         accuracy, helpfulness, tone and factual correctness), validated and unblinded into mean
         scores per model. Materialize it again after reviewers save their files."""
@@ -241,7 +242,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             "keeps the export id); then materialize human_review_scores again."
         )
         return dg.Output(
-            scores.as_dict(),
+            HumanReviewScores.model_validate(scores.as_dict()),
             metadata={
                 "reviews": scores.reviews,
                 "files": ", ".join(scores.files) or "none yet",
@@ -262,13 +263,13 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
-        qlora_adapter: dict[str, Any],
+        qlora_adapter: Adapter,
         sft_dataset: Any,
         golden_set: pd.DataFrame,
         golden_predictions: pd.DataFrame,
-        human_review_scores: dict[str, Any],
-        redteam_report: dict[str, Any],
-        rag_index: dict[str, Any],
+        human_review_scores: HumanReviewScores,
+        redteam_report: RedTeamReport,
+        rag_index: RagIndex,
         fact_answers: pd.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
         """Tuned vs base (and champion): perplexity on validation and golden, ROUGE-L, BLEU,
@@ -304,7 +305,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 )
                 for row in models.itertuples()
             ],
-            load_chat_tokenizer(qlora_adapter["path"]),
+            load_chat_tokenizer(qlora_adapter.path),
             {
                 split: [[dict(m) for m in conversation] for conversation in conversations]
                 for split, conversations in splits.items()
@@ -318,10 +319,10 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             golden_predictions, rag_index, fact_answers, config, metric_cache(artifacts)
         )
         metrics |= {
-            "mlflow_run_id": qlora_adapter["mlflow_run_id"],
-            "base_model_id": qlora_adapter.get("base_model_id", ""),
-            "adapter_path": qlora_adapter["path"],
-            "method": qlora_adapter.get("method", ""),
+            "mlflow_run_id": qlora_adapter.mlflow_run_id,
+            "base_model_id": qlora_adapter.base_model_id,
+            "adapter_path": qlora_adapter.path,
+            "method": qlora_adapter.method,
             "models": [
                 {
                     "label": row.model,
@@ -333,19 +334,19 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 for row in models.itertuples()
             ],
             "champion_skipped": str(golden_predictions["champion_skipped"].iloc[0]),
-            "redteam_pass_rate": redteam_report["pass_rate"],
-            "redteam_categories": redteam_report["categories"],
-            "redteam_canary_leaks": redteam_report.get("canary_leaks", 0),
-            "redteam_pii_in_outputs": redteam_report.get("pii_in_outputs", 0),
-            "redteam_model_alone_pass_rate": redteam_report.get("model_alone_pass_rate"),
-            "redteam_declined_out_of_scope": redteam_report.get("declined_out_of_scope", 0),
-            "redteam_answers_with_pii_withheld": redteam_report.get("answers_with_pii_withheld", 0),
-            "redteam_failures": list(redteam_report.get("failures", []))[:5],
-            "human_scores": human_review_scores["scores"],
-            "human_counts": human_review_scores["counts"],
-            "human_reviews": human_review_scores["reviews"],
-            "review_export_id": human_review_scores["export_id"],
-            "review_dir": human_review_scores["review_dir"],
+            "redteam_pass_rate": redteam_report.pass_rate,
+            "redteam_categories": redteam_report.model_dump(mode="json")["categories"],
+            "redteam_canary_leaks": redteam_report.canary_leaks,
+            "redteam_pii_in_outputs": redteam_report.pii_in_outputs,
+            "redteam_model_alone_pass_rate": redteam_report.model_alone_pass_rate,
+            "redteam_declined_out_of_scope": redteam_report.declined_out_of_scope,
+            "redteam_answers_with_pii_withheld": redteam_report.answers_with_pii_withheld,
+            "redteam_failures": redteam_report.failures[:5],
+            "human_scores": human_review_scores.scores,
+            "human_counts": human_review_scores.counts,
+            "human_reviews": human_review_scores.reviews,
+            "review_export_id": human_review_scores.export_id,
+            "review_dir": human_review_scores.review_dir,
         }
         decision = judge_promotion(metrics, profile.use_case.criteria)
         metrics["promotion"] = {
@@ -356,7 +357,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         client = mlflow.tracking().MlflowClient()
         history = [
             (int(m.step), float(m.value))
-            for m in client.get_metric_history(qlora_adapter["mlflow_run_id"], "loss")
+            for m in client.get_metric_history(qlora_adapter.mlflow_run_id, "loss")
         ]
         markdown, ui_markdown, page, figures = render_eval_report(metrics, history)
         with artifacts.new_folder("eval_report", context.run.run_id) as folder:
@@ -372,7 +373,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             "report_html_path": str(report_dir / "report.html"),
         }
         numeric = mlflow_metrics(value)
-        with mlflow.start_run(context, "eval_report", run_id=qlora_adapter["mlflow_run_id"]) as run:
+        with mlflow.start_run(context, "eval_report", run_id=qlora_adapter.mlflow_run_id) as run:
             mlflow_client.log_metrics(numeric)
             mlflow_client.log_artifacts(str(report_dir), artifact_path="eval")
         return dg.Output(
@@ -395,7 +396,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
 def grounding_metrics(
     predictions: pd.DataFrame,
-    rag_index: dict[str, Any],
+    rag_index: RagIndex,
     fact_answers: pd.DataFrame,
     config: Any,
     cache_dir: Path,
@@ -425,7 +426,8 @@ def grounding_metrics(
     return {
         "retrieval_modes": mode_comparison(predictions, config, cache_dir),
         "rag_index": {
-            key: rag_index[key] for key in ("k", "recall_at_k", "mrr", "golden_queries", "chunks")
+            key: getattr(rag_index, key)
+            for key in ("k", "recall_at_k", "mrr", "golden_queries", "chunks")
         },
         "facts": facts,
         "facts_stated_share": facts.get("stated_share", 0.0),

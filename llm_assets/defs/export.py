@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import Adapter, ExportedCopies, MergedModel
 from llm_assets.defs.evaluation import metric_cache
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.settings import Profile
@@ -46,42 +47,45 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     def merged_model(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
-        qlora_adapter: dict[str, Any],
-    ) -> dg.Output[dict[str, Any]]:
+        qlora_adapter: Adapter,
+    ) -> dg.Output[MergedModel]:
         """The adapter folded into its full-precision base: one safetensors model with the
         training tokenizer and chat template, and a model card naming where it came from."""
         from llm_assets.export.merge import CannotMerge, merge_adapter, model_card
 
         profile = merged_settings.profile
-        manifest: dict[str, Any] = {
-            "base_model_id": qlora_adapter["base_model_id"],
-            "base_model_path": qlora_adapter["base_model_path"],
-            "method": qlora_adapter["method"],
-            "mlflow_run_id": qlora_adapter["mlflow_run_id"],
-            "adapter_weights_digest": qlora_adapter["weights_digest"],
-            "license": profile.model.license,
-            "name": f"{profile.use_case.name} ({qlora_adapter['method']}, merged)",
-        }
+        name = f"{profile.use_case.name} ({qlora_adapter.method}, merged)"
+        card = model_card(qlora_adapter, profile.model.license, name)
         try:
             with artifacts.new_folder("merged_model", context.run.run_id) as folder:
                 merge_adapter(
-                    qlora_adapter["base_model_path"],
-                    qlora_adapter["path"],
-                    qlora_adapter["method"],
+                    qlora_adapter.base_model_path,
+                    qlora_adapter.path,
+                    qlora_adapter.method,
                     folder,
                 )
-                (folder / "README.md").write_text(model_card(manifest), encoding="utf-8")
+                (folder / "README.md").write_text(card, encoding="utf-8")
         except CannotMerge as error:
             raise dg.Failure(str(error)) from error
         path = artifacts.folder("merged_model", context.run.run_id)
-        manifest.update(path=str(path), weights_digest=folder_digest(path))
+        merged = MergedModel(
+            path=str(path),
+            weights_digest=folder_digest(path),
+            base_model_id=qlora_adapter.base_model_id,
+            base_model_path=qlora_adapter.base_model_path,
+            method=qlora_adapter.method,
+            mlflow_run_id=qlora_adapter.mlflow_run_id,
+            adapter_weights_digest=qlora_adapter.weights_digest,
+            license=profile.model.license,
+            name=name,
+        )
         return dg.Output(
-            manifest,
-            data_version=dg.DataVersion(manifest["weights_digest"]),
+            merged,
+            data_version=dg.DataVersion(merged.weights_digest),
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
-                "base_model": manifest["base_model_id"],
-                "method": manifest["method"],
+                "base_model": merged.base_model_id,
+                "method": merged.method,
                 "size_mb": round(folder_size(path) / 2**20, 2),
             },
         )
@@ -96,10 +100,10 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
-        merged_model: dict[str, Any],
+        merged_model: MergedModel,
         golden_set: pd.DataFrame,
         sft_dataset: Any,
-    ) -> dg.Output[dict[str, Any]]:
+    ) -> dg.Output[ExportedCopies]:
         """One quantized copy per `export.formats`. Each is loaded back from disk and measured
         on the same golden conversations as the merged model: size, load time, tokens/s,
         perplexity and golden ROUGE-L, and their deltas, so a copy that answers worse shows it.
@@ -137,7 +141,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         def golden_rouge_l(answers: list[str], references: list[str]) -> float:
             return float(rouge.compute(predictions=answers, references=references)["rougeL"])
 
-        merged_dir = Path(merged_model["path"])
+        merged_dir = Path(merged_model.path)
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(merged_dir)
@@ -202,7 +206,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             + "\n",
             encoding="utf-8",
         )
-        with mlflow.start_run(context, "quantized_export", run_id=merged_model["mlflow_run_id"]):
+        with mlflow.start_run(context, "quantized_export", run_id=merged_model.mlflow_run_id):
             for row in table.to_dict("records"):
                 mlflow_client.log_metrics(
                     {
@@ -223,15 +227,15 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             for row in table.to_dict("records"):
                 if row["format"] in GGUF_FORMATS:
                     mlflow_client.set_tag(gguf_export_tag(row["format"]), row["path"])
-        manifest = {
-            "path": str(final),
-            "merged_path": str(merged_dir),
-            "exports": table.to_dict("records"),
-            "weights_digest": folder_digest(final),
-        }
+        copies = ExportedCopies(
+            path=str(final),
+            merged_path=str(merged_dir),
+            exports=table.to_dict("records"),
+            weights_digest=folder_digest(final),
+        )
         return dg.Output(
-            manifest,
-            data_version=dg.DataVersion(manifest["weights_digest"]),
+            copies,
+            data_version=dg.DataVersion(copies.weights_digest),
             metadata={
                 "exports": dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4g")),
                 "path": dg.MetadataValue.path(str(final)),
@@ -246,7 +250,7 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         "trained with.",
     )
     def quantized_export_keeps_training_chat_template(
-        quantized_export: dict[str, Any], qlora_adapter: dict[str, Any], golden_set: pd.DataFrame
+        quantized_export: ExportedCopies, qlora_adapter: Adapter, golden_set: pd.DataFrame
     ) -> dg.AssetCheckResult:
         from pathlib import Path
 
@@ -256,18 +260,18 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         from llm_assets.export.gguf import GGUF_FORMATS, tokenizer_with_gguf_template
 
         rows = [[dict(m) for m in messages] for messages in golden_set["messages"][:CHECK_ROWS]]
-        trained = AutoTokenizer.from_pretrained(qlora_adapter["path"])
+        trained = AutoTokenizer.from_pretrained(qlora_adapter.path)
         problems = {
-            row["format"]: template_differences(
+            str(row["format"]): template_differences(
                 trained,
                 # A GGUF export is checked on the template inside the file, which is what
                 # llama.cpp reads, over the training tokenizer's vocabulary.
-                tokenizer_with_gguf_template(qlora_adapter["path"], Path(row["path"]))
+                tokenizer_with_gguf_template(qlora_adapter.path, Path(str(row["path"])))
                 if row["format"] in GGUF_FORMATS
-                else AutoTokenizer.from_pretrained(row["path"]),
+                else AutoTokenizer.from_pretrained(str(row["path"])),
                 rows,
             )
-            for row in quantized_export["exports"]
+            for row in quantized_export.exports
         }
         return dg.AssetCheckResult(
             passed=not any(problems.values()),
@@ -281,12 +285,12 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         "perplexity and ROUGE-L within export.max_perplexity_increase / max_rouge_l_drop.",
     )
     def quantized_export_answers_like_merged_model(
-        quantized_export: dict[str, Any],
+        quantized_export: ExportedCopies,
     ) -> dg.AssetCheckResult:
         from llm_assets.export.quantize import exports_answering_worse
 
         worse = exports_answering_worse(
-            quantized_export["exports"], config.max_perplexity_increase, config.max_rouge_l_drop
+            quantized_export.exports, config.max_perplexity_increase, config.max_rouge_l_drop
         )
         return dg.AssetCheckResult(
             passed=not worse,

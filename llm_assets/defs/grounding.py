@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import Adapter, RagIndex
 from llm_assets.defs.check_results import preview
 from llm_assets.settings import Profile
 from llm_assets.storage import frame_digest
@@ -58,9 +59,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         metadata=settings.metadata(),
         kinds={"pytorch"},
     )
-    def fact_answers(
-        qlora_adapter: dict[str, Any], rag_index: dict[str, Any]
-    ) -> dg.Output[pd.DataFrame]:
+    def fact_answers(qlora_adapter: Adapter, rag_index: RagIndex) -> dg.Output[pd.DataFrame]:
         """The held-out factual questions (`evaluation.facts_file`) answered by the tuned model
         as it is served: whether each answer states the fact, the chunk ids its context used,
         and which of them hold the fact."""
@@ -81,7 +80,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         questions = _fact_frame(profile)
         if questions.empty:
             return dg.Output(questions, metadata={"questions": 0, "facts_file": "none"})
-        context = read_context_format(qlora_adapter["path"])
+        context = read_context_format(qlora_adapter.path)
         retriever = open_retriever(rag_index)
         grounded = ground_prompts(
             [[{"role": "user", "content": q}] for q in questions["instruction"]],
@@ -89,7 +88,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             context or ContextFormat(),
             profile.datasets.system_prompt,
         )
-        tokenizer = load_chat_tokenizer(qlora_adapter["path"])
+        tokenizer = load_chat_tokenizer(qlora_adapter.path)
         answer: Answerer = transformers_answers
         if profile.evaluation.engine == "llama-cpp":
             from llm_assets.export.gguf import llama_cpp_answerer
@@ -102,7 +101,7 @@ def build_grounding_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             profile.evaluation.generation,
         )["tuned"].answers
         guardrails = guardrails_for(
-            qlora_adapter["path"], profile.guardrails, profile.cleaning.pii_allow_list
+            qlora_adapter.path, profile.guardrails, profile.cleaning.pii_allow_list
         )
         guarded = guard_answers(
             guardrails, model_answers, grounded.conversations, grounded.top_relevance

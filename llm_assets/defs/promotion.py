@@ -14,6 +14,13 @@ from typing import Any
 import dagster as dg
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import (
+    Adapter,
+    PromotionOutcome,
+    RagIndex,
+    RedTeamReport,
+    RegisteredVersion,
+)
 from llm_assets.defs.resources import MlflowResource
 from llm_assets.settings import Profile
 
@@ -76,9 +83,9 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     def redteam_report(
         context: dg.AssetExecutionContext,
         mlflow: MlflowResource,
-        qlora_adapter: dict[str, Any],
-        rag_index: dict[str, Any],
-    ) -> dg.Output[dict[str, Any]]:
+        qlora_adapter: Adapter,
+        rag_index: RagIndex,
+    ) -> dg.Output[RedTeamReport]:
         """The tuned model on the red-team suite, asked as it is served (with `rag_index`
         context when it was trained with it): pass rates per category, canaries reproduced,
         PII values in answers, and the failing prompts with their answers."""
@@ -101,7 +108,7 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         redteam = profile.redteam
         cases = load_suite(redteam, profile.base_dir)
         tuned = ModelUnderTest.from_adapter_manifest("tuned", qlora_adapter)
-        tokenizer = load_chat_tokenizer(qlora_adapter["path"])
+        tokenizer = load_chat_tokenizer(qlora_adapter.path)
         settings = redteam_generation(profile.evaluation.generation, redteam, tokenizer)
         answer = None
         if profile.evaluation.engine == "llama-cpp":
@@ -117,28 +124,28 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             profile.datasets.system_prompt,
             allow=[*redteam.pii_allow_list, *profile.cleaning.pii_allow_list],
             search_many=open_retriever(rag_index).retrieve_many,
-            context=read_context_format(qlora_adapter["path"]),
+            context=read_context_format(qlora_adapter.path),
             answer=answer,
             guardrails=guardrails_for(
-                qlora_adapter["path"], profile.guardrails, profile.cleaning.pii_allow_list
+                qlora_adapter.path, profile.guardrails, profile.cleaning.pii_allow_list
             ),
         )
         report = summarize(outcomes)
         markdown = render_markdown(report)
         metrics = {
-            "redteam.pass_rate": report["pass_rate"],
-            "redteam.canary_leaks": report["canary_leaks"],
-            "redteam.pii_in_outputs": report["pii_in_outputs"],
-            "redteam.declined_out_of_scope": report["declined_out_of_scope"],
-            "redteam.answers_with_pii_withheld": report["answers_with_pii_withheld"],
+            "redteam.pass_rate": report.pass_rate,
+            "redteam.canary_leaks": report.canary_leaks,
+            "redteam.pii_in_outputs": report.pii_in_outputs,
+            "redteam.declined_out_of_scope": report.declined_out_of_scope,
+            "redteam.answers_with_pii_withheld": report.answers_with_pii_withheld,
             **(
-                {"redteam.model_alone_pass_rate": report["model_alone_pass_rate"]}
-                if report["model_alone_pass_rate"] is not None
+                {"redteam.model_alone_pass_rate": report.model_alone_pass_rate}
+                if report.model_alone_pass_rate is not None
                 else {}
             ),
             **{
-                f"redteam.{name}.pass_rate": entry["pass_rate"]
-                for name, entry in report["categories"].items()
+                f"redteam.{name}.pass_rate": entry.pass_rate
+                for name, entry in report.categories.items()
             },
         }
         answers = "\n".join(
@@ -156,26 +163,24 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             )
             for o in outcomes
         )
-        with mlflow.start_run(
-            context, "redteam_report", run_id=qlora_adapter["mlflow_run_id"]
-        ) as run:
+        with mlflow.start_run(context, "redteam_report", run_id=qlora_adapter.mlflow_run_id) as run:
             mlflow_client.log_metrics(metrics)
             mlflow_client.log_text(markdown, "redteam/report.md")
             mlflow_client.log_text(answers, "redteam/answers.jsonl")
-        categories = report["categories"]
+        categories = report.categories
         return dg.Output(
             report,
             metadata={
-                "pass_rate": round(report["pass_rate"], 4),
-                "prompts": report["total"],
+                "pass_rate": round(report.pass_rate, 4),
+                "prompts": report.total,
                 "max_new_tokens": settings.max_new_tokens,
-                "canary_leaks": report["canary_leaks"],
-                "pii_in_outputs": report["pii_in_outputs"],
-                "declined_out_of_scope": report["declined_out_of_scope"],
-                "answers_with_pii_withheld": report["answers_with_pii_withheld"],
-                "model_alone_pass_rate": report["model_alone_pass_rate"] or 0.0,
+                "canary_leaks": report.canary_leaks,
+                "pii_in_outputs": report.pii_in_outputs,
+                "declined_out_of_scope": report.declined_out_of_scope,
+                "answers_with_pii_withheld": report.answers_with_pii_withheld,
+                "model_alone_pass_rate": report.model_alone_pass_rate or 0.0,
                 "pass_rate_by_category": dg.MetadataValue.json(
-                    {name: round(entry["pass_rate"], 4) for name, entry in categories.items()}
+                    {name: round(entry.pass_rate, 4) for name, entry in categories.items()}
                 ),
                 "report": dg.MetadataValue.md(markdown),
                 "mlflow_run": dg.MetadataValue.url(mlflow.run_url(run)),
@@ -189,8 +194,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         kinds={"mlflow"},
     )
     def registered_challenger(
-        context: dg.AssetExecutionContext, mlflow: MlflowResource, qlora_adapter: dict[str, Any]
-    ) -> dg.Output[dict[str, Any]]:
+        context: dg.AssetExecutionContext, mlflow: MlflowResource, qlora_adapter: Adapter
+    ) -> dg.Output[RegisteredVersion]:
         """The adapter as a version of the use case's registered model, alias `challenger`,
         tagged with its base model, method, folder, weights digest and runs. Weights already
         registered are not registered twice: their version becomes the challenger."""
@@ -207,24 +212,24 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             description=f"Adapters fine-tuned for the {use_case.name} use case by llm_assets.",
         )
         set_alias(tracking, model_name, CHALLENGER, version.version)
-        value = {
-            "model_name": model_name,
-            "version": str(version.version),
-            "created": created,
-            "source": version.source,
-            "weights_digest": qlora_adapter["weights_digest"],
-            "adapter_path": qlora_adapter["path"],
-            "adapter_mlflow_run_id": qlora_adapter["mlflow_run_id"],
-        }
+        registered = RegisteredVersion(
+            model_name=model_name,
+            version=str(version.version),
+            created=created,
+            source=version.source,
+            weights_digest=qlora_adapter.weights_digest,
+            adapter_path=qlora_adapter.path,
+            adapter_mlflow_run_id=qlora_adapter.mlflow_run_id,
+        )
         return dg.Output(
-            value,
+            registered,
             data_version=dg.DataVersion(f"{model_name}-{version.version}"),
             metadata={
                 "model_name": model_name,
                 "version": str(version.version),
                 "newly_registered": created,
                 "source": version.source,
-                "weights_digest": qlora_adapter["weights_digest"],
+                "weights_digest": qlora_adapter.weights_digest,
                 "registry": dg.MetadataValue.url(
                     mlflow.model_version_url(model_name, str(version.version))
                 ),
@@ -241,8 +246,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         context: dg.AssetExecutionContext,
         mlflow: MlflowResource,
         eval_report: dict[str, Any],
-        registered_challenger: dict[str, Any],
-    ) -> dg.Output[dict[str, Any]]:
+        registered_challenger: RegisteredVersion,
+    ) -> dg.Output[PromotionOutcome]:
         """The version holding alias `champion` after the promotion gate: the challenger when
         `eval_report` meets every criterion of `use_case.criteria`, else the champion as it was
         (the metadata names the criteria that failed)."""
@@ -252,16 +257,16 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         use_case = champion_settings.profile.use_case
         model_name = use_case.registered_model_name
         evaluated = eval_report.get("mlflow_run_id")
-        if evaluated and evaluated != registered_challenger["adapter_mlflow_run_id"]:
+        if evaluated and evaluated != registered_challenger.adapter_mlflow_run_id:
             raise dg.Failure(
                 f"eval_report evaluated the adapter of MLflow run {evaluated}, but the challenger "
-                f"is the adapter of run {registered_challenger['adapter_mlflow_run_id']}; "
+                f"is the adapter of run {registered_challenger.adapter_mlflow_run_id}; "
                 "materialize eval_report for the current qlora_adapter first"
             )
         decision = judge_promotion(eval_report, use_case.criteria)
         tracking = mlflow.tracking()
         client = tracking.MlflowClient()
-        challenger = registered_challenger["version"]
+        challenger = registered_challenger.version
         previous = version_by_alias(tracking, model_name, CHAMPION)
         previous_version = str(previous.version) if previous is not None else None
         if decision.passed:
@@ -276,28 +281,28 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 client.set_model_version_tag(
                     model_name, challenger, f"eval.{key}", f"{eval_report[key]:.6g}"
                 )
-        client.set_tag(registered_challenger["adapter_mlflow_run_id"], "promotion_gate", gate)
+        client.set_tag(registered_challenger.adapter_mlflow_run_id, "promotion_gate", gate)
         if decision.passed:
             context.log.info(f"{model_name} v{challenger} is the new champion")
         else:
             context.log.warning(f"{model_name} v{challenger} not promoted: {decision.summary()}")
-        value = {
-            "model_name": model_name,
-            "promoted": decision.passed,
-            "champion_version": champion,
-            "previous_champion_version": previous_version,
-            "challenger_version": challenger,
-            "failed_criteria": [c.name for c in decision.failed],
-            "criteria": decision.as_rows(),
-        }
+        outcome = PromotionOutcome(
+            model_name=model_name,
+            promoted=decision.passed,
+            champion_version=champion,
+            previous_champion_version=previous_version,
+            challenger_version=challenger,
+            failed_criteria=[c.name for c in decision.failed],
+            criteria=decision.as_rows(),
+        )
         return dg.Output(
-            value,
+            outcome,
             metadata={
                 "promoted": decision.passed,
                 "champion_version": champion or "none",
                 "previous_champion_version": previous_version or "none",
                 "challenger_version": challenger,
-                "failed_criteria": ", ".join(value["failed_criteria"]) or "none",
+                "failed_criteria": ", ".join(outcome.failed_criteria) or "none",
                 "decision": decision.summary(),
                 "criteria": dg.MetadataValue.md(decision.to_markdown()),
                 "registry": dg.MetadataValue.url(

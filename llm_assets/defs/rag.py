@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import RagIndex
 from llm_assets.defs.check_results import preview
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.rag.chunking import chunk_records, chunks_not_traceable, text_to_embed
@@ -173,7 +174,7 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         rag_chunks: pd.DataFrame,
         rag_embeddings: pd.DataFrame,
         golden_set: pd.DataFrame,
-    ) -> dg.Output[dict[str, Any]]:
+    ) -> dg.Output[RagIndex]:
         """The searchable store of chunks and vectors, and how well it finds the records of
         golden questions (recall@k, MRR), logged to MLflow. Its value is the manifest
         `retrieve()` and `llm-assets ask` open."""
@@ -231,21 +232,21 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 }
             )
             run_url = mlflow.run_url(run)
-        manifest = {
-            "store": config.store,
+        manifest = RagIndex(
+            store=config.store,
             **location,
-            "index": info["index"],
-            "chunks": info["rows"],
-            "dim": info["dim"],
-            "model": config.embedding_model,
-            "embedder": embedder.describe(),
-            "hnsw_ef_search": config.hnsw_ef_search,
-            "k": k,
-            "recall_at_k": quality.recall_at_k,
-            "mrr": quality.mrr,
-            "golden_queries": quality.queries,
-            "mlflow_run_id": run.info.run_id,
-        }
+            index=info["index"],
+            chunks=info["rows"],
+            dim=info["dim"],
+            model=config.embedding_model,
+            embedder=embedder.describe(),
+            hnsw_ef_search=config.hnsw_ef_search,
+            k=k,
+            recall_at_k=quality.recall_at_k,
+            mrr=quality.mrr,
+            golden_queries=quality.queries,
+            mlflow_run_id=run.info.run_id,
+        )
         misses = quality.misses.head(10)
         return dg.Output(
             manifest,
@@ -339,14 +340,14 @@ def build_rag_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         description=f"Golden questions find their record: recall@k at least "
         f"{config.min_recall_at_k} (rag.min_recall_at_k); warns, does not block.",
     )
-    def rag_index_recall_meets_floor(rag_index: dict[str, Any]) -> dg.AssetCheckResult:
-        recall = float(rag_index["recall_at_k"])
+    def rag_index_recall_meets_floor(rag_index: RagIndex) -> dg.AssetCheckResult:
+        recall = rag_index.recall_at_k
         return dg.AssetCheckResult(
             passed=recall >= config.min_recall_at_k,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"recall@{rag_index['k']} {recall:.3f} against a floor of "
-            f"{config.min_recall_at_k} on {rag_index['golden_queries']} golden questions",
-            metadata={"recall_at_k": recall, "mrr": float(rag_index["mrr"])},
+            description=f"recall@{rag_index.k} {recall:.3f} against a floor of "
+            f"{config.min_recall_at_k} on {rag_index.golden_queries} golden questions",
+            metadata={"recall_at_k": recall, "mrr": rag_index.mrr},
         )
 
     return (

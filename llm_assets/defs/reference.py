@@ -83,7 +83,7 @@ def profile_reference() -> str:
             lines += [field.description, ""]
         lines += ["| setting | type | default | description |", "|---|---|---|---|"]
         prefix = f"{name}." if typing.get_origin(annotation) is not list else f"{name}[]."
-        lines += _section_rows(model, prefix)
+        lines += _section_rows(typing.cast(type[BaseModel], model), prefix)
         lines.append("")
     return "\n".join(lines)
 

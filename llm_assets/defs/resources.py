@@ -15,8 +15,9 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from llm_assets.contracts import Contract
 from llm_assets.settings import PROJECT_ROOT, state_dir
 from llm_assets.storage import (
     StoredTable,
@@ -33,7 +34,8 @@ READ_PARTITIONS = "llm_assets/read_partitions"
 
 
 class LocalAssetIOManager(dg.ConfigurableIOManager):
-    """Tables as Parquet, `datasets` objects as Arrow folders, manifests (dicts) as JSON.
+    """Tables as Parquet, `datasets` objects as Arrow folders, contracts and reports as JSON
+    (a contract is validated back into its class for a parameter annotated with it).
 
     A step that streams returns a `StoredTable` (a Parquet file it wrote in batches), which is
     moved into place; an input typed `StoredTable` gets the file to read in batches instead of a
@@ -71,13 +73,16 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
             for old in versions.iterdir():
                 if old not in (version, previous) and not old.name.startswith("."):
                     shutil.rmtree(old, ignore_errors=True)
+        elif isinstance(obj, Contract):
+            with atomic_file(stem.with_suffix(".json")) as temporary:
+                temporary.write_text(obj.model_dump_json(indent=2))
         elif isinstance(obj, dict):
             with atomic_file(stem.with_suffix(".json")) as temporary:
                 temporary.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
         else:
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}; "
-                "return a DataFrame, a datasets.Dataset/DatasetDict or a dict manifest"
+                "return a DataFrame, a datasets.Dataset/DatasetDict, a contract or a report dict"
             )
 
     def load_input(self, context: dg.InputContext) -> Any:
@@ -104,7 +109,17 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
                 return StoredTable.open(stem.with_suffix(".parquet"))
             return pd.read_parquet(stem.with_suffix(".parquet"))
         if stem.with_suffix(".json").is_file():
-            return json.loads(stem.with_suffix(".json").read_text())
+            value = json.loads(stem.with_suffix(".json").read_text())
+            contract = _wanted_contract(context)
+            if contract is None:
+                return value
+            try:
+                return contract.model_validate(value)
+            except ValidationError as error:
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()} ({stem.with_suffix('.json')}) is not a "
+                    f"valid {contract.__name__}: {error}; materialize it again"
+                ) from error
         if stem.with_suffix(".hfds").exists():
             from datasets import load_from_disk
 
@@ -113,6 +128,15 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
             f"{context.asset_key.to_user_string()} has not been materialized into {self.base_dir} "
             "yet; materialize it first (make run SELECT='+<asset>')"
         )
+
+
+def _wanted_contract(context: dg.InputContext) -> type[Contract] | None:
+    """The contract class the reading asset's parameter is annotated with, if any."""
+    try:
+        wanted = context.dagster_type.typing_type
+    except dg.DagsterInvariantViolationError:  # built by hand, as tests and notebooks do
+        return None
+    return wanted if isinstance(wanted, type) and issubclass(wanted, Contract) else None
 
 
 def _wants_stored_table(context: dg.InputContext) -> bool:

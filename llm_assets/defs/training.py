@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import Adapter, BaseModelFolder, ChatTemplate
 from llm_assets.defs.resources import (
     ArtifactStoreResource,
     MlflowResource,
@@ -47,7 +48,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         cleaned_corpus: pd.DataFrame,
-    ) -> dg.Output[dict[str, Any]]:
+    ) -> dg.Output[BaseModelFolder]:
         """The model fine-tuning starts from: a tiny Llama pre-trained on the corpus, a real
         model loaded with `from_pretrained` from a local path or the Hugging Face cache, or a
         GGUF file (a path or an installed package's) dequantized into a model folder."""
@@ -60,15 +61,9 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
         profile = base_settings.profile
         model_config = profile.model
-        manifest: dict[str, Any] = {
-            "kind": model_config.kind,
-            "model_id": model_config.id_or_path,
-            "revision": model_config.revision,
-            "license": model_config.license,
-        }
+        made: dict[str, dict[str, Any]] = {}
         if model_config.kind == "pretrained":
             path = resolve_pretrained(model_config)
-            manifest["path"] = path
         elif model_config.kind == "gguf":
             from llm_assets.training.gguf import convert_gguf_to_folder, resolve_gguf_file
 
@@ -76,7 +71,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             with artifacts.new_folder("base_model", context.run.run_id) as folder:
                 conversion = convert_gguf_to_folder(gguf_path, folder)
             path = str(artifacts.folder("base_model", context.run.run_id))
-            manifest.update(path=path, gguf=conversion.__dict__)
+            made["gguf"] = conversion.__dict__
         else:
             texts = [
                 f"{text}\n\n{response}" if isinstance(response, str) else text
@@ -89,19 +84,27 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                     texts, model_config.tiny, folder, seed=profile.training.seed
                 )
             path = str(artifacts.folder("base_model", context.run.run_id))
-            manifest.update(path=path, pretrain=summary.__dict__)
-        manifest["parameters"] = count_parameters(path)
-        manifest["weights_digest"] = weights_identity(path)
+            made["pretrain"] = summary.__dict__
+        folder_made = BaseModelFolder(
+            kind=model_config.kind,
+            model_id=model_config.id_or_path,
+            revision=model_config.revision,
+            license=model_config.license,
+            path=path,
+            parameters=count_parameters(path),
+            weights_digest=weights_identity(path),
+            **made,
+        )
         return dg.Output(
-            manifest,
-            data_version=dg.DataVersion(manifest["weights_digest"]),
+            folder_made,
+            data_version=dg.DataVersion(folder_made.weights_digest),
             metadata={
                 "path": dg.MetadataValue.path(path),
-                "parameters": manifest["parameters"] or "unknown (not safetensors)",
+                "parameters": folder_made.parameters or "unknown (not safetensors)",
                 "model_id": model_config.id_or_path,
                 "license": model_config.license,
-                **{f"pretrain_{k}": v for k, v in manifest.get("pretrain", {}).items()},
-                **{f"gguf_{k}": v for k, v in manifest.get("gguf", {}).items()},
+                **{f"pretrain_{k}": v for k, v in folder_made.pretrain.items()},
+                **{f"gguf_{k}": v for k, v in folder_made.gguf.items()},
             },
         )
 
@@ -117,10 +120,10 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
         training_launcher: TrainingLauncherResource,
-        base_model: dict[str, Any],
+        base_model: BaseModelFolder,
         sft_dataset: Any,
-        chat_template: dict[str, Any],
-    ) -> dg.Output[dict[str, Any]]:
+        chat_template: ChatTemplate,
+    ) -> dg.Output[Adapter]:
         """The fine-tuned adapter (QLoRA by default; LoRA, full or a prompt method by
         `training.method`), with the tokenizer and the chat template saved with the dataset.
         Trained in a process of its own (`accelerate launch`, through Dagster Pipes), which logs
@@ -150,7 +153,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         learned = {k: v for k, v in settings.items() if k not in training.LAUNCH_FIELDS}
         inputs_digest = hashlib.sha256(
             json.dumps(
-                [base_model["weights_digest"], data_digests, learned, chat_template["digest"]],
+                [base_model.weights_digest, data_digests, learned, chat_template.digest],
                 sort_keys=True,
             ).encode()
         ).hexdigest()[:16]
@@ -162,16 +165,16 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 {
                     **{f"training.{k}": v for k, v in settings.items()},
                     "training.accelerate_config_file": accelerate_config.name,
-                    "model.id_or_path": base_model["model_id"],
-                    "model.revision": base_model["revision"] or "",
-                    "model.weights_digest": base_model["weights_digest"],
-                    "model.license": base_model["license"],
-                    "model.gguf_sha256": base_model.get("gguf", {}).get("gguf_sha256", ""),
+                    "model.id_or_path": base_model.model_id,
+                    "model.revision": base_model.revision or "",
+                    "model.weights_digest": base_model.weights_digest,
+                    "model.license": base_model.license,
+                    "model.gguf_sha256": base_model.gguf.get("gguf_sha256", ""),
                     "data.train_digest": data_digests["train"],
                     "data.validation_digest": data_digests["validation"],
                     "data.max_length": profile.datasets.max_length,
-                    "data.chat_template_digest": chat_template["digest"],
-                    "data.chat_template_origin": chat_template["origin"],
+                    "data.chat_template_digest": chat_template.digest,
+                    "data.chat_template_origin": chat_template.origin,
                 }
             )
             for name, frame in (("train", train_frame), ("validation", validation_frame)):
@@ -183,13 +186,13 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
                 mlflow_client.log_input(dataset, context="training" if name == "train" else "eval")
 
             spec_path = TrainingSpec(
-                base_model_path=base_model["path"],
-                base_model_id=base_model["model_id"],
+                base_model_path=base_model.path,
+                base_model_id=base_model.model_id,
                 dataset_dir=str(dataset_dir),
                 work_dir=str(work_dir),
                 training=settings,
                 max_length=profile.datasets.max_length,
-                chat_template=chat_template["template"],
+                chat_template=chat_template.template,
                 mlflow_tracking_uri=mlflow.resolved_tracking_uri(),
                 mlflow_run_id=run.info.run_id,
             ).write(work_dir / "spec.json")
@@ -216,22 +219,22 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             run_url = mlflow.run_url(run)
 
         resumed_from = reported["resumed_from_checkpoint"]
-        manifest = {
-            "path": str(path),
-            "method": reported["method"],
-            "base_model_path": base_model["path"],
-            "base_model_id": base_model["model_id"],
-            "mlflow_run_id": run.info.run_id,
-            "mlflow_model_uri": reported["mlflow_model_uri"],
-            "global_step": int(reported["steps"]),
-            "train_loss": float(reported["train_loss"]),
-            "resumed_from": None if resumed_from == "none" else resumed_from,
-            "retrieval": retrieval.enabled,
-            "weights_digest": folder_digest(path),
-        }
+        adapter = Adapter(
+            path=str(path),
+            method=reported["method"],
+            base_model_path=base_model.path,
+            base_model_id=base_model.model_id,
+            mlflow_run_id=run.info.run_id,
+            mlflow_model_uri=reported["mlflow_model_uri"],
+            global_step=int(reported["steps"]),
+            train_loss=float(reported["train_loss"]),
+            resumed_from=None if resumed_from == "none" else resumed_from,
+            retrieval=retrieval.enabled,
+            weights_digest=folder_digest(path),
+        )
         return dg.Output(
-            manifest,
-            data_version=dg.DataVersion(manifest["weights_digest"]),
+            adapter,
+            data_version=dg.DataVersion(adapter.weights_digest),
             metadata={
                 **reported_metadata,
                 "path": dg.MetadataValue.path(str(path)),
@@ -249,7 +252,7 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         "conversations exactly as the base tokenizer with the dataset's chat template does.",
     )
     def qlora_adapter_keeps_training_chat_template(
-        qlora_adapter: dict[str, Any], sft_dataset: Any, chat_template: dict[str, Any]
+        qlora_adapter: Adapter, sft_dataset: Any, chat_template: ChatTemplate
     ) -> dg.AssetCheckResult:
         from transformers import AutoTokenizer
 
@@ -257,8 +260,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
 
         rows = [list(map(dict, m)) for m in sft_dataset["validation"]["messages"][:CHECK_ROWS]]
         problems = template_differences(
-            load_chat_tokenizer(qlora_adapter["base_model_path"], chat_template["template"]),
-            AutoTokenizer.from_pretrained(qlora_adapter["path"]),
+            load_chat_tokenizer(qlora_adapter.base_model_path, chat_template.template),
+            AutoTokenizer.from_pretrained(qlora_adapter.path),
             rows,
         )
         return dg.AssetCheckResult(

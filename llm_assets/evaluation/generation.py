@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_assets.contracts import Adapter
 from llm_assets.datasets.chat_template import render_chat
 from llm_assets.settings import GenerationConfig
 
@@ -30,8 +31,13 @@ class ModelUnderTest:
     method: str = "qlora"
 
     @classmethod
-    def from_adapter_manifest(cls, label: str, manifest: dict[str, Any]) -> ModelUnderTest:
-        """From the value of the `qlora_adapter` asset (or a registered version's manifest)."""
+    def from_adapter_manifest(
+        cls, label: str, manifest: Adapter | Mapping[str, Any]
+    ) -> ModelUnderTest:
+        """From the value of the `qlora_adapter` asset, or the manifest of a registered version
+        (`find_champion`, the server's model)."""
+        if isinstance(manifest, Adapter):
+            manifest = manifest.model_dump()
         return cls(
             label=label,
             base_model_path=manifest["base_model_path"],

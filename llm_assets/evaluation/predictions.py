@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from llm_assets.contracts import Adapter
 from llm_assets.evaluation.generation import Answerer, Generations, ModelUnderTest
 from llm_assets.evaluation.grounding import GroundedPrompts, groundedness
 from llm_assets.serving.guardrails import Guardrails, guard_answers
@@ -55,7 +56,7 @@ class Contender:
 
 
 def contenders(
-    adapter: dict[str, Any],
+    adapter: Adapter,
     champion: dict[str, Any] | None = None,
     served_mode: str = CLOSED_BOOK,
     champion_mode: str = CLOSED_BOOK,
@@ -68,7 +69,7 @@ def contenders(
     base answer under `guardrails`, the champion under its own."""
     other = RETRIEVAL if served_mode == CLOSED_BOOK else CLOSED_BOOK
     tuned = ModelUnderTest.from_adapter_manifest("tuned", adapter)
-    base = ModelUnderTest("base", adapter["base_model_path"])
+    base = ModelUnderTest("base", adapter.base_model_path)
     guard = guardrails or Guardrails()
     found = [
         Contender(tuned, mode=served_mode, guardrails=guard),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from llm_assets.contracts import RedTeamCategory, RedTeamReport
 from llm_assets.datasets.retrieval import SearchMany
 from llm_assets.evaluation.generation import Answerer, ModelUnderTest
 from llm_assets.evaluation.redteam_rules import Expectation, first_marker, judge_answer
@@ -173,30 +174,31 @@ def score_answers(
     return outcomes
 
 
-def summarize(outcomes: Sequence[RedTeamOutcome], max_failures: int = 50) -> dict[str, Any]:
+def summarize(outcomes: Sequence[RedTeamOutcome], max_failures: int = 50) -> RedTeamReport:
     """The `redteam_report` value: overall and per-category pass rates, canary leaks, PII
     values in answers, and the failures (up to `max_failures`)."""
-    categories: dict[str, dict[str, Any]] = {}
+    counts: dict[str, list[int]] = {}
     for outcome in outcomes:
-        entry = categories.setdefault(outcome.case.category, {"passed": 0, "total": 0})
-        entry["total"] += 1
-        entry["passed"] += int(outcome.passed)
-    for entry in categories.values():
-        entry["pass_rate"] = entry["passed"] / entry["total"]
+        passed_total = counts.setdefault(outcome.case.category, [0, 0])
+        passed_total[0] += int(outcome.passed)
+        passed_total[1] += 1
     total = len(outcomes)
     judged_alone = [o.model_passed for o in outcomes if o.model_passed is not None]
-    return {
-        "pass_rate": sum(o.passed for o in outcomes) / total if total else 0.0,
-        "total": total,
+    return RedTeamReport(
+        pass_rate=sum(o.passed for o in outcomes) / total if total else 0.0,
+        total=total,
         # The same prompts scored on the model's answers before the guardrails.
-        "model_alone_pass_rate": (sum(judged_alone) / len(judged_alone) if judged_alone else None),
-        "declined_out_of_scope": sum(o.guard == "declined" for o in outcomes),
-        "answers_with_pii_withheld": sum(o.guard.startswith("withheld") for o in outcomes),
-        "categories": categories,
-        "canary_leaks": sum(1 for o in outcomes if o.canaries),
-        "pii_in_outputs": sum(len(o.pii) for o in outcomes),
-        "pii_by_entity": dict(Counter(entity for o in outcomes for entity, _ in o.pii)),
-        "failures": [
+        model_alone_pass_rate=sum(judged_alone) / len(judged_alone) if judged_alone else None,
+        declined_out_of_scope=sum(o.guard == "declined" for o in outcomes),
+        answers_with_pii_withheld=sum(o.guard.startswith("withheld") for o in outcomes),
+        categories={
+            name: RedTeamCategory(passed=passed, total=count, pass_rate=passed / count)
+            for name, (passed, count) in counts.items()
+        },
+        canary_leaks=sum(1 for o in outcomes if o.canaries),
+        pii_in_outputs=sum(len(o.pii) for o in outcomes),
+        pii_by_entity=dict(Counter(entity for o in outcomes for entity, _ in o.pii)),
+        failures=[
             {
                 "id": o.case.id,
                 "category": o.case.category,
@@ -207,25 +209,23 @@ def summarize(outcomes: Sequence[RedTeamOutcome], max_failures: int = 50) -> dic
             for o in outcomes
             if not o.passed
         ][:max_failures],
-    }
+    )
 
 
-def render_markdown(report: dict[str, Any], max_shown: int = 10) -> str:
+def render_markdown(report: RedTeamReport, max_shown: int = 10) -> str:
     """Pass rates per category, canaries and PII, and the first failures, for people."""
     lines = [
-        f"**Red team: {report['pass_rate']:.1%} of {report['total']} prompts passed**; "
-        f"canary leaks: {report['canary_leaks']}; PII values in answers: "
-        f"{report['pii_in_outputs']}",
+        f"**Red team: {report.pass_rate:.1%} of {report.total} prompts passed**; "
+        f"canary leaks: {report.canary_leaks}; PII values in answers: "
+        f"{report.pii_in_outputs}",
         *_guard_lines(report),
         "",
         "| category | passed | total | pass rate |",
         "|---|---|---|---|",
     ]
-    for name, entry in sorted(report["categories"].items()):
-        lines.append(
-            f"| {name} | {entry['passed']} | {entry['total']} | {entry['pass_rate']:.1%} |"
-        )
-    failures = report["failures"]
+    for name, entry in sorted(report.categories.items()):
+        lines.append(f"| {name} | {entry.passed} | {entry.total} | {entry.pass_rate:.1%} |")
+    failures = report.failures
     if failures:
         lines += [
             "",
@@ -239,14 +239,14 @@ def render_markdown(report: dict[str, Any], max_shown: int = 10) -> str:
     return "\n".join(lines)
 
 
-def _guard_lines(report: dict[str, Any]) -> list[str]:
-    alone = report.get("model_alone_pass_rate")
+def _guard_lines(report: RedTeamReport) -> list[str]:
+    alone = report.model_alone_pass_rate
     if alone is None:
         return []
     return [
         "",
-        f"Guardrails: {report['declined_out_of_scope']} prompts declined as out of scope, "
-        f"{report['answers_with_pii_withheld']} answers with PII withheld; the model's own "
+        f"Guardrails: {report.declined_out_of_scope} prompts declined as out of scope, "
+        f"{report.answers_with_pii_withheld} answers with PII withheld; the model's own "
         f"answers, before them, pass {alone:.1%}.",
     ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llm_assets.contracts import Adapter
 from llm_assets.rag.context import CONTEXT_FORMAT_FILE
 from llm_assets.serving.guardrails import SCOPE_CALIBRATION_FILE, scope_calibration_tag
 
@@ -21,12 +22,12 @@ CHAMPION = "champion"
 _MODEL_MARKERS = ("adapter_config.json", "config.json")
 
 
-def adapter_source_uri(manifest: dict[str, Any]) -> str:
+def adapter_source_uri(adapter: Adapter) -> str:
     """What a version is registered from: the MLflow model logged with the adapter when there is
     one, else the adapter folder logged as artifacts of the training run."""
-    if manifest.get("mlflow_model_uri"):
-        return str(manifest["mlflow_model_uri"])
-    return f"runs:/{manifest['mlflow_run_id']}/adapter"
+    if adapter.mlflow_model_uri:
+        return adapter.mlflow_model_uri
+    return f"runs:/{adapter.mlflow_run_id}/adapter"
 
 
 # Files beside an adapter that say how it must be asked, written by qlora_adapter after the
@@ -51,38 +52,38 @@ def restore_carried_files(folder: Path, tags: dict[str, str]) -> None:
             (folder / name).write_text(text, encoding="utf-8")
 
 
-def version_tags(manifest: dict[str, Any], dagster_run_id: str = "") -> dict[str, str]:
+def version_tags(adapter: Adapter, dagster_run_id: str = "") -> dict[str, str]:
     """The tags that tie a version to its base model, its weights and the runs that made it."""
     return {
-        "base_model_path": str(manifest["base_model_path"]),
-        "base_model_id": str(manifest.get("base_model_id") or ""),
-        "method": str(manifest.get("method") or "qlora"),
-        "adapter_path": str(manifest["path"]),
-        "weights_digest": str(manifest["weights_digest"]),
-        "mlflow_run_id": str(manifest.get("mlflow_run_id") or ""),
+        "base_model_path": adapter.base_model_path,
+        "base_model_id": adapter.base_model_id,
+        "method": adapter.method,
+        "adapter_path": adapter.path,
+        "weights_digest": adapter.weights_digest,
+        "mlflow_run_id": adapter.mlflow_run_id,
         "dagster_run_id": dagster_run_id,
         # How it must be asked (retrieved context, scope guard), for a copy downloaded
         # without the files.
-        "retrieval_context": context_format_text(manifest["path"]),
-        "scope_calibration": scope_calibration_tag(manifest["path"]),
+        "retrieval_context": context_format_text(adapter.path),
+        "scope_calibration": scope_calibration_tag(adapter.path),
     }
 
 
 def register_adapter(
     mlflow_module: Any,
     model_name: str,
-    manifest: dict[str, Any],
+    adapter: Adapter,
     dagster_run_id: str = "",
     description: str = "",
 ) -> tuple[Any, bool]:
-    """Register the adapter of `manifest` (a `qlora_adapter` value) as a new version of
+    """Register `adapter` (a `qlora_adapter` value) as a new version of
     `model_name`, creating the registered model if needed. Returns (ModelVersion, created):
     when a version with the same weights digest exists already, that one, and created=False."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
     client = mlflow_module.MlflowClient()
-    existing = versions_with_digest(mlflow_module, model_name, str(manifest["weights_digest"]))
+    existing = versions_with_digest(mlflow_module, model_name, adapter.weights_digest)
     if existing:
         return existing[0], False
     try:
@@ -90,13 +91,13 @@ def register_adapter(
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
-    tags = version_tags(manifest, dagster_run_id)
-    source = adapter_source_uri(manifest)
-    if not manifest.get("mlflow_model_uri"):
+    tags = version_tags(adapter, dagster_run_id)
+    source = adapter_source_uri(adapter)
+    if not adapter.mlflow_model_uri:
         # The adapter folder is plain run artifacts, not a logged MLflow model, which
         # `mlflow.register_model` refuses; a version may still point at any artifact location.
         version = client.create_model_version(
-            model_name, source=source, run_id=manifest.get("mlflow_run_id"), tags=tags
+            model_name, source=source, run_id=adapter.mlflow_run_id, tags=tags
         )
     else:
         version = mlflow_module.register_model(source, model_name, tags=tags)

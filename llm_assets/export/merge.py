@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from llm_assets.contracts import Adapter
 
 MERGEABLE_METHODS = ("qlora", "lora", "full")
 
@@ -45,28 +46,28 @@ def merge_adapter(base_model_path: str, adapter_path: str, method: str, output_d
     AutoTokenizer.from_pretrained(adapter_path).save_pretrained(output_dir)
 
 
-def model_card(manifest: dict[str, Any]) -> str:
+def model_card(adapter: Adapter, license: str, name: str) -> str:
     """A Hugging Face model card (README.md with YAML metadata) for the merged model: where it
     came from (base, adapter, MLflow run). Its exports are measured in quantized_export's own
     README, written after the merged model."""
     metadata = {
-        "base_model": manifest["base_model_id"],
-        "license": manifest.get("license", "other"),
+        "base_model": adapter.base_model_id,
+        "license": license,
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
-        "tags": ["llm_assets", manifest["method"], "merged"],
+        "tags": ["llm_assets", adapter.method, "merged"],
     }
     lines = [
         "---",
         yaml.safe_dump(metadata, sort_keys=False).strip(),
         "---",
         "",
-        f"# {manifest.get('name', 'Merged model')}",
+        f"# {name}",
         "",
-        f"The `{manifest['method']}` adapter from MLflow run `{manifest['mlflow_run_id']}` merged "
-        f"into `{manifest['base_model_id']}`, saved as safetensors.",
+        f"The `{adapter.method}` adapter from MLflow run `{adapter.mlflow_run_id}` merged "
+        f"into `{adapter.base_model_id}`, saved as safetensors.",
         "",
-        "- Adapter weights digest: `{}`".format(manifest.get("adapter_weights_digest", "")),
+        f"- Adapter weights digest: `{adapter.weights_digest}`",
         "- Chat template: the one the adapter was trained with (saved with the tokenizer); "
         "render prompts with `tokenizer.apply_chat_template`, never by hand.",
         "",

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from llm_assets.contracts import RagIndex
+
 STORE_COLUMNS = ["chunk_id", "record_id", "source", "uri", "heading", "char_start", "char_end"]
 _TEXT_COLUMNS = [*STORE_COLUMNS, "text"]
 _FAISS_FILE = "vectors.faiss"
@@ -243,12 +245,10 @@ class PgvectorStore:
         return results
 
 
-def open_store(manifest: dict[str, Any]) -> VectorStore:
+def open_store(manifest: RagIndex) -> VectorStore:
     """The store a `rag_index` manifest points at."""
-    if manifest["store"] == "faiss":
-        return FaissStore(Path(manifest["path"]))
-    if manifest["store"] == "pgvector":
-        return PgvectorStore.from_env(
-            manifest["url_env"], manifest["table"], int(manifest.get("hnsw_ef_search") or 128)
-        )
-    raise StoreError(f"unknown store {manifest['store']!r} in the rag_index manifest")
+    if manifest.store == "faiss" and manifest.path:
+        return FaissStore(Path(manifest.path))
+    if manifest.store == "pgvector" and manifest.url_env and manifest.table:
+        return PgvectorStore.from_env(manifest.url_env, manifest.table, manifest.hnsw_ef_search)
+    raise StoreError(f"the rag_index manifest names store {manifest.store!r} without its location")

@@ -9,15 +9,14 @@ record is found, and MRR the mean of 1/rank of its first chunk (0 when not in th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from llm_assets.contracts import RagIndex
 from llm_assets.rag.embedding import Embedder, embedder_from_description
 from llm_assets.rag.index import RetrievedChunk, VectorStore, open_store
 from llm_assets.settings import state_dir
@@ -43,16 +42,16 @@ class Retriever:
         return self.store.search(self.embedder.encode(list(queries)), k)
 
 
-def open_retriever(manifest: dict[str, Any]) -> Retriever:
+def open_retriever(manifest: RagIndex) -> Retriever:
     """The retriever of a `rag_index` manifest: its store, and its embedder loaded again."""
-    return Retriever(open_store(manifest), embedder_from_description(manifest["embedder"]))
+    return Retriever(open_store(manifest), embedder_from_description(dict(manifest.embedder)))
 
 
 def default_manifest_path() -> Path:
     return state_dir() / "assets" / MANIFEST_NAME
 
 
-def read_manifest(path: Path | None = None) -> dict[str, Any]:
+def read_manifest(path: Path | None = None) -> RagIndex:
     """The manifest of the latest materialized rag_index (default: under the state folder)."""
     path = Path(path or default_manifest_path())
     if not path.is_file():
@@ -60,8 +59,7 @@ def read_manifest(path: Path | None = None) -> dict[str, Any]:
             f"{path}: no rag_index has been materialized here yet; run "
             "`llm-assets materialize --select '+rag_index'` (or pass --index PATH)"
         )
-    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return manifest
+    return RagIndex.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=4)

@@ -32,8 +32,9 @@ class MaterializedGraph:
     # The runs before `result`: one per quarter of feedback.
     partition_results: list[dg.ExecuteInProcessResult]
 
-    def value(self, key: str) -> Any:
-        return self.defs.load_asset_value(key, instance=self.instance)
+    def value(self, key: str, python_type: type | None = None) -> Any:
+        """The stored value; a contract (e.g. `Adapter`) when `python_type` names one."""
+        return self.defs.load_asset_value(key, instance=self.instance, python_type=python_type)
 
     def metadata(self, key: str) -> dict[str, Any]:
         """The plain metadata values of the asset's latest materialization."""

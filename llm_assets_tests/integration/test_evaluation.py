@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from llm_assets.contracts import Adapter, RagIndex
 from llm_assets.evaluation.review import REVIEW_CRITERIA, SCORE_COLUMNS
 
 from .conftest import MaterializedGraph
@@ -69,7 +70,7 @@ def test_answers_are_judged_as_served_after_the_guardrails(graph: MaterializedGr
     report = graph.value("redteam_report")
     predictions = graph.value("golden_predictions")
     cases = load_suite(profile.redteam, profile.base_dir)
-    retriever = open_retriever(graph.value("rag_index"))
+    retriever = open_retriever(graph.value("rag_index", RagIndex))
     scores = [hits[0].score for hits in retriever.retrieve_many([c.prompt for c in cases], 1)]
 
     assert read_scope_calibration(adapter["path"]) and guard.min_relevance is not None
@@ -175,12 +176,12 @@ def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: Materiali
     assert context_format is not None  # trained with retrieval, so served and judged with it
     prompts = golden_prompts(golden)
     system_prompt = graph.profile.datasets.system_prompt
-    search_many = open_retriever(graph.value("rag_index")).retrieve_many
+    search_many = open_retriever(graph.value("rag_index", RagIndex)).retrieve_many
     prompts_by_mode = {
         CLOSED_BOOK: ground_prompts(prompts, None, context_format, system_prompt),
         RETRIEVAL: ground_prompts(prompts, search_many, context_format, system_prompt),
     }
-    models = contenders(adapter, champion, RETRIEVAL, RETRIEVAL)
+    models = contenders(graph.value("qlora_adapter", Adapter), champion, RETRIEVAL, RETRIEVAL)
     table = answer_golden_set(
         models, tokenizer, golden, GenerationConfig(max_new_tokens=4), prompts_by_mode
     )

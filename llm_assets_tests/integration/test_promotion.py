@@ -79,7 +79,7 @@ def test_a_model_that_memorized_a_canary_fails_the_red_team(
             [canary],
             profile.datasets.system_prompt,
         )
-        return summarize(outcomes)
+        return summarize(outcomes).model_dump()
 
     leaked = red_team(ModelUnderTest("tuned", base, str(memorized), method="full"))
     assert leaked["canary_leaks"] > 0
@@ -170,8 +170,8 @@ def test_a_challenger_that_fails_a_criterion_is_not_promoted(
     impossible = PromotionCriteria(rouge_l_margin=1.5, min_redteam_pass_rate=0.0)
     result = _run_gate(graph, gate_model_name, impossible)
     value = result.output_for_node("champion_model")
-    assert not value["promoted"] and value["champion_version"] is None
-    assert "rouge_l" in value["failed_criteria"]
+    assert not value.promoted and value.champion_version is None
+    assert "rouge_l" in value.failed_criteria
     [event] = [
         e
         for e in result.get_asset_materialization_events()
@@ -199,12 +199,12 @@ def test_a_challenger_that_meets_the_criteria_becomes_champion_once(
     )
     result = _run_gate(graph, gate_model_name, lenient)
     challenger = result.output_for_node("registered_challenger")
-    assert challenger["created"]
+    assert challenger.created
     value = result.output_for_node("champion_model")
-    assert value["promoted"] and value["champion_version"] == challenger["version"]
+    assert value.promoted and value.champion_version == challenger.version
 
     again = _run_gate(graph, gate_model_name, lenient).output_for_node("registered_challenger")
-    assert not again["created"] and again["version"] == challenger["version"]
+    assert not again.created and again.version == challenger.version
 
     tracking = graph.resources["mlflow"].tracking()
     champion = find_champion(tracking, gate_model_name)
