@@ -90,6 +90,7 @@ def _step(home: Path, profile: Path, name: str, *args: str) -> dict[str, Any]:
     started = time.time()
     seconds, output = _cli(home, profile, *args)
     made = _materialized_since(home, started)
+    print(f"{name}: {seconds:.1f} s, made {made}", flush=True)
     return {
         "scenario": name,
         "command": "llm-assets materialize " + " ".join(args),
@@ -120,7 +121,9 @@ def main() -> None:
         rows.append(_step(home, profile, "cleaning.min_chars (same corpus)", "--stale-only"))
         _changed_profile(profile, "cleaning", "min_chars", 18)
         rows.append(
-            _step(home, profile, "peer: cleaning and everything below", "--select", "cleaning*")
+            _step(
+                home, profile, "peer: cleaning and everything below", "--select", "cleaned_corpus*"
+            )
         )
 
     print(f"\nwhole graph first: {full:.0f} s ({args.profile})\n")
