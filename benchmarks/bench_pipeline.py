@@ -21,7 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,9 +70,28 @@ def planned_runs(profile_path: Path) -> list[tuple[list[str], str | None]]:
     return [(sorted(key.to_user_string() for key in keys), part) for keys, part in plan]
 
 
-def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[str, object]:
+@contextmanager
+def instance_at(home: Path) -> Iterator[Any]:
+    """The Dagster instance of DAGSTER_HOME `home` (its dagster.yaml names folders relative
+    to it), opened from there; the environment and folder are restored after."""
     import dagster as dg
 
+    previous_home = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    cwd = os.getcwd()
+    os.chdir(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    finally:
+        os.chdir(cwd)
+        if previous_home is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = previous_home
+
+
+def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{executor}-") as tmp:
         home = keep / executor if keep else Path(tmp)
         if home.exists():
@@ -94,24 +116,13 @@ def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[st
                 print(completed.stderr[-4000:], file=sys.stderr)
                 raise SystemExit(f"{executor}: materialization failed ({partition or 'main run'})")
         wall = time.perf_counter() - started
-        previous_home = os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = str(home)
-        cwd = os.getcwd()
-        os.chdir(home)
-        try:
-            with dg.DagsterInstance.get() as instance:
-                runs = instance.get_runs()
-                steps: dict[str, float] = {}
-                for run in runs:
-                    for stat in instance.get_run_step_stats(run.run_id):
-                        seconds = (stat.end_time or 0) - (stat.start_time or 0)
-                        steps[stat.step_key] = round(steps.get(stat.step_key, 0.0) + seconds, 2)
-        finally:
-            os.chdir(cwd)
-            if previous_home is None:
-                os.environ.pop("DAGSTER_HOME")
-            else:
-                os.environ["DAGSTER_HOME"] = previous_home
+        with instance_at(home) as instance:
+            runs = instance.get_runs()
+            steps: dict[str, float] = {}
+            for run in runs:
+                for stat in instance.get_run_step_stats(run.run_id):
+                    seconds = (stat.end_time or 0) - (stat.start_time or 0)
+                    steps[stat.step_key] = round(steps.get(stat.step_key, 0.0) + seconds, 2)
     return {"wall_seconds": round(wall, 1), "runs": len(runs), "steps": steps}
 
 

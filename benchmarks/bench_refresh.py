@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pipeline import profile_for  # noqa: E402
+from bench_pipeline import instance_at, profile_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,25 +58,14 @@ def _materialized_since(home: Path, after: float) -> list[str]:
     """Assets materialized after the wall-clock time `after`."""
     import dagster as dg
 
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
-    cwd = os.getcwd()
-    os.chdir(home)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            made = set()
-            for key in instance.get_asset_keys():
-                records = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=key, after_timestamp=after), limit=1
-                ).records
-                if records:
-                    made.add(key.to_user_string())
-    finally:
-        os.chdir(cwd)
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME")
-        else:
-            os.environ["DAGSTER_HOME"] = previous
+    with instance_at(home) as instance:
+        made = {
+            key.to_user_string()
+            for key in instance.get_asset_keys()
+            if instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_timestamp=after), limit=1
+            ).records
+        }
     return sorted(made)
 
 
