@@ -91,5 +91,7 @@ def test_run_plan_reads_each_feedback_quarter_before_the_rest(
 
     partitions = [partition for _, partition in plan if partition]
     assert partitions[:3] == ["2026-01-01", "2026-04-01", "2026-07-01"]
-    assert all(assets == {dg.AssetKey("feedback_records")} for assets, p in plan if p)
+    quarterly = {dg.AssetKey(name) for name in ("feedback_records", "preference_dataset")}
+    quarterly.add(dg.AssetKey("preference_ledger"))
+    assert all(assets == quarterly for assets, p in plan if p)
     assert plan[-1][1] is None and dg.AssetKey("feedback_records") not in plan[-1][0]

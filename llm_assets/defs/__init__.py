@@ -11,6 +11,7 @@ from llm_assets.defs.evaluation import build_evaluation_defs
 from llm_assets.defs.export import build_export_defs
 from llm_assets.defs.feedback import build_feedback_defs
 from llm_assets.defs.grounding import build_grounding_defs
+from llm_assets.defs.preferences import build_preference_defs
 from llm_assets.defs.promotion import build_promotion_defs
 from llm_assets.defs.rag import build_rag_defs
 from llm_assets.defs.resources import default_resources
@@ -25,6 +26,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 STAGE_BUILDERS = (
     build_source_defs,
     build_feedback_defs,
+    build_preference_defs,
     build_cleaning_defs,
     build_dataset_defs,
     build_rag_defs,

@@ -90,6 +90,30 @@ def test_a_quarter_of_feedback_retrains_registers_and_does_not_promote_a_worse_m
     }
     assert "jane.doe@example.com" not in feedback.to_json()
 
+    # What went wrong is kept too, as preference data: the disliked answer is a negative row,
+    # the correction a pair over the served answer.
+    preferences = defs.load_asset_value(
+        "preference_dataset", instance=graph.instance, partition_key="2026-07-01"
+    )
+    kto = preferences["kto"].to_pandas().set_index("row_id")["label"].to_dict()
+    assert kto == {
+        "q-corrected:correction": True,
+        "q-corrected:corrected": False,
+        "q-liked:liked": True,
+        "q-disliked:disliked": False,
+    }
+    [pair] = preferences["dpo"].to_list()
+    assert (
+        pair["chosen"][0]["content"] == CORRECTION
+        and pair["rejected"][0]["content"] == "Try again."
+    )
+    assert pair["prompt"][0] == {"role": "system", "content": graph.profile.datasets.system_prompt}
+    assert "jane.doe@example.com" not in repr(preferences["kto"].to_list())
+    preference_ledger = defs.load_asset_value(
+        "preference_ledger", instance=graph.instance, partition_key="2026-07-01"
+    )
+    assert len(preference_ledger) == 3
+
     ledger = defs.load_asset_value("cleaning_ledger", instance=graph.instance)
     from_feedback = ledger[ledger["source"] == "feedback"].set_index("record_id")
     assert from_feedback.loc["feedback:q-disliked@2026-07-01", "action"] == "dropped"
