@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import dagster as dg
 
 from llm_assets.defs import build_definitions
@@ -144,3 +146,16 @@ def test_new_promotion_criteria_re_run_the_report_not_the_answers() -> None:
     before, after = code_versions(profile), code_versions(changed)
     assert after["golden_predictions"] == before["golden_predictions"]
     assert after["eval_report"] != before["eval_report"]
+
+
+def test_the_package_uses_no_private_dagster_api() -> None:
+    """`dagster._…` moves between minor versions; the package reads Dagster's public API only
+    (the test suite may compare against private parts, the product may not)."""
+    package = Path(__file__).resolve().parents[1] / "llm_assets"
+    private = [
+        f"{path.relative_to(package.parent)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if "dagster._" in line
+    ]
+    assert private == []
