@@ -31,8 +31,9 @@ def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinit
         code_version=settings.code_version,
         metadata=settings.metadata(),
         kinds={"pandas", source.kind},
+        # As the profile writes it: the description must not change with where the checkout is.
         description=f"Every record of source '{source.name}' "
-        f"({source.kind}: {profile.source_glob(source)}), "
+        f"({source.kind}: {source.path or source.redacted_url}), "
         "readable or not; unreadable ones carry `read_error`.",
     )
     def raw_records(context: dg.AssetExecutionContext) -> dg.Output[StoredTable]:
