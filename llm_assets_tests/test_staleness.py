@@ -280,3 +280,34 @@ def test_public_staleness_agrees_with_the_dagster_ui(materialized) -> None:  # t
         assert ours == _dagster_ui_stale(defs, materialized.instance), leaf
         readers = {key.to_user_string() for key in _readers(defs, leaf)}
         assert ours == readers - partitioned, leaf
+
+
+def test_a_quarter_of_feedback_with_new_data_makes_cleaning_stale(tmp_path: Path) -> None:
+    """Cleaning reads every quarter: a quarter re-read with the same data changes nothing, one
+    with new data makes cleaning (and only through it, what follows) out of date."""
+    profile = load_profile(DEFAULT_PROFILE)
+    defs = build_definitions(profile, resources=default_resources(tmp_path / "state"))
+    [feedback] = [s for s in defs.resolve_all_asset_specs() if s.key.path == ["feedback_records"]]
+    assert feedback.partitions_def is not None
+    quarter = feedback.partitions_def.get_partition_keys()[0]
+
+    @dg.multi_asset(specs=[feedback], name="new_feedback")
+    def new_feedback(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+        yield dg.MaterializeResult(asset_key=feedback.key, data_version=dg.DataVersion("new"))
+
+    with dg.instance_for_test() as instance:
+        _materialize_everything(defs, instance)
+        stand_ins = _stand_ins(defs)
+        dg.materialize(
+            stand_ins, instance=instance, selection=[feedback.key], partition_key=quarter
+        )
+        assert _stale(defs, instance) == set()
+        dg.materialize([new_feedback], instance=instance, partition_key=quarter)
+        found = staleness(defs, instance, [dg.AssetKey("cleaned_corpus")])
+        [reason] = found[dg.AssetKey("cleaned_corpus")].own
+        assert reason == f"feedback_records has new data in partitions ['{quarter}']"
+        assert _stale(defs, instance, own=True) == {
+            "cleaned_corpus",
+            "cleaning_ledger",
+            "near_duplicate_index",
+        }
