@@ -60,6 +60,33 @@ def test_a_full_disk_never_leaves_a_partial_asset_and_the_previous_version_stays
     assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == ["corpus.parquet"]
 
 
+def test_a_datasets_split_with_no_rows_is_stored_and_read_back(tmp_path: Path) -> None:
+    """A quarter with no disliked answers gives an empty split; `datasets` saves one with its
+    default sharding so that it cannot be loaded again."""
+    from datasets import Dataset, DatasetDict
+
+    @dg.asset
+    def preferences() -> DatasetDict:
+        empty = pd.DataFrame(
+            {"prompt": pd.Series([], dtype=object), "label": pd.Series([], dtype=bool)}
+        )
+        return DatasetDict(
+            kto=Dataset.from_pandas(empty, preserve_index=False),
+            dpo=Dataset.from_pandas(pd.DataFrame({"prompt": ["q"]}), preserve_index=False),
+        )
+
+    @dg.asset
+    def reader(preferences: DatasetDict) -> pd.DataFrame:
+        return pd.DataFrame({"rows": [len(preferences["kto"]), len(preferences["dpo"])]})
+
+    io_manager = LocalAssetIOManager(base_dir=str(tmp_path / "assets"))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [preferences, reader], instance=instance, resources={"io_manager": io_manager}
+        )
+        assert result.output_for_node("reader")["rows"].tolist() == [0, 1]
+
+
 def test_a_model_folder_that_fails_midway_is_never_visible(tmp_path: Path) -> None:
     artifacts = ArtifactStoreResource(base_dir=str(tmp_path / "artifacts"))
 

@@ -65,7 +65,13 @@ class LocalAssetIOManager(dg.ConfigurableIOManager):
             versions = stem.with_suffix(".versions")
             version = versions / context.run_id
             with atomic_directory(version) as temporary:
-                obj.save_to_disk(str(temporary))
+                # An empty split saved with the default sharding writes no shard, and
+                # `load_from_disk` then fails on it: give each empty split one (empty) shard.
+                if type(obj).__name__ == "DatasetDict":
+                    shards = {name: 1 if len(obj[name]) == 0 else None for name in obj}
+                    obj.save_to_disk(str(temporary), num_shards=shards)
+                else:
+                    obj.save_to_disk(str(temporary), num_shards=1 if len(obj) == 0 else None)
             link = stem.with_suffix(".hfds")
             previous = link.resolve() if link.is_symlink() else None
             point_link_at(link, version)
