@@ -123,30 +123,53 @@ def build_preference_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         additional_ins={"preference_dataset": dg.AssetIn("preference_dataset")},
         blocking=True,
         description="One ledger row per judged answer, and the rows and pairs it counts are "
-        "exactly those preference_dataset holds.",
+        "exactly those preference_dataset holds (every materialized quarter).",
     )
     def preference_ledger_accounts_for_every_answer(
-        preference_ledger: pd.DataFrame, preference_dataset: Any
+        preference_ledger: Any, preference_dataset: Any
     ) -> dg.AssetCheckResult:
+        # One quarter arrives as its value, several as {quarter: value}.
+        ledgers = (
+            {"": preference_ledger}
+            if isinstance(preference_ledger, pd.DataFrame)
+            else dict(preference_ledger)
+        )
+        datasets = (
+            {"": preference_dataset}
+            if type(preference_dataset).__name__ == "DatasetDict"
+            else dict(preference_dataset)
+        )
         problems = []
-        if preference_ledger["response_id"].duplicated().any():
-            problems.append("an answer has more than one ledger row")
-        rows, kto = int(preference_ledger["unpaired_rows"].sum()), len(preference_dataset["kto"])
-        if rows != kto:
-            problems.append(f"the ledger counts {rows} kto rows, the dataset holds {kto}")
-        # A pair of two answers is counted on both.
-        sides = int(preference_ledger["pairs"].sum())
-        counted = sum(len(ids) for ids in preference_dataset["dpo"]["response_ids"])
-        if sides != counted:
-            problems.append(f"the ledger counts {sides} pair sides, the dataset holds {counted}")
-        unused = preference_ledger[
-            (preference_ledger["unpaired_rows"] == 0) & (preference_ledger["pairs"] == 0)
-        ]
-        if not unused["reason"].str.startswith("preference.").all():
-            problems.append("an answer that became nothing has no preference.* reason")
+        for quarter, ledger in sorted(ledgers.items()):
+            if quarter not in datasets:
+                problems.append(f"{quarter}: a ledger without its preference_dataset")
+                continue
+            problems += [
+                f"{quarter} {p}".strip() for p in ledger_problems(ledger, datasets[quarter])
+            ]
         return dg.AssetCheckResult(
             passed=not problems,
-            description="; ".join(problems) or f"{len(preference_ledger)} answers accounted for",
+            description="; ".join(problems)
+            or f"{sum(len(ledger) for ledger in ledgers.values())} answers accounted for",
         )
 
     return [preferences], [preference_ledger_accounts_for_every_answer]
+
+
+def ledger_problems(ledger: pd.DataFrame, dataset: Any) -> list[str]:
+    """Where one quarter's ledger and its preference data disagree."""
+    problems = []
+    if ledger["response_id"].duplicated().any():
+        problems.append("an answer has more than one ledger row")
+    rows, kto = int(ledger["unpaired_rows"].sum()), len(dataset["kto"])
+    if rows != kto:
+        problems.append(f"the ledger counts {rows} kto rows, the dataset holds {kto}")
+    # A pair of two answers is counted on both.
+    sides = int(ledger["pairs"].sum())
+    counted = sum(len(ids) for ids in dataset["dpo"]["response_ids"]) if len(dataset["dpo"]) else 0
+    if sides != counted:
+        problems.append(f"the ledger counts {sides} pair sides, the dataset holds {counted}")
+    unused = ledger[(ledger["unpaired_rows"] == 0) & (ledger["pairs"] == 0)]
+    if not unused["reason"].str.startswith("preference.").all():
+        problems.append("an answer that became nothing has no preference.* reason")
+    return problems
