@@ -29,6 +29,13 @@ def test_external_set_is_seeded_and_labels_point_at_their_values() -> None:
             assert example.text[start:end].strip() != ""
 
 
+def test_labels_cover_the_value_not_the_spaces_around_it() -> None:
+    # FakeNameGenerator's CSV has names with a trailing space; a redacted name is not a miss.
+    examples = build_external_eval_set("dev", size=1500, seed=0)
+    spans = [(e.text, start, end) for e in examples for start, end, _ in e.spans]
+    assert all(text[start:end] == text[start:end].strip() for text, start, end in spans)
+
+
 def test_score_external_counts_recall_precision_and_neutral_spans() -> None:
     example = LabelledText(
         "Ann Lee lives in Oslo, call 22 33 44 55",

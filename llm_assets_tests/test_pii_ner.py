@@ -40,6 +40,10 @@ def test_a_model_with_another_digest_is_a_clear_error() -> None:
         ("Founders: Longo, Boyes and Kruger.", ["Longo", "Boyes", "Kruger"]),
         ("Her maiden name is Chichigov", ["Chichigov"]),
         ("It was a done thing between him and Isaac's kid.", ["Isaac"]),
+        # Named by themself: the word after "call me" is a name even when it is also a word.
+        ("My name is Oline Lyberth but everyone calls me Victor", ["Oline Lyberth", "Victor"]),
+        ("Sometimes people call me Villads", ["Villads"]),  # not a plural of "villa"
+        ("What's your last name? Tenno", ["Tenno"]),
     ],
 )
 def test_person_names_found_by_model_and_rules(text: str, names: list[str]) -> None:
@@ -56,6 +60,7 @@ def test_person_names_found_by_model_and_rules(text: str, names: list[str]) -> N
         "Will this work on Windows Server 2022? We will see in May.",
         "Grant Access under Settings, then Mark as read.",
         "Don't restart the Data Platform before Monday.",
+        "The file called Settings lists the Uses and Boxes of each Project.",
     ],
 )
 def test_names_that_are_common_words_are_kept_in_non_name_use(text: str) -> None:

@@ -253,8 +253,12 @@ def _render(template: str, filler: _Filler) -> LabelledText:
     for match in _PLACEHOLDER.finditer(template):
         text += template[cursor : match.start()]
         for piece, entity in filler.fill(match.group(1), main):
-            if entity:
-                spans.append((len(text), len(text) + len(piece), entity))
+            # The CSV has values with a trailing space ("Palmira "): the label covers the value,
+            # not the space, or a fully redacted name would count as missed.
+            value = piece.strip()
+            if entity and value:
+                start = len(text) + piece.index(value)
+                spans.append((start, start + len(value), entity))
             text += piece
         cursor = match.end()
     text += template[cursor:]

@@ -153,7 +153,12 @@ def _is_english(word: str) -> bool:
     folded = word.lower()
     if "-" in folded.strip("-"):
         return all(map(_is_english, folded.strip("-").split("-")))  # "Sign-On"
-    forms = {folded, folded[:-1], folded[:-2]} if folded.endswith(("s", "d")) else {folded}
+    forms = {folded}
+    # Only real endings: "boxes" -> "box", "used" -> "use"; "Villads" is no plural of "villa".
+    if folded.endswith("s"):
+        forms.add(folded[:-1])
+    if folded.endswith(("es", "ed")):
+        forms |= {folded[:-1], folded[:-2]}
     return not forms.isdisjoint(english_words())
 
 
@@ -218,6 +223,15 @@ def _person_in_run(
             re.IGNORECASE,
         )
     )
+    # Words by which a person names themself: whatever capitalised word follows is their name.
+    self_naming = bool(
+        re.search(
+            r"(?:\bcalls?\s+me|\bmy\s+(?:(?:first|last|middle|full)\s+)?name\s+is"
+            r"|\b(?:first|last|middle|full)\s+name\s*[?:])[\s:,\"']*$",
+            before,
+            re.IGNORECASE,
+        )
+    )
     if has_title:
         names = [w for w in words[1:] if _is_word(w)]
         if names and all(w.lower() not in NOT_NAMES for w in names):
@@ -262,6 +276,8 @@ def _person_in_run(
     # A single name: a given name that is no common word, any name-like word after "my name
     # is" or "called", or a given name right after a greeting.
     if is_standalone_given_name(first) or (strong_cue and could_be_name(first)):
+        return span
+    if self_naming and first.lower() not in not_names():
         return span
     if _is_first(first) and first.lower() not in AMBIGUOUS_FIRST_NAMES and (strong_cue or cue):
         if re.search(
