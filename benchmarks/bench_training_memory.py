@@ -29,6 +29,13 @@ VARIANTS = {
     "gradient checkpointing": {"gradient_checkpointing": True, "lora_dropout": 0.05},
     "LoRA dropout 0": {"gradient_checkpointing": False, "lora_dropout": 0.0},
     "both (conf/smollm2.yaml)": {"gradient_checkpointing": True, "lora_dropout": 0.0},
+    # The same 8 rows per optimizer step in one forward/backward instead of two.
+    "both, micro-batch 8 x 1": {
+        "gradient_checkpointing": True,
+        "lora_dropout": 0.0,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+    },
 }
 
 
