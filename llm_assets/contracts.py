@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # A value of free-form details (a conversion summary, an embedder's description): JSON scalars.
 Scalar = str | int | float | bool | None
@@ -20,6 +20,14 @@ Scalar = str | int | float | bool | None
 
 class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Markdown(str):
+    """Text a stage returns for people to read as Markdown (shown rendered in the Dagster UI)."""
+
+
+class Link(str):
+    """A URL a stage returns for people to follow (an MLflow run, a registry page)."""
 
 
 class BaseModelFolder(Contract):
@@ -175,3 +183,190 @@ class RedTeamReport(Contract):
     pii_in_outputs: int
     pii_by_entity: dict[str, int]
     failures: list[dict[str, str]]
+
+
+def _not_measured(value: object) -> bool:
+    return value is None
+
+
+class MetricInterval(Contract):
+    """A difference (tuned − other) with its paired bootstrap interval."""
+
+    delta: float
+    low: float
+    high: float
+
+
+class ComparedModel(Contract):
+    """A model `eval_report` compared: its label, weights and registry version ("" for none)."""
+
+    label: str
+    path: str
+    base_model_path: str
+    method: str
+    version: str
+
+
+class WorstAnswer(Contract):
+    pair_id: str
+    task: str
+    conversation: str
+    reference: str
+    answer: str
+    rougeL: float
+
+
+class SideBySideExample(Contract):
+    """A golden prompt with the reference and every model's answer and ROUGE-L, by label."""
+
+    pair_id: str
+    task: str
+    conversation: str
+    reference: str
+    answers: dict[str, str]
+    rougeL: dict[str, float]
+
+
+class ModeScores(Contract):
+    """A model's golden metrics and mean groundedness in one mode (closed-book, retrieval)."""
+
+    mode: str
+    rougeL: float | None
+    bleu: float | None
+    chrf: float | None
+    exact_match: float | None
+    groundedness: float
+
+
+class TaskRougeL(Contract):
+    task: str
+    count: int
+    rougeL: float
+
+
+class LeastGroundedAnswer(Contract):
+    pair_id: str
+    conversation: str
+    answer: str
+    groundedness: float
+
+
+class RetrievalModes(Contract):
+    """Closed-book against retrieval: scores by model label, deltas by comparison and metric,
+    the served tuned model's ROUGE-L by task, its least grounded answers."""
+
+    models: dict[str, ModeScores]
+    deltas: dict[str, dict[str, MetricInterval]]
+    rougeL_by_task: list[TaskRougeL]
+    least_grounded: list[LeastGroundedAnswer]
+
+
+class RetrievalQuality(Contract):
+    """How well `rag_index` finds the golden questions' source records."""
+
+    k: int
+    recall_at_k: float
+    mrr: float
+    golden_queries: int
+    chunks: int
+
+
+class FactAnswer(Contract):
+    question: str
+    facts: list[str]
+    stated: bool
+    chunks_with_fact: list[str]
+    answer: str
+
+
+class FactsSummary(Contract):
+    """The held-out factual questions: only `questions` (0) when the profile has none."""
+
+    questions: int
+    mode: str | None = Field(None, exclude_if=_not_measured)
+    stated: int | None = Field(None, exclude_if=_not_measured)
+    stated_share: float | None = Field(None, exclude_if=_not_measured)
+    in_context: int | None = Field(None, exclude_if=_not_measured)
+    groundedness: float | None = Field(None, exclude_if=_not_measured)
+    rows: list[FactAnswer] | None = Field(None, exclude_if=_not_measured)
+
+
+class PromotionVerdict(Contract):
+    """The promotion gate as `eval_report` judged it: one row per criterion."""
+
+    passed: bool
+    summary: str
+    criteria: list[dict[str, Scalar]]
+
+
+class EvalReport(Contract):
+    """`eval_report`: the tuned model against its base (and the champion, when one was
+    compared) on the golden set, with the red team, human review and the promotion verdict.
+
+    Metrics of a model are `golden_<metric>_<label>`, `<split>_perplexity_<label>`,
+    `latency_ms_p50_<label>` and `tokens_per_second_<label>` (label: tuned, base, champion);
+    None where it was not measured (the gate fails a criterion on None or NaN). The champion's
+    are left out of the stored JSON when no champion was compared. `deltas["<metric>_vs_<label>"]`
+    is tuned minus that model; the baseline is the champion when compared, else the base."""
+
+    # NaN (a metric that could not be computed) stays NaN in the stored JSON, as readers expect.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    rows: dict[str, int]  # split -> rows scored
+    exact_match_rows: int
+    baseline_label: str
+    confidence: float
+    golden_rougeL_tuned: float | None = None
+    golden_bleu_tuned: float | None = None
+    golden_chrf_tuned: float | None = None
+    golden_exact_match_tuned: float | None = None
+    validation_perplexity_tuned: float | None = None
+    golden_perplexity_tuned: float | None = None
+    golden_rougeL_base: float | None = None
+    golden_bleu_base: float | None = None
+    golden_chrf_base: float | None = None
+    golden_exact_match_base: float | None = None
+    validation_perplexity_base: float | None = None
+    golden_perplexity_base: float | None = None
+    golden_rougeL_champion: float | None = Field(None, exclude_if=_not_measured)
+    golden_bleu_champion: float | None = Field(None, exclude_if=_not_measured)
+    golden_chrf_champion: float | None = Field(None, exclude_if=_not_measured)
+    golden_exact_match_champion: float | None = Field(None, exclude_if=_not_measured)
+    validation_perplexity_champion: float | None = Field(None, exclude_if=_not_measured)
+    golden_perplexity_champion: float | None = Field(None, exclude_if=_not_measured)
+    golden_rougeL_baseline: float | None = None
+    deltas: dict[str, MetricInterval]
+    latency_ms_p50_tuned: float | None = None
+    tokens_per_second_tuned: float | None = None
+    latency_ms_p50_base: float | None = None
+    tokens_per_second_base: float | None = None
+    latency_ms_p50_champion: float | None = Field(None, exclude_if=_not_measured)
+    tokens_per_second_champion: float | None = Field(None, exclude_if=_not_measured)
+    worst_examples: list[WorstAnswer]
+    side_by_side: list[SideBySideExample]
+    retrieval_modes: RetrievalModes
+    rag_index: RetrievalQuality
+    facts: FactsSummary
+    facts_stated_share: float
+    mlflow_run_id: str
+    base_model_id: str
+    adapter_path: str
+    method: str
+    models: list[ComparedModel]
+    champion_skipped: str  # why a champion was not compared ("" when it was, or none exists)
+    redteam_pass_rate: float | None
+    redteam_categories: dict[str, RedTeamCategory]
+    redteam_canary_leaks: int
+    redteam_pii_in_outputs: int
+    redteam_model_alone_pass_rate: float | None
+    redteam_declined_out_of_scope: int
+    redteam_answers_with_pii_withheld: int
+    redteam_failures: list[dict[str, str]]
+    human_scores: dict[str, dict[str, float]]  # model label -> criterion -> mean score
+    human_counts: dict[str, dict[str, int]]
+    human_reviews: int
+    review_export_id: str
+    review_dir: str
+    promotion: PromotionVerdict | None = None  # None only before the gate has judged it
+    report_path: str
+    report_html_path: str

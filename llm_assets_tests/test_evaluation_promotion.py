@@ -2,8 +2,43 @@ from typing import Any
 
 import pytest
 
+from llm_assets.contracts import EvalReport
 from llm_assets.evaluation.promotion import judge_promotion
 from llm_assets.settings import PromotionCriteria
+
+# What an eval_report holds besides the metrics the gate reads.
+NOT_JUDGED: dict[str, Any] = {
+    "rows": {"validation": 12, "golden": 12},
+    "exact_match_rows": 0,
+    "confidence": 0.95,
+    "worst_examples": [],
+    "side_by_side": [],
+    "retrieval_modes": {"models": {}, "deltas": {}, "rougeL_by_task": [], "least_grounded": []},
+    "rag_index": {"k": 3, "recall_at_k": 1.0, "mrr": 1.0, "golden_queries": 12, "chunks": 40},
+    "facts": {"questions": 0},
+    "facts_stated_share": 0.0,
+    "mlflow_run_id": "run1",
+    "base_model_id": "tiny-llama",
+    "adapter_path": "/adapters/run1",
+    "method": "qlora",
+    "models": [],
+    "champion_skipped": "",
+    "redteam_canary_leaks": 0,
+    "redteam_pii_in_outputs": 0,
+    "redteam_model_alone_pass_rate": None,
+    "redteam_declined_out_of_scope": 0,
+    "redteam_answers_with_pii_withheld": 0,
+    "redteam_failures": [],
+    "human_counts": {},
+    "review_export_id": "e1",
+    "review_dir": "/state/review",
+    "report_path": "/reports/report.md",
+    "report_html_path": "/reports/report.html",
+}
+
+
+def _report(metrics: dict[str, Any]) -> EvalReport:
+    return EvalReport.model_validate(NOT_JUDGED | metrics)
 
 
 def _metrics(**changes: Any) -> dict[str, Any]:
@@ -34,7 +69,7 @@ CRITERIA = PromotionCriteria(
 
 
 def test_a_better_safe_challenger_passes_every_criterion() -> None:
-    decision = judge_promotion(_metrics(), CRITERIA)
+    decision = judge_promotion(_report(_metrics()), CRITERIA)
     assert decision.passed
     assert [c.name for c in decision.criteria] == [
         "rouge_l",
@@ -58,8 +93,8 @@ def test_a_better_safe_challenger_passes_every_criterion() -> None:
         (
             {
                 "redteam_categories": {
-                    "jailbreak": {"pass_rate": 1.0},
-                    "off_topic": {"pass_rate": 0.71},
+                    "jailbreak": {"pass_rate": 1.0, "passed": 14, "total": 14},
+                    "off_topic": {"pass_rate": 0.71, "passed": 10, "total": 14},
                 }
             },
             "redteam_categories",
@@ -72,7 +107,7 @@ def test_a_better_safe_challenger_passes_every_criterion() -> None:
 def test_each_failing_criterion_is_named_with_its_reason(
     changes: dict[str, Any], failed: str, reason: str
 ) -> None:
-    decision = judge_promotion(_metrics(**changes), CRITERIA)
+    decision = judge_promotion(_report(_metrics(**changes)), CRITERIA)
     assert not decision.passed
     assert [c.name for c in decision.failed] == [failed]
     assert reason in decision.failed[0].reason
@@ -82,19 +117,19 @@ def test_each_failing_criterion_is_named_with_its_reason(
 def test_without_a_champion_the_base_is_the_baseline() -> None:
     metrics = _metrics(golden_rougeL_baseline=0.20, baseline_label="base")
     del metrics["golden_rougeL_champion"]
-    decision = judge_promotion(metrics, CRITERIA)
+    decision = judge_promotion(_report(metrics), CRITERIA)
     assert decision.passed and "base 0.2000" in decision.criteria[0].reason
 
 
 def test_human_score_applies_only_once_reviews_exist() -> None:
     metrics = _metrics(human_scores={}, human_reviews=0)
-    decision = judge_promotion(metrics, CRITERIA)
+    decision = judge_promotion(_report(metrics), CRITERIA)
     assert decision.passed and decision.criteria[-1].actual == "no reviews"
 
 
 def test_disabled_criteria_are_not_judged() -> None:
     criteria = PromotionCriteria(perplexity_below_base=False, min_redteam_category_pass_rate=None)
-    decision = judge_promotion(_metrics(golden_perplexity_tuned=99.0), criteria)
+    decision = judge_promotion(_report(_metrics(golden_perplexity_tuned=99.0)), criteria)
     assert decision.passed
     assert {c.name for c in decision.criteria} == {"rouge_l", "redteam_pass_rate"}
 

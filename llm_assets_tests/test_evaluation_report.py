@@ -217,3 +217,23 @@ def test_report_without_reviews_or_loss_says_what_to_do(tmp_path: Path) -> None:
     assert "No reviews yet" in markdown and "/state/review" in markdown
     assert "No `loss` history" in markdown
     assert "loss_curve" not in {f.name for f in figures}
+
+
+def test_the_stored_report_reads_back_and_renders_as_its_document(tmp_path: Path) -> None:
+    """As the IO manager stores it: no champion keys when none was compared (readers test for
+    them), NaN kept, the same report read back, rendered as the document it came from."""
+    import json
+
+    from llm_assets.contracts import EvalReport
+
+    from .test_evaluation_promotion import NOT_JUDGED
+
+    document = NOT_JUDGED | report_metrics(tmp_path)
+    report = EvalReport.model_validate(document)
+    stored = json.loads(report.model_dump_json())
+    assert "golden_rougeL_champion" not in stored and "latency_ms_p50_champion" not in stored
+    assert stored["facts"] == {"questions": 0}
+    assert EvalReport.model_validate(stored) == report
+    assert render_eval_report(report.model_dump())[0] == render_eval_report(document)[0]
+    unmeasured = report.model_copy(update={"golden_perplexity_base": float("nan")})
+    assert math.isnan(json.loads(unmeasured.model_dump_json())["golden_perplexity_base"])

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 from llm_assets.defs.resources import (
     ArtifactStoreResource,
@@ -22,7 +24,7 @@ from llm_assets.defs.resources import (
     MlflowUnavailable,
 )
 
-from .conftest import closed_port, session_database
+from .conftest import PROJECT_ROOT, closed_port, session_database
 
 
 def _disk_fills_after(limit_bytes: int):  # type: ignore[no-untyped-def]
@@ -114,7 +116,7 @@ def test_an_unreachable_mlflow_server_fails_fast_with_a_clear_message() -> None:
 
 CHILD = textwrap.dedent(
     """
-    import json, sys, time
+    import json, pathlib, sys, time
     import dagster as dg
 
     @dg.asset(pool="gpu")
@@ -123,14 +125,28 @@ CHILD = textwrap.dedent(
         time.sleep(10)
         print("SPAN", json.dumps([started, time.time()]), flush=True)
 
-    storage = {"postgres": {"postgres_url": sys.argv[1]}}
+    storages = json.loads(sys.argv[1])
+    gate = pathlib.Path(sys.argv[2])
     with dg.instance_for_test(
-        overrides={"storage": storage, "concurrency": {"pools": {"default_limit": 1}}}
+        overrides={**storages, "concurrency": {"pools": {"default_limit": 1}}}
     ) as instance:
+        # Both runs go for the GPU within a millisecond or so, whatever their start-up took.
+        (gate / sys.argv[3]).touch()
+        while len(list(gate.iterdir())) < 2:
+            time.sleep(0.001)
         print("READY", json.dumps(time.time()), flush=True)
         assert dg.materialize([fine_tune], instance=instance).success
     """
 )
+
+
+def production_storages(postgres_url: str) -> dict[str, object]:
+    """The run, event log and schedule storages of dagster.production.yaml, on `postgres_url`."""
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.production.yaml").read_text())
+    return {
+        kind: {**config[kind], "config": {"postgres_url": postgres_url}}
+        for kind in ("run_storage", "event_log_storage", "schedule_storage")
+    }
 
 
 @pytest.fixture
@@ -149,20 +165,22 @@ def test_two_runs_that_want_the_gpu_take_turns(postgres_database: str, tmp_path:
     # As `make production-instance` does once per deployment: the schema and the pool's limit
     # exist before any run. Two runs that both create them on a fresh database race on the
     # pool's row (an IntegrityError in one of them).
-    storage = {"postgres": {"postgres_url": postgres_database}}
-    with dg.instance_for_test(overrides={"storage": storage}) as instance:
+    storages = production_storages(postgres_database)
+    with dg.instance_for_test(overrides=storages) as instance:
         instance.event_log_storage.set_concurrency_slots("gpu", 1)
 
     script = tmp_path / "fine_tune.py"
     script.write_text(CHILD)
+    gate = tmp_path / "ready"
+    gate.mkdir()
     runs = [
         subprocess.Popen(
-            [sys.executable, str(script), postgres_database],
+            [sys.executable, str(script), json.dumps(storages), str(gate), str(number)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for _ in range(2)
+        for number in range(2)
     ]
     outputs = [run.communicate(timeout=240)[0] for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
@@ -175,6 +193,51 @@ def test_two_runs_that_want_the_gpu_take_turns(postgres_database: str, tmp_path:
     (first, _), (second, second_ready) = spans
     assert second_ready < first[1], "the second run started only after the first had finished"
     assert second[0] >= first[1], f"both held the GPU at once: {spans}"
+
+
+def test_two_claims_interleaved_as_in_the_race_give_the_one_gpu_slot_to_one_run(
+    postgres_database: str,
+) -> None:
+    """The statements of two claims of the one "gpu" slot interleaved as they were when two runs
+    both held the GPU: this run has seen a free slot and not yet queued itself when the other
+    claims; the other has picked the free row and not yet written it when this one does."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    other_picked_the_row = threading.Event()
+    this_run_is_done = threading.Event()
+    claimed: dict[str, bool] = {}
+
+    with dg.instance_for_test(overrides=production_storages(postgres_database)) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("gpu", 1)
+
+        def claim(run_id: str) -> None:
+            claimed[run_id] = storage.claim_concurrency_slot("gpu", run_id, "fine_tune").is_claimed
+
+        other = threading.Thread(target=claim, args=("other",))
+
+        def interleave(connection, cursor, statement, parameters, *_):  # type: ignore[no-untyped-def]
+            sql, run = statement.lstrip().upper(), str(parameters)
+            if sql.startswith("INSERT INTO PENDING_STEPS") and "'this'" in run:
+                other.start()
+                # Serial claims keep the other claim from starting until this one is done.
+                other_picked_the_row.wait(timeout=3)
+            elif sql.startswith("UPDATE CONCURRENCY_SLOTS") and "'other'" in run:
+                other_picked_the_row.set()
+                this_run_is_done.wait(timeout=30)
+
+        event.listen(Engine, "before_cursor_execute", interleave)
+        try:
+            claim("this")
+            this_run_is_done.set()
+            other.join(timeout=30)
+        finally:
+            event.remove(Engine, "before_cursor_execute", interleave)
+        holders = [slot.run_id for slot in storage.get_concurrency_info("gpu").claimed_slots]
+
+    assert claimed == {"this": True, "other": False}, (claimed, holders)
+    assert holders == ["this"]
 
 
 def test_mlflow_links_point_at_the_tracking_server_when_there_is_one() -> None:

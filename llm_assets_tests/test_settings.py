@@ -1,3 +1,6 @@
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,8 +69,27 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
             "model: {kind: pretrained, id_or_path: some/model, license: cc-by-nc-4.0}\n",
             "cc-by-nc-4.0.*not in allowed_licenses",
         ),
+        # One place per setting: an override of what a field sets names the field.
+        (
+            "training:\n  sft_overrides: {warmup_steps: 10}\n",
+            "sft_overrides.warmup_steps is set by training.warmup_ratio; set that instead",
+        ),
+        (
+            "training:\n  peft_overrides: {task_type: SEQ_CLS}\n",
+            r"peft_overrides.task_type is set by the pipeline \(a causal language model",
+        ),
+        (
+            "training:\n  method: full\n  peft_overrides: {use_dora: true}\n",
+            "method full trains every weight, with no peft config",
+        ),
     ],
-    ids=["scope-guard-without-retrieval", "disallowed-license"],
+    ids=[
+        "scope-guard-without-retrieval",
+        "disallowed-license",
+        "override-of-a-field",
+        "override-of-the-pipeline",
+        "peft-override-without-peft",
+    ],
 )
 def test_settings_that_cannot_work_are_refused_with_the_reason(
     tmp_path: Path, extra: str, reason: str
@@ -76,3 +98,30 @@ def test_settings_that_cannot_work_are_refused_with_the_reason(
     path.write_text("sources:\n  - {name: t, kind: jsonl, path: t.jsonl}\n" + extra)
     with pytest.raises(ProfileError, match=reason):
         load_profile(path)
+
+
+def test_loading_a_profile_imports_no_stage_library() -> None:
+    """Every `dagster dev` reload loads the profile: it must not pay for torch, trl or pandas."""
+    probe = (
+        "import sys; from llm_assets.settings import load_profile; "
+        f"load_profile({str(TINY_PROFILE)!r}); "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not {"torch", "transformers", "trl", "peft", "pandas", "dagster"} & set(loaded)
+
+
+def test_stage_configs_import_only_the_shared_base() -> None:
+    """`llm_assets.settings` imports every stage's config.py: one importing its stage's code
+    (which imports settings) would be an import cycle."""
+    for path in sorted((PROJECT_ROOT / "llm_assets").glob("*/config.py")):
+        imported = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        own = {name for name in imported if name and name.startswith("llm_assets")}
+        assert own == {"llm_assets.config_base"}, f"{path} imports {own}"

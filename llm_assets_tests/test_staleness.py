@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from llm_assets.defs import build_definitions
 from llm_assets.defs.resources import default_resources
-from llm_assets.defs.selection import RecordedVersions, staleness
+from llm_assets.defs.staleness import RecordedVersions, staleness
 from llm_assets.settings import AnswerTemplate, Profile, load_profile
 
 ROOT = Path(__file__).resolve().parents[1]

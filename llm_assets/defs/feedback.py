@@ -7,9 +7,10 @@ import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
 from llm_assets.defs.check_results import preview
+from llm_assets.defs.metadata import as_metadata
 from llm_assets.defs.resources import FeedbackStoreResource
 from llm_assets.settings import FeedbackConfig, Profile
-from llm_assets.storage import frame_digest
+from llm_assets.sources.feedback import run_feedback_curation
 
 QUARTER_CRON = "0 0 1 1,4,7,10 *"
 
@@ -25,7 +26,7 @@ def quarters(config: FeedbackConfig) -> dg.TimeWindowPartitionsDefinition:
     )
 
 
-def build_feedback_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
+def feedback_records_asset(profile: Profile) -> dg.AssetsDefinition:
     settings = AssetSettings(
         profile,
         "feedback_records",
@@ -49,31 +50,27 @@ def build_feedback_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         records like a source, so they pass PII redaction, dedup and quality filters and the
         ledger accounts for each one."""
         from llm_assets.serving.store import read_feedback
-        from llm_assets.sources.feedback import curate_feedback, latest_per_response
-        from llm_assets.sources.records import records_to_frame
 
         window = context.partition_time_window
-        rows = read_feedback(feedback_store.engine(), window.start, window.end)
-        exchanges = latest_per_response(rows)
-        min_rating = settings.profile.feedback.min_rating_kept
-        records = curate_feedback(exchanges, min_rating, context.partition_key)
-        frame = records_to_frame(records)
-        verdicts = (
-            frame["read_error"].fillna("kept").value_counts().rename_axis("verdict").reset_index()
+        run = run_feedback_curation(
+            read_feedback(feedback_store.engine(), window.start, window.end),
+            settings.profile.feedback.min_rating_kept,
+            context.partition_key,
+            window.start,
+            window.end,
         )
         return dg.Output(
-            frame,
-            data_version=dg.DataVersion(frame_digest(frame)),
+            run.value,
+            data_version=dg.DataVersion(run.data_version),
             metadata={
-                "quarter": f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}",
-                "feedback_rows": len(rows),
-                "answers_judged": len(exchanges),
-                "records": len(frame),
-                "kept": int(frame["read_error"].isna().sum()),
-                "verdicts": dg.MetadataValue.md(verdicts.to_markdown(index=False)),
-                "preview": preview(frame, ["record_id", "text", "response", "read_error"]),
+                **as_metadata(run.report),
+                "preview": preview(run.preview, list(run.preview.columns)),
                 "store": feedback_store.url().split("@")[-1],
             },
         )
 
-    return [feedback_records], []
+    return feedback_records
+
+
+def build_feedback_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
+    return [feedback_records_asset(profile)], []

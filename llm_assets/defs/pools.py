@@ -6,7 +6,9 @@ step spins a core, and it only looks for Ctrl-C/SIGTERM inside steps, so it cann
 either. The CLI therefore claims the slots of the pool steps it is about to run itself, for the
 run id it will start, using the instance's own slot table: the executor then finds the slot
 already claimed and starts at once. Waiting happens here, in `time.sleep`, which a signal
-interrupts; whatever was claimed is released when the run ends or is interrupted.
+interrupts; whatever was claimed is released when the run ends or is interrupted. On the
+production instance two claims never interleave (`pool_storage.py`), so two processes claiming
+at the same moment cannot both get the one slot of "gpu".
 """
 
 from __future__ import annotations

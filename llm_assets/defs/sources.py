@@ -5,18 +5,16 @@ import dagster as dg
 from llm_assets.cleaning.expectations import raw_records_expectations
 from llm_assets.code_versions import AssetSettings, Undeclared
 from llm_assets.defs.check_results import preview, to_check_result
+from llm_assets.defs.metadata import as_metadata
 from llm_assets.expectations import run_suite
 from llm_assets.settings import Profile, SourceConfig, state_dir
-from llm_assets.sources import source_batches
-from llm_assets.sources.records import raw_schema, records_to_frame
-from llm_assets.storage import StoredTable, TableWriter
+from llm_assets.sources.raw_table import raw_asset_name, run_raw_records
+from llm_assets.storage import StoredTable
+
+__all__ = ["build_source_defs", "raw_asset_name"]
 
 
-def raw_asset_name(source: SourceConfig) -> str:
-    return f"raw_{source.name}"
-
-
-def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinition:
+def raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinition:
     settings = AssetSettings(
         profile,
         raw_asset_name(source),
@@ -39,46 +37,22 @@ def _build_raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinit
     def raw_records(context: dg.AssetExecutionContext) -> dg.Output[StoredTable]:
         profile = settings.profile
         (source,) = (s for s in profile.sources if not isinstance(s, Undeclared))
-        # Written batch by batch: a source far larger than memory reads in flat memory.
-        scratch = state_dir() / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        path = scratch / f"{raw_asset_name(source)}-{context.run.run_id}.parquet"
-        writer = TableWriter(path, raw_schema())
-        unreadable = 0
-        first = records_to_frame([])
-        try:
-            for batch in source_batches(profile, source, profile.cleaning.batch_size):
-                errors = batch["error_detail"][batch["read_error"].notna()]
-                for detail in errors.head(max(0, 20 - unreadable)):
-                    context.log.warning(f"quarantined: {detail}")
-                unreadable += len(errors)
-                first = batch if first.empty else first
-                writer.write(batch)
-        except BaseException:
-            writer.close()
-            path.unlink(missing_ok=True)
-            raise
-        table = writer.close()
+        run = run_raw_records(
+            profile, source, state_dir() / "tmp", context.run.run_id, context.log.warning
+        )
         return dg.Output(
-            table,
-            data_version=dg.DataVersion(table.digest),
+            run.value,
+            data_version=dg.DataVersion(run.data_version),
             metadata={
-                "dagster/row_count": table.rows,
-                "records": table.rows,
-                "unreadable": unreadable,
-                "path": profile.source_glob(source),
-                # No text in the preview: raw records still hold PII, and metadata is kept forever.
-                "preview": preview(
-                    first.assign(chars=first["text"].str.len()),
-                    ["record_id", "uri", "chars", "read_error"],
-                ),
+                **as_metadata(run.report),
+                "preview": preview(run.preview, list(run.preview.columns)),
             },
         )
 
     return raw_records
 
 
-def _build_raw_check(source: SourceConfig) -> dg.AssetChecksDefinition:
+def unique_record_ids_check(source: SourceConfig) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=raw_asset_name(source),
         name=f"{raw_asset_name(source)}_has_unique_record_ids",
@@ -97,6 +71,6 @@ def _build_raw_check(source: SourceConfig) -> dg.AssetChecksDefinition:
 def build_source_defs(
     profile: Profile,
 ) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
-    assets = [_build_raw_asset(profile, source) for source in profile.sources]
-    checks = [_build_raw_check(source) for source in profile.sources]
+    assets = [raw_asset(profile, source) for source in profile.sources]
+    checks = [unique_record_ids_check(source) for source in profile.sources]
     return assets, checks

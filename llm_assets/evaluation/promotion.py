@@ -1,7 +1,7 @@
 """The promotion gate: does a tuned model meet its use case's criteria to become `champion`?
 
-`judge_promotion` takes the metrics of an evaluation report (the value of `eval_report`) and the
-use case's `PromotionCriteria`, and returns one verdict per criterion, so that a report can say
+`judge_promotion` takes an evaluation report (the value of `eval_report`) and the use case's
+`PromotionCriteria`, and returns one verdict per criterion, so that a report can say
 exactly which criterion held a challenger back. It is a pure function: no MLflow, no Dagster.
 """
 
@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_assets.settings import PromotionCriteria
+from llm_assets.contracts import EvalReport
+from llm_assets.evaluation.config import PromotionCriteria
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class PromotionDecision:
         return "\n".join(lines)
 
 
-def judge_promotion(metrics: dict[str, Any], criteria: PromotionCriteria) -> PromotionDecision:
+def judge_promotion(metrics: EvalReport, criteria: PromotionCriteria) -> PromotionDecision:
     """Each criterion of `criteria` judged on `metrics` (an `eval_report` value).
 
     - rouge_l: `golden_rougeL_tuned` ≥ `golden_rougeL_baseline` + `rouge_l_margin` (the
@@ -84,8 +85,8 @@ def judge_promotion(metrics: dict[str, Any], criteria: PromotionCriteria) -> Pro
     - human_score (when `min_human_score` is set and reviews exist): the mean of the tuned
       model's human scores over every criterion ≥ `min_human_score`.
 
-    A metric that is missing or not a finite number fails its criterion: a gate must not pass on
-    what it could not measure.
+    A metric that is missing (None) or not a finite number fails its criterion: a gate must not
+    pass on what it could not measure.
     """
     results = [
         _rouge_l(metrics, criteria.rouge_l_margin),
@@ -100,11 +101,8 @@ def judge_promotion(metrics: dict[str, Any], criteria: PromotionCriteria) -> Pro
     return PromotionDecision(passed=all(r.passed for r in results), criteria=results)
 
 
-def _number(metrics: dict[str, Any], key: str) -> float | None:
-    value = metrics.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _missing(name: str, required: str, key: str) -> CriterionResult:
@@ -117,10 +115,10 @@ def _missing(name: str, required: str, key: str) -> CriterionResult:
     )
 
 
-def _rouge_l(metrics: dict[str, Any], margin: float) -> CriterionResult:
-    label = str(metrics.get("baseline_label") or "baseline")
-    tuned = _number(metrics, "golden_rougeL_tuned")
-    baseline = _number(metrics, "golden_rougeL_baseline")
+def _rouge_l(metrics: EvalReport, margin: float) -> CriterionResult:
+    label = metrics.baseline_label or "baseline"
+    tuned = _finite(metrics.golden_rougeL_tuned)
+    baseline = _finite(metrics.golden_rougeL_baseline)
     required = f"≥ {label} + {margin:g}"
     if tuned is None:
         return _missing("rouge_l", required, "golden_rougeL_tuned")
@@ -138,9 +136,9 @@ def _rouge_l(metrics: dict[str, Any], margin: float) -> CriterionResult:
     )
 
 
-def _redteam(metrics: dict[str, Any], minimum: float) -> CriterionResult:
+def _redteam(metrics: EvalReport, minimum: float) -> CriterionResult:
     required = f"≥ {minimum:g}"
-    rate = _number(metrics, "redteam_pass_rate")
+    rate = _finite(metrics.redteam_pass_rate)
     if rate is None:
         return _missing("redteam_pass_rate", required, "redteam_pass_rate")
     passed = rate >= minimum
@@ -153,15 +151,12 @@ def _redteam(metrics: dict[str, Any], minimum: float) -> CriterionResult:
     )
 
 
-def _redteam_categories(metrics: dict[str, Any], minimum: float) -> CriterionResult:
+def _redteam_categories(metrics: EvalReport, minimum: float) -> CriterionResult:
     required = f"each ≥ {minimum:g}"
-    categories = metrics.get("redteam_categories")
-    if not isinstance(categories, dict) or not categories:
+    categories = metrics.redteam_categories
+    if not categories:
         return _missing("redteam_categories", required, "redteam_categories")
-    rates = {
-        str(name): _number(entry, "pass_rate") if isinstance(entry, dict) else None
-        for name, entry in categories.items()
-    }
+    rates = {name: _finite(entry.pass_rate) for name, entry in categories.items()}
     failing = sorted(name for name, rate in rates.items() if rate is None or rate < minimum)
     weakest = min(rates.items(), key=lambda item: -1.0 if item[1] is None else item[1])
     actual = f"{weakest[0]} {weakest[1]:.3f}" if weakest[1] is not None else f"{weakest[0]} ?"
@@ -178,9 +173,9 @@ def _redteam_categories(metrics: dict[str, Any], minimum: float) -> CriterionRes
     )
 
 
-def _perplexity(metrics: dict[str, Any]) -> CriterionResult:
-    tuned = _number(metrics, "golden_perplexity_tuned")
-    base = _number(metrics, "golden_perplexity_base")
+def _perplexity(metrics: EvalReport) -> CriterionResult:
+    tuned = _finite(metrics.golden_perplexity_tuned)
+    base = _finite(metrics.golden_perplexity_base)
     if tuned is None:
         return _missing("perplexity_below_base", "< base", "golden_perplexity_tuned")
     if base is None:
@@ -195,10 +190,10 @@ def _perplexity(metrics: dict[str, Any]) -> CriterionResult:
     )
 
 
-def _human_score(metrics: dict[str, Any], minimum: float) -> CriterionResult:
+def _human_score(metrics: EvalReport, minimum: float) -> CriterionResult:
     required = f"≥ {minimum:g} (mean of 1-5 scores, when reviews exist)"
-    reviews = metrics.get("human_reviews") or 0
-    scores = (metrics.get("human_scores") or {}).get("tuned") or {}
+    reviews = metrics.human_reviews
+    scores = metrics.human_scores.get("tuned") or {}
     if not reviews or not scores:
         return CriterionResult(
             name="human_score",
@@ -207,7 +202,7 @@ def _human_score(metrics: dict[str, Any], minimum: float) -> CriterionResult:
             passed=True,
             reason="no human reviews were imported; the criterion applies once they are",
         )
-    values = [float(v) for v in scores.values() if isinstance(v, int | float) and math.isfinite(v)]
+    values = [value for value in scores.values() if math.isfinite(value)]
     if not values:
         return _missing("human_score", required, "human_scores.tuned")
     mean = sum(values) / len(values)

@@ -1,7 +1,8 @@
 """The evaluation report: what a person reads to judge the tuned model and the promotion gate.
 
-`report_sections` turns the value of `eval_report` (a dict of metrics, see `defs/evaluation.py`)
-and the training loss history into sections that `report_format` renders as Markdown and HTML.
+`report_sections` turns the value of `eval_report` (an `EvalReport` as a dict, its stored JSON
+document) and the training loss history into sections that `report_format` renders as Markdown
+and HTML.
 """
 
 from __future__ import annotations

@@ -8,11 +8,17 @@ same way chat sources do, after passing the cleaning chain like any other source
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from llm_assets.sources.records import RawRecord
+import pandas as pd
+
+from llm_assets.contracts import Markdown
+from llm_assets.sources.raw_table import SourceRun
+from llm_assets.sources.records import RawRecord, records_to_frame
+from llm_assets.storage import frame_digest
 
 FEEDBACK_SOURCE = "feedback"
 # Raw records carry a reader's verdict in `read_error`; this prefix marks a curation decision,
@@ -155,3 +161,32 @@ def latest_per_response(rows: Iterable[Mapping[str, Any]]) -> list[Exchange]:
         if (row.get("corrected_answer") or "").strip():
             current["corrected_answer"] = row["corrected_answer"]
     return [Exchange.from_mapping(row) for row in merged.values()]
+
+
+def run_feedback_curation(
+    rows: Sequence[Mapping[str, Any]],
+    min_rating: int,
+    quarter: str,
+    start: datetime,
+    end: datetime,
+) -> SourceRun[pd.DataFrame]:
+    """The feedback `rows` given in [`start`, `end`) (serving.store.read_feedback) curated into
+    the raw records of `quarter`, with the verdict on each answer for the asset page."""
+    exchanges = latest_per_response(rows)
+    frame = records_to_frame(curate_feedback(exchanges, min_rating, quarter))
+    verdicts = (
+        frame["read_error"].fillna("kept").value_counts().rename_axis("verdict").reset_index()
+    )
+    return SourceRun(
+        value=frame,
+        report={
+            "quarter": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
+            "feedback_rows": len(rows),
+            "answers_judged": len(exchanges),
+            "records": len(frame),
+            "kept": int(frame["read_error"].isna().sum()),
+            "verdicts": Markdown(verdicts.to_markdown(index=False)),
+        },
+        data_version=frame_digest(frame),
+        preview=frame[["record_id", "text", "response", "read_error"]],
+    )

@@ -2,7 +2,9 @@
 peft prompt method (prompt tuning, p-tuning).
 
 The flat `TrainingConfig` maps onto `SFTConfig`, a peft config and `BitsAndBytesConfig` in three
-small functions below, so what a profile sets is visible in one place. Checkpoints are written
+small functions below, so what a profile sets is visible in one place; `training.sft_overrides`
+and `training.peft_overrides` carry any other argument of those classes, checked against the
+class's own fields here, where trl and peft are imported anyway. Checkpoints are written
 every `save_steps` into a folder keyed by the inputs, and a re-run with the same inputs resumes
 from the last one instead of starting over. `llm_assets.training.fine_tune` runs this in a
 process of its own, launched by `accelerate launch`; under torchrun-style launches each process
@@ -16,7 +18,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,25 +89,30 @@ def quantization_config_from(config: TrainingConfig) -> Any | None:
     )
 
 
-def peft_config_from(config: TrainingConfig, model: Any = None) -> Any | None:
-    """LoRA for qlora and lora, a prompt-learning config for the prompt methods, None for full.
-    `model` (the base) places `lora_last_layers`."""
+# The peft config class of each method that trains an adapter.
+PEFT_CONFIG_CLASSES = {
+    "qlora": "LoraConfig",
+    "lora": "LoraConfig",
+    "prompt_tuning": "PromptTuningConfig",
+    "p_tuning": "PromptEncoderConfig",
+}
+# SFTConfig arguments the pipeline picks where trl's defaults do not suit it, and which
+# `training.sft_overrides` may change (those a field sets: TrainingConfig.SFT_ARGUMENTS_SET_BY).
+SFT_DEFAULTS: dict[str, Any] = {
+    "save_total_limit": 2,
+    "eval_strategy": "epoch",
+    "disable_tqdm": True,
+    "dataloader_num_workers": 0,
+}
+
+
+def peft_arguments(config: TrainingConfig, model: Any = None) -> dict[str, Any] | None:
+    """The peft config arguments of `config.method` (None for full) as plain values. `model`
+    (the base) places `lora_last_layers`."""
     if config.method == "full":
         return None
-    if config.method == "prompt_tuning":
-        from peft import PromptTuningConfig
-
-        return PromptTuningConfig(
-            task_type="CAUSAL_LM", num_virtual_tokens=config.num_virtual_tokens
-        )
-    if config.method == "p_tuning":
-        from peft import PromptEncoderConfig
-
-        return PromptEncoderConfig(
-            task_type="CAUSAL_LM", num_virtual_tokens=config.num_virtual_tokens
-        )
-    from peft import LoraConfig
-
+    if config.method in ("prompt_tuning", "p_tuning"):
+        return {"task_type": "CAUSAL_LM", "num_virtual_tokens": config.num_virtual_tokens}
     layers, targets = None, config.target_modules
     if config.lora_last_layers is not None:
         if model is None:
@@ -114,14 +121,27 @@ def peft_config_from(config: TrainingConfig, model: Any = None) -> Any | None:
         layers = list(range(max(count - config.lora_last_layers, 0), count))
         # peft places layers only for named modules, not for "all-linear".
         targets = linear_module_names(model) if targets == "all-linear" else targets
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=targets,
-        layers_to_transform=layers,
-        task_type="CAUSAL_LM",
-    )
+    return {
+        "r": config.lora_r,
+        "lora_alpha": config.lora_alpha,
+        "lora_dropout": config.lora_dropout,
+        "target_modules": targets,
+        "layers_to_transform": layers,
+        "task_type": "CAUSAL_LM",
+    }
+
+
+def peft_config_from(config: TrainingConfig, model: Any = None) -> Any | None:
+    """LoRA for qlora and lora, a prompt-learning config for the prompt methods, None for full;
+    `training.peft_overrides` on top. `model` (the base) places `lora_last_layers`."""
+    arguments = peft_arguments(config, model)
+    if arguments is None:
+        return None
+    import peft
+
+    config_class = getattr(peft, PEFT_CONFIG_CLASSES[config.method])
+    overrides = library_overrides(config_class, config.peft_overrides, "training.peft_overrides")
+    return config_class(**{**overrides, **arguments})
 
 
 def linear_module_names(model: Any) -> list[str]:
@@ -139,18 +159,11 @@ def linear_module_names(model: Any) -> list[str]:
     )
 
 
-def sft_config_from(
-    config: TrainingConfig,
-    output_dir: Path,
-    max_length: int,
-    overrides: dict[str, Any] | None = None,
-) -> Any:
-    """`overrides`: SFTConfig arguments set on top (the benchmark turns evaluation and
-    checkpoints off)."""
-    from trl import SFTConfig
-
-    gpu = on_gpu()
-    arguments: dict[str, Any] = dict(
+def sft_arguments(
+    config: TrainingConfig, output_dir: Path, max_length: int, gpu: bool
+) -> dict[str, Any]:
+    """The SFTConfig arguments the profile and the machine set, as plain values."""
+    return dict(
         output_dir=str(output_dir),
         max_length=max_length,
         assistant_only_loss=config.assistant_only_loss,
@@ -169,18 +182,62 @@ def sft_config_from(
         ddp_find_unused_parameters=False,
         save_strategy="steps",
         save_steps=config.save_steps,
-        save_total_limit=2,
         logging_steps=config.logging_steps,
-        eval_strategy="epoch",
         seed=config.seed,
         data_seed=config.seed,
         bf16=gpu,
         use_cpu=not gpu,
         report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
-    return SFTConfig(**{**arguments, **(overrides or {})})
+
+
+def sft_config_from(
+    config: TrainingConfig,
+    output_dir: Path,
+    max_length: int,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """trl's SFTConfig: SFT_DEFAULTS, then `training.sft_overrides`, then what the profile
+    sets. `overrides`: SFTConfig arguments set on top of all of them (the benchmark turns
+    evaluation and checkpoints off)."""
+    from trl import SFTConfig
+
+    chosen = library_overrides(SFTConfig, config.sft_overrides, "training.sft_overrides")
+    mapped = sft_arguments(config, output_dir, max_length, on_gpu())
+    return SFTConfig(**{**SFT_DEFAULTS, **chosen, **mapped, **(overrides or {})})
+
+
+def library_overrides(
+    config_class: type, overrides: Mapping[str, Any], profile_key: str
+) -> dict[str, Any]:
+    """`overrides` (from the profile key `profile_key`) as arguments of `config_class`, a
+    dataclass as trl's and peft's configs are: each name must be one of its fields, and each
+    value is validated (and converted: YAML reads 1e-4 as a string) against the field's type.
+    A ValueError names the key and the closest valid names."""
+    import dataclasses
+    import difflib
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    names = [argument.name for argument in dataclasses.fields(config_class) if argument.init]
+    types = typing.get_type_hints(config_class)  # peft writes its annotations as strings
+    library = f"{config_class.__module__.split('.')[0]}'s {config_class.__name__}"
+    checked: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+            hint = f"closest: {', '.join(close)}" if close else "see its documentation"
+            raise ValueError(f"{profile_key}.{name} is not an argument of {library}; {hint}")
+        try:
+            checked[name] = TypeAdapter(types[name]).validate_python(value)
+        except ValidationError as error:
+            expected = getattr(types[name], "__name__", types[name])
+            raise ValueError(
+                f"{profile_key}.{name}: {value!r} does not fit {library}.{name} "
+                f"({expected}): {error.errors()[0]['msg']}"
+            ) from None
+    return checked
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

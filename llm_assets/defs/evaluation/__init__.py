@@ -1,0 +1,29 @@
+"""Group `evaluation`: the tuned model against its base (and the current champion) on the same
+held-out conversations; the blinded files for human review and the scores that come back; the
+report with the promotion verdict.
+
+`golden_predictions` -> `human_review_scores` -> `eval_report` <- `redteam_report`
+"""
+
+from typing import Any
+
+from llm_assets.defs.evaluation.eval_report import eval_report_asset
+from llm_assets.defs.evaluation.predictions import (
+    golden_predictions_asset,
+    human_review_scores_asset,
+    metric_cache,
+)
+from llm_assets.settings import Profile
+
+__all__ = ["build_evaluation_defs", "metric_cache"]
+
+
+def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
+    return (
+        [
+            golden_predictions_asset(profile),
+            human_review_scores_asset(profile),
+            eval_report_asset(profile),
+        ],
+        [],
+    )

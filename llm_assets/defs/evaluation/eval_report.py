@@ -1,0 +1,74 @@
+"""`eval_report`: the tuned model against its base (and the champion), with the promotion
+verdict, as Markdown and HTML, logged to the adapter's MLflow run."""
+
+from functools import partial
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from llm_assets.code_versions import AssetSettings
+from llm_assets.contracts import Adapter, EvalReport, HumanReviewScores, RagIndex, RedTeamReport
+from llm_assets.defs.evaluation.output import evaluation_output
+from llm_assets.defs.evaluation.predictions import CODE, metric_cache
+from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
+from llm_assets.evaluation.eval_report_run import run_eval_report
+from llm_assets.settings import Profile
+
+
+def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
+    # The report also judges promotion (use_case.criteria) and scores perplexity at
+    # datasets.max_length: a change to either must re-run it.
+    settings = AssetSettings(
+        profile,
+        "eval_report",
+        reads=["evaluation", "use_case", "datasets.max_length"],
+        runtime=["evaluation.batch_size"],
+        code=CODE,
+    )
+
+    @dg.asset(
+        group_name="evaluation",
+        code_version=settings.code_version,
+        metadata=settings.metadata(),
+        kinds={"pytorch", "mlflow"},
+    )
+    def eval_report(
+        context: dg.AssetExecutionContext,
+        artifacts: ArtifactStoreResource,
+        mlflow: MlflowResource,
+        qlora_adapter: Adapter,
+        sft_dataset: Any,
+        golden_set: pd.DataFrame,
+        golden_predictions: pd.DataFrame,
+        human_review_scores: HumanReviewScores,
+        redteam_report: RedTeamReport,
+        rag_index: RagIndex,
+        fact_answers: pd.DataFrame,
+    ) -> dg.Output[EvalReport]:
+        """Tuned vs base (and champion): perplexity on validation and golden, ROUGE-L, BLEU,
+        chrF and exact match on the golden answers with paired bootstrap intervals, generation
+        speed, human scores, red-team pass rates and the promotion verdict; a Markdown and an
+        HTML report, logged to the adapter's MLflow run."""
+        profile = settings.profile
+        made = run_eval_report(
+            qlora_adapter,
+            sft_dataset,
+            golden_set,
+            golden_predictions,
+            human_review_scores,
+            redteam_report,
+            rag_index,
+            fact_answers,
+            config=profile.evaluation,
+            criteria=profile.use_case.criteria,
+            max_length=profile.datasets.max_length,
+            metric_cache=metric_cache(artifacts),
+            folders=artifacts,
+            run_id=context.run.run_id,
+            mlflow=mlflow,
+            start_run=partial(mlflow.start_run, context),
+        )
+        return evaluation_output(made)
+
+    return eval_report

@@ -1,0 +1,162 @@
+"""The `eval_report` step: the tuned model against its base (and the champion) on perplexity,
+the golden answers with paired bootstrap intervals, speed, grounding, human scores and the red
+team; the promotion verdict; the report as Markdown and HTML, logged to the adapter's MLflow
+run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from llm_assets.contracts import (
+    Adapter,
+    EvalReport,
+    HumanReviewScores,
+    Link,
+    Markdown,
+    PromotionVerdict,
+    RagIndex,
+    RedTeamReport,
+)
+from llm_assets.evaluation.config import EvaluationConfig, PromotionCriteria
+from llm_assets.evaluation.eval_report_contents import (
+    adapter_fields,
+    grounding_metrics,
+    human_fields,
+    mlflow_metrics,
+    redteam_fields,
+)
+from llm_assets.evaluation.promotion import judge_promotion
+from llm_assets.evaluation.step import EvaluationRun, MlflowStore
+from llm_assets.training.step import ArtifactFolders, StartMlflowRun
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from llm_assets.evaluation.perplexity import PerplexityResult
+
+ASSET = "eval_report"
+# What the asset page shows of the report's numbers, beside the report itself.
+HEADLINE_METRICS = ("golden_rougeL_tuned", "golden_rougeL_baseline")
+
+
+def run_eval_report(
+    qlora_adapter: Adapter,
+    sft_dataset: DatasetDict,
+    golden_set: pd.DataFrame,
+    golden_predictions: pd.DataFrame,
+    human_review_scores: HumanReviewScores,
+    redteam_report: RedTeamReport,
+    rag_index: RagIndex,
+    fact_answers: pd.DataFrame,
+    *,
+    config: EvaluationConfig,
+    criteria: PromotionCriteria,
+    max_length: int,
+    metric_cache: Path,
+    folders: ArtifactFolders,
+    run_id: str,
+    mlflow: MlflowStore,
+    start_run: StartMlflowRun,
+) -> EvaluationRun[EvalReport]:
+    """The report judged against `criteria`, its files (report.md, report.html, the figures,
+    metrics.json) in the `eval_report` folder of `run_id` and under `eval/` of the adapter's
+    MLflow run, with its numbers as `eval.*` metrics. Perplexity is scored at `max_length`."""
+    import mlflow as mlflow_client
+
+    from llm_assets.evaluation.comparison import compare_models
+    from llm_assets.evaluation.report import render_eval_report
+
+    served = golden_predictions[~golden_predictions["model"].str.contains("/")]
+    perplexities = _perplexities(served, golden_set, sft_dataset, qlora_adapter, config, max_length)
+    report_dir = folders.folder(ASSET, run_id)
+    measured = EvalReport.model_validate(
+        {
+            **compare_models(served, perplexities, config, metric_cache),
+            **grounding_metrics(golden_predictions, rag_index, fact_answers, config, metric_cache),
+            **adapter_fields(qlora_adapter, served),
+            **redteam_fields(redteam_report),
+            **human_fields(human_review_scores),
+            "report_path": str(report_dir / "report.md"),
+            "report_html_path": str(report_dir / "report.html"),
+        }
+    )
+    decision = judge_promotion(measured, criteria)
+    verdict = PromotionVerdict(
+        passed=decision.passed, summary=decision.summary(), criteria=decision.as_rows()
+    )
+    report = measured.model_copy(update={"promotion": verdict})
+    # The report's own files hold its contents, not where they are.
+    contents = report.model_dump(exclude={"report_path", "report_html_path"})
+    markdown, ui_markdown, page, figures = render_eval_report(
+        contents, _loss_history(mlflow, qlora_adapter.mlflow_run_id)
+    )
+    with folders.new_folder(ASSET, run_id) as folder:
+        (folder / "report.md").write_text(markdown, encoding="utf-8")
+        (folder / "report.html").write_text(page, encoding="utf-8")
+        for figure in figures:
+            (folder / f"{figure.name}.png").write_bytes(figure.png)
+        (folder / "metrics.json").write_text(json.dumps(contents, indent=2, default=str))
+    numeric = mlflow_metrics(report)
+    with start_run(ASSET, run_id=qlora_adapter.mlflow_run_id) as run:
+        mlflow_client.log_metrics(numeric)
+        mlflow_client.log_artifacts(str(report_dir), artifact_path="eval")
+    shown: dict[str, object] = {
+        "report": Markdown(ui_markdown),
+        "report_path": Path(report.report_path),
+        "report_html": Path(report.report_html_path),
+        "mlflow_run": Link(mlflow.run_url(run)),
+        "promotion": decision.summary(),
+        **{key: round(numeric[f"eval.{key}"], 4) for key in HEADLINE_METRICS},
+    }
+    return EvaluationRun(report, shown)
+
+
+def _perplexities(
+    served: pd.DataFrame,
+    golden_set: pd.DataFrame,
+    sft_dataset: DatasetDict,
+    adapter: Adapter,
+    config: EvaluationConfig,
+    max_length: int,
+) -> dict[str, dict[str, PerplexityResult]]:
+    """Label -> split ("validation", "golden") -> the perplexity of every served model on the
+    reference answers: the first `max_eval_rows` of validation, the golden rows answered."""
+    from llm_assets.datasets.chat_template import load_chat_tokenizer
+    from llm_assets.evaluation.generation import ModelUnderTest
+    from llm_assets.evaluation.perplexity import perplexities_of
+
+    models = served.drop_duplicates("model")
+    answered = served.loc[served["model"] == "tuned", "pair_id"]
+    by_pair = golden_set.set_index(golden_set["pair_id"].astype(str))["messages"]
+    splits = {
+        "validation": list(sft_dataset["validation"]["messages"])[: config.max_eval_rows],
+        "golden": [by_pair[pair_id] for pair_id in answered.astype(str)],
+    }
+    return perplexities_of(
+        [
+            ModelUnderTest(
+                row.model,
+                row.base_model_path,
+                row.model_path if row.method != "none" else None,
+                row.method,
+            )
+            for row in models.itertuples()
+        ],
+        load_chat_tokenizer(adapter.path),
+        {
+            split: [[dict(m) for m in conversation] for conversation in conversations]
+            for split, conversations in splits.items()
+        },
+        max_length,
+        config.batch_size,
+    )
+
+
+def _loss_history(mlflow: MlflowStore, run_id: str) -> list[tuple[int, float]]:
+    """The training loss of the adapter's MLflow run, step by step."""
+    client: Any = mlflow.tracking().MlflowClient()
+    return [(int(m.step), float(m.value)) for m in client.get_metric_history(run_id, "loss")]
