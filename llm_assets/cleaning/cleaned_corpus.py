@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -28,6 +28,7 @@ from llm_assets.cleaning.dedup import NearDuplicateIndex
 from llm_assets.cleaning.ledger import ACTIONS
 from llm_assets.contracts import Link, Markdown, NearDuplicateIndexFile
 from llm_assets.settings import CleaningConfig, NearDuplicateConfig, Profile
+from llm_assets.stage_output import ArtifactFolders, StageOutput
 from llm_assets.storage import StoredTable, TableWriter
 
 ValueT = TypeVar("ValueT")
@@ -36,30 +37,11 @@ PREVIEW_COLUMNS = ["source", "record_id", "text", "response"]
 
 
 @dataclass(frozen=True)
-class CleaningOutput(Generic[ValueT]):
-    """One output of the cleaning step: its value, what its asset page shows (`report`, plain
-    values), its data version if it has one, and the first records a preview shows."""
-
-    value: ValueT
-    report: dict[str, object]
-    data_version: str | None = None
-    preview: pd.DataFrame | None = None
-
-
-@dataclass(frozen=True)
 class CleaningRun:
-    cleaned_corpus: CleaningOutput[StoredTable]
-    cleaning_ledger: CleaningOutput[StoredTable]
+    cleaned_corpus: StageOutput[StoredTable]
+    cleaning_ledger: StageOutput[StoredTable]
     # Extended in place from the previous run's; None when near-dedup is off.
     near_duplicate_index: NearDuplicateIndex | None
-
-
-class ArtifactFolders(Protocol):
-    """Folders one per asset and run, written atomically (the artifact store)."""
-
-    def new_folder(self, asset_name: str, run_id: str) -> AbstractContextManager[Path]: ...
-
-    def folder(self, asset_name: str, run_id: str) -> Path: ...
 
 
 def forget_requests(path: Path | None) -> set[str]:
@@ -141,13 +123,13 @@ def run_cleaning(
         _log_to_mlflow(config, summary, corpus_table.rows)
         run_url = mlflow_run_url(run)
     return CleaningRun(
-        cleaned_corpus=CleaningOutput(
+        cleaned_corpus=StageOutput(
             corpus_table,
             _corpus_report(summary, corpus_table, run_url),
             corpus_table.digest,
             preview=summary.preview[PREVIEW_COLUMNS],
         ),
-        cleaning_ledger=CleaningOutput(
+        cleaning_ledger=StageOutput(
             ledger_table, _ledger_report(summary, ledger_table), ledger_table.digest
         ),
         near_duplicate_index=summary.near_duplicate_index,
@@ -205,14 +187,14 @@ def store_near_duplicate_index(
     started_from_previous: bool,
     folders: ArtifactFolders,
     run_id: str,
-) -> CleaningOutput[NearDuplicateIndexFile]:
+) -> StageOutput[NearDuplicateIndexFile]:
     """Save `index` (if near-dedup made one) in this run's `near_duplicate_index` folder."""
     with folders.new_folder("near_duplicate_index", run_id) as folder:
         if index is not None:
             index.save(folder / "index.npz")
     path = folders.folder("near_duplicate_index", run_id) / "index.npz"
     records = len(index) if index is not None else 0
-    return CleaningOutput(
+    return StageOutput(
         NearDuplicateIndexFile(
             path=str(path) if index is not None else None,
             records=records,

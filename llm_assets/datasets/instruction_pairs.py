@@ -1,7 +1,7 @@
 """The instruction pairs the cleaned corpus yields, and the golden hold-out sampled from them.
 
 `run_sft_pairs` builds every pair (calling the teacher, if configured); `run_golden_set` holds
-out the evaluation set. Both return a `DatasetOutput` with what the asset page shows.
+out the evaluation set. Both return a `StageOutput` with what the asset page shows.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pandas as pd
 
 from llm_assets.datasets.config import DatasetConfig
 from llm_assets.datasets.golden_file import combine_golden, read_golden_file
-from llm_assets.datasets.outputs import DatasetOutput
 from llm_assets.datasets.sft import build_sft_pairs
 from llm_assets.datasets.splits import split_golden
+from llm_assets.stage_output import StageOutput
 from llm_assets.storage import frame_digest
 
 PAIRS_PREVIEW = ["source", "task", "instruction", "output"]
@@ -33,7 +33,7 @@ def run_sft_pairs(
     config: DatasetConfig,
     work_dir: Callable[[str, str], Path],
     warn: Callable[[str], None],
-) -> DatasetOutput[pd.DataFrame]:
+) -> StageOutput[pd.DataFrame]:
     """Every pair `cleaned_corpus` yields under `config`. `work_dir(name, inputs_digest)`: a
     folder kept across runs (the teacher's reply cache); `warn`: where the first teacher
     failures are reported."""
@@ -61,12 +61,12 @@ def run_sft_pairs(
         }
         for failure in built.teacher.failures[:5]:
             warn(failure)
-    return DatasetOutput(pairs, report, frame_digest(pairs), preview=pairs[PAIRS_PREVIEW])
+    return StageOutput(pairs, report, frame_digest(pairs), preview=pairs[PAIRS_PREVIEW])
 
 
 def run_golden_set(
     sft_pairs: pd.DataFrame, config: DatasetConfig, golden_path: Path | None
-) -> DatasetOutput[pd.DataFrame]:
+) -> StageOutput[pd.DataFrame]:
     """The golden set: pairs sampled from `sft_pairs` (unless the golden file at `golden_path`
     replaces them), plus that file's rows."""
     from_file = read_golden_file(golden_path, config.system_prompt) if golden_path else None
@@ -77,7 +77,7 @@ def run_golden_set(
     )
     golden = combine_golden(sampled, from_file, config.golden_file_mode)
     strata = golden.groupby(["source", "task"]).size().rename("rows").reset_index()
-    return DatasetOutput(
+    return StageOutput(
         golden,
         {
             "dagster/row_count": len(golden),

@@ -1,25 +1,9 @@
-"""What the datasets stage hands the Dagster layer: each output's value with what its asset page
-shows, and each check's verdict. Values here are plain Python; `llm_assets.defs` renders them."""
+"""A datasets check's verdict, in plain values; `llm_assets.defs` renders it. (Outputs are
+`llm_assets.stage_output.StageOutput`, as in every stage.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
-
-import pandas as pd
-
-ValueT = TypeVar("ValueT")
-
-
-@dataclass(frozen=True)
-class DatasetOutput(Generic[ValueT]):
-    """One output of a datasets-stage function: its value, what its asset page shows (`report`,
-    plain values), its data version, and the first rows in the columns a preview shows."""
-
-    value: ValueT
-    report: dict[str, object]
-    data_version: str
-    preview: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from llm_assets.contracts import Markdown
-from llm_assets.datasets.outputs import DatasetCheck, DatasetOutput
+from llm_assets.datasets.outputs import DatasetCheck
 from llm_assets.datasets.preferences import preference_data
 from llm_assets.settings import Profile
 from llm_assets.sources.feedback import latest_per_response
+from llm_assets.stage_output import StageOutput
 from llm_assets.storage import frame_digest
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ LEDGER_PREVIEW = ["response_id", "unpaired_rows", "pairs", "reason"]
 
 @dataclass(frozen=True)
 class PreferenceRun:
-    preference_dataset: DatasetOutput[DatasetDict]
-    preference_ledger: DatasetOutput[pd.DataFrame]
+    preference_dataset: StageOutput[DatasetDict]
+    preference_ledger: StageOutput[pd.DataFrame]
 
 
 def run_preferences(
@@ -68,7 +69,7 @@ def run_preferences(
     rows = pd.concat([data.unpaired.astype(str), data.paired.astype(str)], axis=0)
     reasons = data.ledger["reason"].value_counts().rename_axis("reason").reset_index()
     return PreferenceRun(
-        preference_dataset=DatasetOutput(
+        preference_dataset=StageOutput(
             dataset,
             {
                 "kto_rows": len(data.unpaired),
@@ -79,7 +80,7 @@ def run_preferences(
             },
             frame_digest(rows),
         ),
-        preference_ledger=DatasetOutput(
+        preference_ledger=StageOutput(
             data.ledger,
             {
                 "dagster/row_count": len(data.ledger),

@@ -8,10 +8,9 @@ Run it with `run_sft_dataset`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -21,11 +20,11 @@ from llm_assets.datasets.card import CardFacts, render_dataset_card, write_datas
 from llm_assets.datasets.config import DatasetConfig
 from llm_assets.datasets.ledger import dataset_ledger, dataset_ledger_summary
 from llm_assets.datasets.lengths import conversation_token_counts, length_stats
-from llm_assets.datasets.outputs import DatasetOutput
 from llm_assets.datasets.retrieval import with_retrieved_context, without_context_gaps
 from llm_assets.datasets.sft import records_without_pairs
 from llm_assets.datasets.splits import TrainingSplits, training_splits
 from llm_assets.settings import Profile
+from llm_assets.stage_output import ArtifactFolders, StageOutput
 from llm_assets.storage import frame_digest
 
 if TYPE_CHECKING:
@@ -36,19 +35,11 @@ TRAIN_PREVIEW = ["task", "instruction", "output"]
 CountTokens = Callable[[Iterable[Sequence[dict[str, str]]]], list[int]]
 
 
-class ArtifactFolders(Protocol):
-    """Folders one per asset and run, written atomically (the artifact store)."""
-
-    def new_folder(self, asset_name: str, run_id: str) -> AbstractContextManager[Path]: ...
-
-    def folder(self, asset_name: str, run_id: str) -> Path: ...
-
-
 @dataclass(frozen=True)
 class SftDatasetRun:
-    sft_dataset: DatasetOutput[DatasetDict]
-    dataset_ledger: DatasetOutput[pd.DataFrame]
-    chat_template: DatasetOutput[ChatTemplate]
+    sft_dataset: StageOutput[DatasetDict]
+    dataset_ledger: StageOutput[pd.DataFrame]
+    chat_template: StageOutput[ChatTemplate]
 
 
 @dataclass(frozen=True)
@@ -195,7 +186,7 @@ def _card_facts(
 
 def _dataset_output(
     measured: _Measured, stats: pd.DataFrame, export_dir: Path, card: str, origin: str
-) -> DatasetOutput[DatasetDict]:
+) -> StageOutput[DatasetDict]:
     from datasets import Dataset, DatasetDict
 
     splits = measured.splits
@@ -204,7 +195,7 @@ def _dataset_output(
         validation=Dataset.from_pandas(splits.validation, preserve_index=False),
     )
     both = pd.concat([splits.train.assign(split="t"), splits.validation.assign(split="v")])
-    return DatasetOutput(
+    return StageOutput(
         dataset,
         {
             "train_rows": len(splits.train),
@@ -224,9 +215,9 @@ def _dataset_output(
     )
 
 
-def _ledger_output(ledger: pd.DataFrame, summary: pd.DataFrame) -> DatasetOutput[pd.DataFrame]:
+def _ledger_output(ledger: pd.DataFrame, summary: pd.DataFrame) -> StageOutput[pd.DataFrame]:
     reasons = ledger.loc[ledger["action"] == "dropped", "reason"].value_counts().to_dict()
-    return DatasetOutput(
+    return StageOutput(
         ledger,
         {
             "dagster/row_count": len(ledger),
@@ -239,7 +230,7 @@ def _ledger_output(ledger: pd.DataFrame, summary: pd.DataFrame) -> DatasetOutput
 
 def _template_output(
     template: str, origin: str, export_dir: Path, base_model: BaseModelFolder
-) -> DatasetOutput[ChatTemplate]:
+) -> StageOutput[ChatTemplate]:
     from llm_assets.datasets.chat_template import template_digest
 
     digest = template_digest(template)
@@ -258,4 +249,4 @@ def _template_output(
         "path": path,
         "template": Markdown(f"```jinja\n{template}\n```"),
     }
-    return DatasetOutput(chat_template, report, digest)
+    return StageOutput(chat_template, report, digest)

@@ -10,7 +10,7 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, ExportedCopies, MergedModel
 from llm_assets.defs.evaluation import metric_cache
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.export.config import ExportConfig
 from llm_assets.export.merge import CannotMerge
@@ -58,11 +58,7 @@ def merged_model_asset(profile: Profile) -> dg.AssetsDefinition:
             )
         except CannotMerge as error:
             raise dg.Failure(str(error)) from error
-        return dg.Output(
-            made.value,
-            data_version=dg.DataVersion(made.data_version),
-            metadata=as_metadata(made.report),
-        )
+        return stage_output(made)
 
     return merged_model
 
@@ -118,11 +114,7 @@ def quantized_export_asset(profile: Profile) -> dg.AssetsDefinition:
             )
         except ExportUnavailable as error:
             raise dg.Failure(str(error)) from error
-        return dg.Output(
-            made.value,
-            data_version=dg.DataVersion(made.data_version),
-            metadata=as_metadata(made.report),
-        )
+        return stage_output(made)
 
     return quantized_export
 

@@ -6,8 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
-from llm_assets.defs.check_results import preview
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import FeedbackStoreResource
 from llm_assets.settings import FeedbackConfig, Profile
 from llm_assets.sources.feedback import run_feedback_curation
@@ -59,15 +58,7 @@ def feedback_records_asset(profile: Profile) -> dg.AssetsDefinition:
             window.start,
             window.end,
         )
-        return dg.Output(
-            run.value,
-            data_version=dg.DataVersion(run.data_version),
-            metadata={
-                **as_metadata(run.report),
-                "preview": preview(run.preview, list(run.preview.columns)),
-                "store": feedback_store.url().split("@")[-1],
-            },
-        )
+        return stage_output(run, store=feedback_store.url().split("@")[-1])
 
     return feedback_records
 

@@ -10,7 +10,7 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, RagIndex
 from llm_assets.defs.check_results import preview
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.metadata import stage_output
 from llm_assets.evaluation.fact_run import (
     PREVIEW_COLUMNS,
     PREVIEW_ROWS,
@@ -77,13 +77,9 @@ def fact_answers_asset(profile: Profile) -> dg.AssetsDefinition:
             pii_allow_list=profile.cleaning.pii_allow_list,
             tiny_model=profile.model.kind == "tiny",
         )
-        answers, version = run.value, run.data_version
-        shown = {"preview": preview(answers, PREVIEW_COLUMNS, PREVIEW_ROWS)} if len(answers) else {}
-        return dg.Output(
-            answers,
-            data_version=dg.DataVersion(version) if version is not None else None,
-            metadata={**as_metadata(run.report), **shown},
-        )
+        if run.value.empty:
+            return stage_output(run)
+        return stage_output(run, preview=preview(run.value, PREVIEW_COLUMNS, PREVIEW_ROWS))
 
     return fact_answers
 

@@ -7,8 +7,9 @@ import dagster as dg
 
 from llm_assets.code_versions import AssetSettings
 from llm_assets.datasets.preference_run import preference_ledger_check, run_preferences
-from llm_assets.defs.datasets.output import as_check_result, as_output
+from llm_assets.defs.datasets.output import as_check_result
 from llm_assets.defs.feedback import quarters
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import FeedbackStoreResource
 from llm_assets.settings import Profile
 
@@ -45,6 +46,7 @@ def preferences_asset(profile: Profile) -> dg.AssetsDefinition:
             "datasets/preferences.py",
             "datasets/preference_run.py",
             "datasets/outputs.py",
+            "stage_output.py",
             "sources/feedback.py",
             "defs/preferences.py",
         ],
@@ -74,8 +76,8 @@ def preferences_asset(profile: Profile) -> dg.AssetsDefinition:
         run = run_preferences(
             settings.profile, rows, context.partition_key, window.start, window.end
         )
-        yield as_output(run.preference_dataset, "preference_dataset")
-        yield as_output(run.preference_ledger, "preference_ledger")
+        yield stage_output(run.preference_dataset, output_name="preference_dataset")
+        yield stage_output(run.preference_ledger, output_name="preference_ledger")
 
     return preferences
 

@@ -21,7 +21,7 @@ from llm_assets.contracts import (
     RedTeamReport,
     RegisteredVersion,
 )
-from llm_assets.defs.evaluation.output import evaluation_output
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import MlflowResource
 from llm_assets.evaluation.config import PromotionCriteria
 from llm_assets.evaluation.promotion import judge_promotion
@@ -30,7 +30,7 @@ from llm_assets.promotion.challenger import run_challenger_registration
 from llm_assets.promotion.champion import EvaluatedAnotherAdapter, run_promotion_gate
 from llm_assets.settings import Profile
 
-REGISTRY_CODE = ["evaluation/registry.py", "evaluation/step.py", "defs/promotion.py"]
+REGISTRY_CODE = ["evaluation/registry.py", "stage_output.py", "defs/promotion.py"]
 
 
 def redteam_report_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -79,7 +79,7 @@ def redteam_report_asset(profile: Profile) -> dg.AssetsDefinition:
             mlflow=mlflow,
             start_run=partial(mlflow.start_run, context),
         )
-        return evaluation_output(made)
+        return stage_output(made)
 
     return redteam_report
 
@@ -111,7 +111,7 @@ def registered_challenger_asset(profile: Profile) -> dg.AssetsDefinition:
             mlflow=mlflow,
             dagster_run_id=context.run.run_id,
         )
-        return evaluation_output(made)
+        return stage_output(made)
 
     return registered_challenger
 
@@ -150,7 +150,7 @@ def champion_model_asset(profile: Profile) -> dg.AssetsDefinition:
             )
         except EvaluatedAnotherAdapter as error:
             raise dg.Failure(str(error)) from error
-        return evaluation_output(made)
+        return stage_output(made)
 
     return champion_model
 

@@ -4,8 +4,8 @@ import dagster as dg
 
 from llm_assets.cleaning.expectations import raw_records_expectations
 from llm_assets.code_versions import AssetSettings, Undeclared
-from llm_assets.defs.check_results import preview, to_check_result
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.check_results import to_check_result
+from llm_assets.defs.metadata import stage_output
 from llm_assets.expectations import run_suite
 from llm_assets.settings import Profile, SourceConfig, state_dir
 from llm_assets.sources.raw_table import raw_asset_name, run_raw_records
@@ -40,14 +40,7 @@ def raw_asset(profile: Profile, source: SourceConfig) -> dg.AssetsDefinition:
         run = run_raw_records(
             profile, source, state_dir() / "tmp", context.run.run_id, context.log.warning
         )
-        return dg.Output(
-            run.value,
-            data_version=dg.DataVersion(run.data_version),
-            metadata={
-                **as_metadata(run.report),
-                "preview": preview(run.preview, list(run.preview.columns)),
-            },
-        )
+        return stage_output(run)
 
     return raw_records
 

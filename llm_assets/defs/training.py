@@ -8,7 +8,7 @@ import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, BaseModelFolder, ChatTemplate
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import (
     ArtifactStoreResource,
     MlflowResource,
@@ -52,11 +52,7 @@ def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
             folders=artifacts,
             run_id=context.run.run_id,
         )
-        return dg.Output(
-            made.value,
-            data_version=dg.DataVersion(made.data_version),
-            metadata=as_metadata(made.report),
-        )
+        return stage_output(made)
 
     return base_model
 
@@ -111,11 +107,7 @@ def qlora_adapter_asset(profile: Profile) -> dg.AssetsDefinition:
             ),
             log=context.log.info,
         )
-        return dg.Output(
-            made.value,
-            data_version=dg.DataVersion(made.data_version),
-            metadata=as_metadata(made.report),
-        )
+        return stage_output(made)
 
     return qlora_adapter
 

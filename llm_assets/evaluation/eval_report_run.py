@@ -30,8 +30,7 @@ from llm_assets.evaluation.eval_report_contents import (
     redteam_fields,
 )
 from llm_assets.evaluation.promotion import judge_promotion
-from llm_assets.evaluation.step import EvaluationRun, MlflowStore
-from llm_assets.training.step import ArtifactFolders, StartMlflowRun
+from llm_assets.stage_output import ArtifactFolders, MlflowStore, StageOutput, StartMlflowRun
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -61,7 +60,7 @@ def run_eval_report(
     run_id: str,
     mlflow: MlflowStore,
     start_run: StartMlflowRun,
-) -> EvaluationRun[EvalReport]:
+) -> StageOutput[EvalReport]:
     """The report judged against `criteria`, its files (report.md, report.html, the figures,
     metrics.json) in the `eval_report` folder of `run_id` and under `eval/` of the adapter's
     MLflow run, with its numbers as `eval.*` metrics. Perplexity is scored at `max_length`."""
@@ -112,7 +111,7 @@ def run_eval_report(
         "promotion": decision.summary(),
         **{key: round(numeric[f"eval.{key}"], 4) for key in HEADLINE_METRICS},
     }
-    return EvaluationRun(report, shown)
+    return StageOutput(report, shown)
 
 
 def _perplexities(

@@ -5,7 +5,6 @@ answer states its fact and each context held it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ import pandas as pd
 
 from llm_assets.contracts import Adapter, RagIndex
 from llm_assets.settings import EvaluationConfig, GuardrailsConfig
+from llm_assets.stage_output import StageOutput
 from llm_assets.storage import frame_digest
 
 if TYPE_CHECKING:
@@ -21,16 +21,6 @@ if TYPE_CHECKING:
 # What the asset page previews of each answer, and how many answers.
 PREVIEW_COLUMNS = ["instruction", "answer", "stated"]
 PREVIEW_ROWS = 8
-
-
-@dataclass(frozen=True)
-class FactRun:
-    """What the step made (`value`), what its asset page shows (`report`: plain values), and
-    the data version of what it made (None: Dagster derives one)."""
-
-    value: pd.DataFrame
-    report: dict[str, object]
-    data_version: str | None
 
 
 def fact_questions(path: Path | None) -> pd.DataFrame:
@@ -50,7 +40,7 @@ def run_fact_answers(
     system_prompt: str | None,
     pii_allow_list: Sequence[str],
     tiny_model: bool,
-) -> FactRun:
+) -> StageOutput:
     """`questions` (from `fact_questions`) answered by the adapter as served: grounded in
     `rag_index` when the adapter was trained with retrieval, generated as `evaluation` says
     (`tiny_model` tells llama.cpp the tokenizer pre-tokenizes by default), then guarded."""
@@ -61,7 +51,7 @@ def run_fact_answers(
     from llm_assets.serving.guardrails import guard_answers, guardrails_for
 
     if questions.empty:
-        return FactRun(questions, {"questions": 0, "facts_file": "none"}, None)
+        return StageOutput(questions, {"questions": 0, "facts_file": "none"}, None)
     context = read_context_format(qlora_adapter.path)
     retriever = open_retriever(rag_index)
     grounded = ground_prompts(
@@ -95,7 +85,7 @@ def run_fact_answers(
             for a, q, c in zip(answers, questions["instruction"], grounded.contexts, strict=True)
         ],
     )
-    return FactRun(table, _report(table), frame_digest(table))
+    return StageOutput(table, _report(table), frame_digest(table))
 
 
 def _model_answers(

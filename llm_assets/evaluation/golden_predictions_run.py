@@ -13,9 +13,8 @@ import pandas as pd
 
 from llm_assets.contracts import Adapter, RagIndex
 from llm_assets.evaluation.config import EvaluationConfig
-from llm_assets.evaluation.step import EvaluationRun, MlflowStore
+from llm_assets.stage_output import ArtifactFolders, MlflowStore, StageOutput
 from llm_assets.storage import frame_digest
-from llm_assets.training.step import ArtifactFolders
 
 if TYPE_CHECKING:
     from llm_assets.evaluation.predictions import Contender
@@ -53,7 +52,7 @@ def run_golden_predictions(
     run_id: str,
     mlflow: MlflowStore,
     warn: Callable[[str], None],
-) -> EvaluationRun[pd.DataFrame]:
+) -> StageOutput[pd.DataFrame]:
     """The answers table (one row per prompt and model, with tokens and timings, the review
     item and side of each tuned and baseline answer), the review files written to `review_dir`
     and the key that unblinds them kept in the `golden_predictions` folder of `run_id`.
@@ -110,7 +109,7 @@ def run_golden_predictions(
         "speed": generation_speed(table),
     }
     version = frame_digest(table.drop(columns=["batch_latency_ms"]))
-    return EvaluationRun(table, report, version)
+    return StageOutput(table, report, version)
 
 
 def _champion_to_compare(

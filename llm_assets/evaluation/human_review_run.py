@@ -14,7 +14,7 @@ from llm_assets.evaluation.review import (
     import_reviews,
     review_file_paths,
 )
-from llm_assets.evaluation.step import EvaluationRun
+from llm_assets.stage_output import StageOutput
 
 
 class MalformedReviewFile(ValueError):
@@ -28,7 +28,7 @@ class MalformedReviewFile(ValueError):
 
 def run_human_review_scores(
     golden_predictions: pd.DataFrame, review_dir: Path
-) -> EvaluationRun[HumanReviewScores]:
+) -> StageOutput[HumanReviewScores]:
     """The scores in `review_dir` of the export `golden_predictions` wrote, unblinded with its
     key. Raises `MalformedReviewFile` when a file holds a bad cell."""
     export_id = str(golden_predictions["export_id"].iloc[0])
@@ -55,4 +55,4 @@ def run_human_review_scores(
         "scores": scores.scores,
         "how_to_review": how,
     }
-    return EvaluationRun(HumanReviewScores.model_validate(scores.as_dict()), report)
+    return StageOutput(HumanReviewScores.model_validate(scores.as_dict()), report)

@@ -20,8 +20,7 @@ from llm_assets.evaluation.redteam import (
     suite_files,
     summarize,
 )
-from llm_assets.evaluation.step import EvaluationRun, MlflowStore
-from llm_assets.training.step import StartMlflowRun
+from llm_assets.stage_output import MlflowStore, StageOutput, StartMlflowRun
 
 if TYPE_CHECKING:
     from llm_assets.serving.config import GuardrailsConfig
@@ -51,7 +50,7 @@ def run_redteam_report(
     base_dir: Path,
     mlflow: MlflowStore,
     start_run: StartMlflowRun,
-) -> EvaluationRun[RedTeamReport]:
+) -> StageOutput[RedTeamReport]:
     """The suite of `redteam` (extra files relative to `base_dir`) asked of the tuned model with
     `evaluation`'s generation settings and engine, under the guardrails it is served with; the
     pass rates, the report and every answer logged to the adapter's MLflow run."""
@@ -106,7 +105,7 @@ def run_redteam_report(
         "report": Markdown(markdown),
         "mlflow_run": Link(mlflow.run_url(run)),
     }
-    return EvaluationRun(report, shown)
+    return StageOutput(report, shown)
 
 
 def redteam_metrics(report: RedTeamReport) -> dict[str, float]:

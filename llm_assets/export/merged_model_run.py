@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from llm_assets.contracts import Adapter, MergedModel
 from llm_assets.export.merge import merge_adapter, model_card
-from llm_assets.export.step import ExportRun
+from llm_assets.stage_output import ArtifactFolders, StageOutput
 from llm_assets.storage import folder_digest, folder_size
-from llm_assets.training.step import ArtifactFolders
 
 ASSET = "merged_model"
 
 
 def run_merge(
     adapter: Adapter, license: str, use_case_name: str, folders: ArtifactFolders, run_id: str
-) -> ExportRun[MergedModel]:
+) -> StageOutput[MergedModel]:
     """`adapter` merged into its base in the `merged_model` folder of `run_id`, with a model
     card naming the use case and `license`. Raises `CannotMerge` for a prompt method."""
     name = f"{use_case_name} ({adapter.method}, merged)"
@@ -39,4 +38,4 @@ def run_merge(
         "method": merged.method,
         "size_mb": round(folder_size(path) / 2**20, 2),
     }
-    return ExportRun(merged, report, merged.weights_digest)
+    return StageOutput(merged, report, merged.weights_digest)

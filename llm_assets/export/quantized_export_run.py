@@ -13,10 +13,9 @@ import pandas as pd
 
 from llm_assets.contracts import ExportedCopies, MergedModel
 from llm_assets.export.config import ExportConfig
-from llm_assets.export.step import ExportRun
 from llm_assets.settings import GenerationConfig
+from llm_assets.stage_output import ArtifactFolders, StageOutput, StartMlflowRun
 from llm_assets.storage import folder_digest
-from llm_assets.training.step import ArtifactFolders, StartMlflowRun
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -55,7 +54,7 @@ def run_quantized_export(
     run_id: str,
     start_mlflow_run: StartMlflowRun,
     log: Callable[[str], None],
-) -> ExportRun[ExportedCopies]:
+) -> StageOutput[ExportedCopies]:
     """Each of `config.formats` written into the `quantized_export` folder of `run_id` and
     measured against `merged_model` (GGUF formats through llama.cpp). Raises
     `ExportUnavailable` when a format cannot be made on this machine."""
@@ -101,7 +100,7 @@ def run_quantized_export(
         exports=table.to_dict("records"),
         weights_digest=folder_digest(final),
     )
-    return ExportRun(copies, {"exports": shown, "path": final}, copies.weights_digest)
+    return StageOutput(copies, {"exports": shown, "path": final}, copies.weights_digest)
 
 
 def golden_conversations(golden_set: pd.DataFrame, rows: int) -> list[list[dict[str, str]]]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from llm_assets.contracts import Adapter, Link, RegisteredVersion
 from llm_assets.evaluation.config import UseCaseConfig
 from llm_assets.evaluation.registry import CHALLENGER, register_adapter, set_alias
-from llm_assets.evaluation.step import EvaluationRun, MlflowStore
+from llm_assets.stage_output import MlflowStore, StageOutput
 
 
 def run_challenger_registration(
     qlora_adapter: Adapter, use_case: UseCaseConfig, *, mlflow: MlflowStore, dagster_run_id: str
-) -> EvaluationRun[RegisteredVersion]:
+) -> StageOutput[RegisteredVersion]:
     """`qlora_adapter` registered under `use_case.registered_model_name` (weights already
     registered keep their version) and given alias `challenger`."""
     model_name = use_case.registered_model_name
@@ -41,4 +41,4 @@ def run_challenger_registration(
         "weights_digest": qlora_adapter.weights_digest,
         "registry": Link(mlflow.model_version_url(model_name, str(version.version))),
     }
-    return EvaluationRun(registered, shown, f"{model_name}-{version.version}")
+    return StageOutput(registered, shown, f"{model_name}-{version.version}")

@@ -10,7 +10,7 @@ from llm_assets.contracts import EvalReport, Link, Markdown, PromotionOutcome, R
 from llm_assets.evaluation.config import UseCaseConfig
 from llm_assets.evaluation.promotion import PromotionDecision, judge_promotion
 from llm_assets.evaluation.registry import CHAMPION, set_alias, version_by_alias
-from llm_assets.evaluation.step import EvaluationRun, MlflowStore
+from llm_assets.stage_output import MlflowStore, StageOutput
 
 # Metrics of eval_report copied onto the registered version, so versions compare side by side.
 VERSION_METRICS = (
@@ -35,7 +35,7 @@ def run_promotion_gate(
     mlflow: MlflowStore,
     log: Callable[[str], None],
     warn: Callable[[str], None],
-) -> EvaluationRun[PromotionOutcome]:
+) -> StageOutput[PromotionOutcome]:
     """The gate's verdict on `eval_report` under `use_case.criteria`: alias `champion` moved to
     the challenger when it passed, the verdict and the headline metrics tagged on the version
     and the verdict on the adapter's MLflow run. Raises `EvaluatedAnotherAdapter` when the
@@ -80,7 +80,7 @@ def run_promotion_gate(
         "criteria": Markdown(decision.to_markdown()),
         "registry": Link(mlflow.model_version_url(model_name, champion or challenger)),
     }
-    return EvaluationRun(outcome, shown)
+    return StageOutput(outcome, shown)
 
 
 def _tag_verdict(

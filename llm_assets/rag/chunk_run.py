@@ -9,8 +9,9 @@ import pandas as pd
 
 from llm_assets.rag.chunking import chunk_records
 from llm_assets.rag.knowledge import knowledge_records
-from llm_assets.rag.step import ArtifactFolders, RagRun, rag_embedder
+from llm_assets.rag.step import rag_embedder
 from llm_assets.settings import RagConfig
+from llm_assets.stage_output import ArtifactFolders, StageOutput
 from llm_assets.storage import frame_digest
 
 # What the asset page previews of each chunk.
@@ -25,7 +26,7 @@ def run_rag_chunks(
     golden_set: pd.DataFrame,
     *,
     folders: ArtifactFolders,
-) -> RagRun[pd.DataFrame]:
+) -> StageOutput[pd.DataFrame]:
     """Every record of `knowledge_sources` in `cleaned_corpus`, less those a golden pair was
     answered from, cut as `rag.chunking` says into windows of the embedding model's tokens."""
     embedder = rag_embedder(config, base_dir, folders)
@@ -45,4 +46,4 @@ def run_rag_chunks(
         "tokens_mean": float(round(chunks["tokens"].mean(), 1)) if len(chunks) else 0.0,
         "by_source": chunks.groupby("source").size().to_dict(),
     }
-    return RagRun(chunks, report, frame_digest(chunks))
+    return StageOutput(chunks, report, frame_digest(chunks))

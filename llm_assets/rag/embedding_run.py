@@ -20,8 +20,9 @@ from llm_assets.rag.embedding import (
     vectors_digest,
     write_vector_store,
 )
-from llm_assets.rag.step import ArtifactFolders, RagRun, rag_embedder
+from llm_assets.rag.step import rag_embedder
 from llm_assets.settings import RagConfig
+from llm_assets.stage_output import ArtifactFolders, StageOutput
 
 
 def run_rag_embeddings(
@@ -31,7 +32,7 @@ def run_rag_embeddings(
     *,
     folders: ArtifactFolders,
     warn: Callable[[str], None],
-) -> RagRun[pd.DataFrame]:
+) -> StageOutput[pd.DataFrame]:
     """A frame of `chunk_id` and `vector` in `rag_chunks` order. Vectors are kept by text in a
     work folder of the embedder; a damaged store is reported to `warn` and re-embedded."""
     embedder = rag_embedder(config, base_dir, folders)
@@ -63,7 +64,7 @@ def run_rag_embeddings(
         "reused": embedded.reused,
         "embedded_per_second": round(embedded.embedded / seconds, 1) if seconds else 0.0,
     }
-    return RagRun(frame, report, f"{vectors_digest(vectors)}-{ids}")
+    return StageOutput(frame, report, f"{vectors_digest(vectors)}-{ids}")
 
 
 def stacked_vectors(embeddings: pd.DataFrame) -> np.ndarray:

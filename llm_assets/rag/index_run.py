@@ -12,8 +12,9 @@ import pandas as pd
 
 from llm_assets.contracts import Link, Markdown, RagIndex
 from llm_assets.rag.embedding_run import stacked_vectors
-from llm_assets.rag.step import ArtifactFolders, RagRun, StartMlflowRun, rag_embedder
+from llm_assets.rag.step import rag_embedder
 from llm_assets.settings import RagConfig
+from llm_assets.stage_output import ArtifactFolders, StageOutput, StartMlflowRun
 
 if TYPE_CHECKING:
     from llm_assets.rag.index import VectorStore
@@ -36,7 +37,7 @@ def run_rag_index(
     run_id: str,
     start_mlflow_run: StartMlflowRun,
     mlflow_run_url: Callable[[Any], str],
-) -> RagRun[RagIndex]:
+) -> StageOutput[RagIndex]:
     """Write the store (`rag.store`: a FAISS folder of the `rag_index` asset for `run_id`, or
     the pgvector table), measure retrieval of the golden questions whose record is indexed and
     log the settings and scores to a new MLflow run. Its value is the manifest `retrieve()`
@@ -89,7 +90,7 @@ def run_rag_index(
         ),
         "mlflow_run": Link(run_url),
     }
-    return RagRun(manifest, report, None)
+    return StageOutput(manifest, report, None)
 
 
 def _write_store(

@@ -4,44 +4,14 @@ layer passes the resources in), and the embedding model every step of the group 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TypeVar
 
 from llm_assets.rag.embedding import Embedder, load_embedder
 from llm_assets.settings import ProfileError, RagConfig
+from llm_assets.stage_output import ArtifactFolders
 
 ValueT = TypeVar("ValueT")
-
-
-@dataclass(frozen=True)
-class RagRun(Generic[ValueT]):
-    """What a step made (`value`), what its asset page shows (`report`: plain values, paths as
-    `Path`, Markdown as `Markdown`, links as `Link`), and the data version of what it made
-    (None: Dagster derives one)."""
-
-    value: ValueT
-    report: dict[str, object]
-    data_version: str | None
-
-
-class ArtifactFolders(Protocol):
-    """Folders one per asset and run, written atomically, and work folders that outlive a run
-    (the artifact store)."""
-
-    def new_folder(self, asset_name: str, run_id: str) -> AbstractContextManager[Path]: ...
-
-    def folder(self, asset_name: str, run_id: str) -> Path: ...
-
-    def work_dir(self, asset_name: str, inputs_digest: str) -> Path: ...
-
-
-class StartMlflowRun(Protocol):
-    """Opens an MLflow run named `run_name`, tagged with the Dagster run, and yields it; the
-    `mlflow` module logs to it meanwhile."""
-
-    def __call__(self, run_name: str) -> AbstractContextManager[Any]: ...
 
 
 def check_rag_sources(config: RagConfig, source_names: Iterable[str]) -> None:

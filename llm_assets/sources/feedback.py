@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from llm_assets.contracts import Markdown
-from llm_assets.sources.raw_table import SourceRun
 from llm_assets.sources.records import RawRecord, records_to_frame
+from llm_assets.stage_output import StageOutput
 from llm_assets.storage import frame_digest
 
 FEEDBACK_SOURCE = "feedback"
@@ -169,7 +169,7 @@ def run_feedback_curation(
     quarter: str,
     start: datetime,
     end: datetime,
-) -> SourceRun[pd.DataFrame]:
+) -> StageOutput[pd.DataFrame]:
     """The feedback `rows` given in [`start`, `end`) (serving.store.read_feedback) curated into
     the raw records of `quarter`, with the verdict on each answer for the asset page."""
     exchanges = latest_per_response(rows)
@@ -177,7 +177,7 @@ def run_feedback_curation(
     verdicts = (
         frame["read_error"].fillna("kept").value_counts().rename_axis("verdict").reset_index()
     )
-    return SourceRun(
+    return StageOutput(
         value=frame,
         report={
             "quarter": f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
-
-import pandas as pd
+from typing import TypeVar
 
 from llm_assets.settings import Profile, SourceConfig
 from llm_assets.sources import source_batches
 from llm_assets.sources.records import raw_schema, records_to_frame
+from llm_assets.stage_output import StageOutput
 from llm_assets.storage import StoredTable, TableWriter
 
 ValueT = TypeVar("ValueT")
 
 # Read errors logged one by one; the rest are only counted (a broken export can hold millions).
 LOGGED_READ_ERRORS = 20
-
-
-@dataclass(frozen=True)
-class SourceRun(Generic[ValueT]):
-    """What a sources-stage function made: the table, what the asset page shows of it (`report`,
-    plain values), its data version, and the first records in the columns a preview shows."""
-
-    value: ValueT
-    report: dict[str, object]
-    data_version: str
-    preview: pd.DataFrame
 
 
 def raw_asset_name(source: SourceConfig) -> str:
@@ -41,7 +28,7 @@ def run_raw_records(
     scratch: Path,
     run_id: str,
     warn: Callable[[str], None],
-) -> SourceRun[StoredTable]:
+) -> StageOutput[StoredTable]:
     """Every record of `source`, readable or not, written to a Parquet table under `scratch`.
     The first unreadable records are passed to `warn`."""
     # Written batch by batch: a source far larger than memory reads in flat memory.
@@ -63,7 +50,7 @@ def run_raw_records(
         path.unlink(missing_ok=True)
         raise
     table = writer.close()
-    return SourceRun(
+    return StageOutput(
         value=table,
         report={
             "dagster/row_count": table.rows,

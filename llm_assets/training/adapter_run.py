@@ -25,8 +25,8 @@ from llm_assets.contracts import Adapter, BaseModelFolder, ChatTemplate, Link
 from llm_assets.rag.context import ContextFormat, write_context_format
 from llm_assets.serving.guardrails import answered_question_relevance, write_scope_calibration
 from llm_assets.settings import DatasetConfig, RetrievalConfig, TrainingConfig
+from llm_assets.stage_output import ArtifactFolders, StageOutput, StartMlflowRun
 from llm_assets.storage import folder_digest, frame_digest
-from llm_assets.training.step import ArtifactFolders, StartMlflowRun, TrainingRun
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -63,7 +63,7 @@ def run_adapter_training(
     mlflow: MlflowTracking,
     launch: Launch,
     log: Callable[[str], None],
-) -> TrainingRun[Adapter]:
+) -> StageOutput[Adapter]:
     """Train `base_model` on `sft_dataset` as `training` says (`datasets` gives max_length and
     retrieval; `base_dir` locates a relative accelerate config) and store the adapter in the
     `qlora_adapter` folder of `run_id`."""
@@ -135,7 +135,7 @@ def run_adapter_training(
         "mlflow_run_id": run.info.run_id,
         "accelerate_config": accelerate_config,
     }
-    return TrainingRun(adapter, report, adapter.weights_digest)
+    return StageOutput(adapter, report, adapter.weights_digest)
 
 
 def training_inputs_digest(

@@ -8,7 +8,7 @@ import pandas as pd
 
 from llm_assets.contracts import BaseModelFolder, Scalar
 from llm_assets.settings import ModelConfig
-from llm_assets.training.step import ArtifactFolders, TrainingRun
+from llm_assets.stage_output import ArtifactFolders, StageOutput
 
 ASSET = "base_model"
 
@@ -20,7 +20,7 @@ def run_base_model(
     cleaned_corpus: pd.DataFrame,
     folders: ArtifactFolders,
     run_id: str,
-) -> TrainingRun[BaseModelFolder]:
+) -> StageOutput[BaseModelFolder]:
     """The folder of `model`: a pretrained one where it already is; a GGUF file (`base_dir`
     locates a relative one) dequantized into a new folder; or a tiny Llama pre-trained with
     `seed` on `cleaned_corpus` (texts with their responses) into a new folder."""
@@ -58,7 +58,7 @@ def run_base_model(
         weights_digest=weights_identity(path),
         **made,
     )
-    return TrainingRun(folder_made, base_model_report(folder_made), folder_made.weights_digest)
+    return StageOutput(folder_made, base_model_report(folder_made), folder_made.weights_digest)
 
 
 def pretraining_texts(cleaned_corpus: pd.DataFrame) -> list[str]:

@@ -10,15 +10,13 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.cleaning.cleaned_corpus import (
-    CleaningOutput,
     forget_requests,
     previous_near_duplicate_index,
     run_cleaning,
     store_near_duplicate_index,
 )
 from llm_assets.code_versions import AssetSettings
-from llm_assets.defs.check_results import preview
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import READ_PARTITIONS, ArtifactStoreResource, MlflowResource
 from llm_assets.defs.sources import raw_asset_name
 from llm_assets.settings import Profile, state_dir
@@ -101,27 +99,14 @@ def cleaning_asset(profile: Profile) -> dg.AssetsDefinition:
             start_mlflow_run=partial(mlflow.start_run, context),
             mlflow_run_url=mlflow.run_url,
         )
-        yield _output("cleaned_corpus", run.cleaned_corpus)
-        yield _output("cleaning_ledger", run.cleaning_ledger)
+        yield stage_output(run.cleaned_corpus, output_name="cleaned_corpus")
+        yield stage_output(run.cleaning_ledger, output_name="cleaning_ledger")
         index = store_near_duplicate_index(
             run.near_duplicate_index, near, previous is not None, artifacts, run_id
         )
-        yield _output("near_duplicate_index", index)
+        yield stage_output(index, output_name="near_duplicate_index")
 
     return cleaning
-
-
-def _output(name: str, output: CleaningOutput[Any]) -> dg.Output[Any]:
-    metadata = as_metadata(output.report)
-    if output.preview is not None:
-        metadata["preview"] = preview(output.preview, list(output.preview.columns))
-    version = output.data_version
-    return dg.Output(
-        output.value,
-        output_name=name,
-        data_version=dg.DataVersion(version) if version is not None else None,
-        metadata=metadata,
-    )
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str) -> Mapping[str, Any] | None:

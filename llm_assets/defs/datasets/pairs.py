@@ -6,7 +6,7 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.datasets.golden_file import golden_file_digest
 from llm_assets.datasets.instruction_pairs import run_golden_set, run_sft_pairs
-from llm_assets.defs.datasets.output import as_output
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource
 from llm_assets.settings import Profile
 
@@ -39,7 +39,7 @@ def sft_pairs_asset(profile: Profile) -> dg.AssetsDefinition:
         answer template, documents through section templates (and a teacher, if configured)."""
         config = settings.profile.datasets
         run = run_sft_pairs(cleaned_corpus, config, artifacts.work_dir, context.log.warning)
-        return as_output(run)
+        return stage_output(run)
 
     return sft_pairs
 
@@ -72,6 +72,6 @@ def golden_set_asset(profile: Profile) -> dg.AssetsDefinition:
         groups at a time, and the rows of `datasets.golden_file` if one is set; never trained
         on."""
         masked = settings.profile
-        return as_output(run_golden_set(sft_pairs, masked.datasets, masked.golden_path()))
+        return stage_output(run_golden_set(sft_pairs, masked.datasets, masked.golden_path()))
 
     return golden_set

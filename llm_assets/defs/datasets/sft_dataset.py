@@ -9,8 +9,8 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import BaseModelFolder, RagIndex
 from llm_assets.datasets.sft_dataset_run import run_sft_dataset
-from llm_assets.defs.datasets.output import as_output
 from llm_assets.defs.datasets.pairs import CODE
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource
 from llm_assets.settings import Profile
 
@@ -79,8 +79,8 @@ def sft_dataset_asset(profile: Profile) -> dg.AssetsDefinition:
             artifacts,
             context.run.run_id,
         )
-        yield as_output(run.sft_dataset, "sft_dataset")
-        yield as_output(run.dataset_ledger, "dataset_ledger")
-        yield as_output(run.chat_template, "chat_template")
+        yield stage_output(run.sft_dataset, output_name="sft_dataset")
+        yield stage_output(run.dataset_ledger, output_name="dataset_ledger")
+        yield stage_output(run.chat_template, output_name="chat_template")
 
     return sft_dataset_splits

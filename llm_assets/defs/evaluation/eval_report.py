@@ -9,8 +9,8 @@ import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, EvalReport, HumanReviewScores, RagIndex, RedTeamReport
-from llm_assets.defs.evaluation.output import evaluation_output
 from llm_assets.defs.evaluation.predictions import CODE, metric_cache
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.evaluation.eval_report_run import run_eval_report
 from llm_assets.settings import Profile
@@ -69,6 +69,6 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
             mlflow=mlflow,
             start_run=partial(mlflow.start_run, context),
         )
-        return evaluation_output(made)
+        return stage_output(made)
 
     return eval_report

@@ -9,7 +9,7 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, HumanReviewScores, RagIndex
 from llm_assets.defs.check_results import preview
-from llm_assets.defs.evaluation.output import evaluation_output
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.evaluation.golden_predictions_run import (
     PREVIEW_COLUMNS,
@@ -90,7 +90,7 @@ def golden_predictions_asset(profile: Profile) -> dg.AssetsDefinition:
             mlflow=mlflow,
             warn=context.log.warning,
         )
-        return evaluation_output(made, preview=preview(made.value, PREVIEW_COLUMNS, rows=6))
+        return stage_output(made, preview=preview(made.value, PREVIEW_COLUMNS, rows=6))
 
     return golden_predictions
 
@@ -121,6 +121,6 @@ def human_review_scores_asset(profile: Profile) -> dg.AssetsDefinition:
                 description=str(error),
                 metadata={"review_dir": dg.MetadataValue.path(str(error.review_dir))},
             ) from error
-        return evaluation_output(made)
+        return stage_output(made)
 
     return human_review_scores

@@ -1,7 +1,6 @@
 """The rag assets: chunks, their embeddings and the index, each a call of its stage step."""
 
 from functools import partial
-from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -9,12 +8,11 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import RagIndex
 from llm_assets.defs.check_results import preview
-from llm_assets.defs.metadata import as_metadata
+from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.rag.chunk_run import PREVIEW_COLUMNS, run_rag_chunks
 from llm_assets.rag.embedding_run import run_rag_embeddings
 from llm_assets.rag.index_run import run_rag_index
-from llm_assets.rag.step import RagRun
 from llm_assets.settings import Profile
 
 
@@ -26,15 +24,6 @@ def rag_settings(profile: Profile, asset: str) -> AssetSettings[Profile]:
         reads=["rag", *(f"sources.{source.name}.kind" for source in profile.sources)],
         runtime=["rag.batch_size"],
         code=["rag", "defs/rag"],
-    )
-
-
-def _output(run: RagRun[Any], **metadata: Any) -> dg.Output[Any]:
-    version = run.data_version
-    return dg.Output(
-        run.value,
-        data_version=dg.DataVersion(version) if version is not None else None,
-        metadata={**as_metadata(run.report), **metadata},
     )
 
 
@@ -59,7 +48,7 @@ def rag_chunks_asset(profile: Profile) -> dg.AssetsDefinition:
         run = run_rag_chunks(
             profile.rag, profile.base_dir, knowledge, cleaned_corpus, golden_set, folders=artifacts
         )
-        return _output(run, preview=preview(run.value, PREVIEW_COLUMNS))
+        return stage_output(run, preview=preview(run.value, PREVIEW_COLUMNS))
 
     return rag_chunks
 
@@ -88,7 +77,7 @@ def rag_embeddings_asset(profile: Profile) -> dg.AssetsDefinition:
             folders=artifacts,
             warn=context.log.warning,
         )
-        return _output(run)
+        return stage_output(run)
 
     return rag_embeddings
 
@@ -125,6 +114,6 @@ def rag_index_asset(profile: Profile) -> dg.AssetsDefinition:
             start_mlflow_run=partial(mlflow.start_run, context),
             mlflow_run_url=mlflow.run_url,
         )
-        return _output(run)
+        return stage_output(run)
 
     return rag_index
