@@ -96,10 +96,12 @@ def _run_plan(defs, instance, keys) -> bool | None:  # type: ignore[no-untyped-d
 
 def _refresh(defs, instance, wanted, source_keys, started, profile_path) -> int:  # type: ignore[no-untyped-def]
     """Re-make only what is out of date, in waves: sources (and quarters of feedback not read
-    yet) first, cheaply, since their data versions tell what changed; then the assets out of
-    date themselves; then whatever that made out of date, until nothing is. An asset re-made
-    with the same data leaves everything below it as it was."""
-    from llm_assets.defs.selection import only_stale_or_missing, run_plan
+    yet) first, cheaply, since their data versions tell what changed; then what the assets'
+    automation condition requests (out of date themselves: llm_assets.defs.automation, the
+    condition the sensor evaluates); then whatever that made out of date, until nothing is. An
+    asset re-made with the same data leaves everything below it as it was."""
+    from llm_assets.defs.automation import requested_by_automation
+    from llm_assets.defs.selection import run_plan
 
     for keys, partition in run_plan(defs, instance, source_keys, only_missing_partitions=True):
         _run(defs, instance, keys, partition)
@@ -107,7 +109,7 @@ def _refresh(defs, instance, wanted, source_keys, started, profile_path) -> int:
             return _interrupted()
     done: set = set()
     while True:
-        stale = only_stale_or_missing(defs, instance, wanted - source_keys)
+        stale = requested_by_automation(defs, instance, wanted - source_keys)
         if not stale:
             break
         if stale & done:

@@ -3,9 +3,9 @@ a registry version. The IO manager stores each as JSON and validates it back int
 when an asset asks for it by type, so a missing or misspelt key fails where it is read, with
 the asset's name, instead of as a KeyError three steps later.
 
-Tables (DataFrames, `datasets` objects, `StoredTable`) cross as themselves; reports whose keys
-are metric names (eval_report, redteam_report, human_review_scores, quantized_export) stay
-JSON documents rendered for people.
+Tables (DataFrames, `datasets` objects, `StoredTable`) cross as themselves. The reports are
+contracts too (`EvalReport`, `RedTeamReport`, `HumanReviewScores`, `ExportedCopies`): their
+stored JSON keeps the keys older runs wrote, so earlier reports still load.
 """
 
 from __future__ import annotations

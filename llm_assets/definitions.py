@@ -1,6 +1,12 @@
-"""The code location: `dagster dev -w workspace.yaml` and `llm-assets materialize` load this."""
+"""The code location: `dagster dev -w workspace.yaml`, `dg list defs` and `dg check defs` load this.
 
-from llm_assets.defs import build_definitions
-from llm_assets.settings import load_profile
+Every module of `llm_assets/defs/` that declares a piece (a stage's assets and checks, or the
+location's jobs, sensors and resources) is found by Dagster's own loader. `defs` is a plain
+`Definitions`, so `defs.load_asset_value("cleaned_corpus")` works in a notebook.
+"""
 
-defs = build_definitions(load_profile())
+from pathlib import Path
+
+import dagster as dg
+
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

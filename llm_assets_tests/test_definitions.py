@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -44,10 +45,15 @@ def test_definitions_load_with_stable_keys_groups_and_checks() -> None:
 def test_code_location_module_loads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import importlib
 
+    from llm_assets.defs.location import active_profile
+
     monkeypatch.setenv("LLM_ASSETS_PROFILE", str(TINY_PROFILE))
-    module = importlib.import_module("llm_assets.definitions")
-    module = importlib.reload(module)
-    assert isinstance(module.defs, dg.Definitions)
+    active_profile.cache_clear()
+    module = importlib.reload(importlib.import_module("llm_assets.definitions"))
+    try:
+        assert isinstance(module.defs, dg.Definitions)
+    finally:
+        active_profile.cache_clear()
 
 
 def test_loading_the_code_location_does_not_import_torch() -> None:
@@ -159,3 +165,54 @@ def test_the_package_uses_no_private_dagster_api() -> None:
         if "dagster._" in line
     ]
     assert private == []
+
+
+def _inventory(defs: dg.Definitions) -> dict[str, list[str]]:
+    graph = defs.resolve_asset_graph()
+    return {
+        "assets": sorted(key.to_user_string() for key in graph.get_all_asset_keys()),
+        "checks": sorted(str(key) for key in graph.asset_check_keys),
+        "code_versions": sorted(
+            f"{spec.key.to_user_string()}={spec.code_version}"
+            for spec in defs.resolve_all_asset_specs()
+        ),
+        "sensors": sorted(sensor.name for sensor in defs.sensors or []),
+        "schedules": sorted(schedule.name for schedule in defs.schedules or []),  # type: ignore[union-attr]
+        "jobs": sorted(job.name for job in defs.jobs or []),  # type: ignore[union-attr]
+        "resources": sorted(defs.resources or {}),
+    }
+
+
+def test_the_defs_folder_dagster_loads_is_what_build_definitions_makes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from llm_assets.defs.location import active_profile
+
+    monkeypatch.setenv("LLM_ASSETS_PROFILE", str(TINY_PROFILE))
+    active_profile.cache_clear()
+    try:
+        loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    finally:
+        active_profile.cache_clear()
+    built = build_definitions(load_profile(TINY_PROFILE))
+    assert _inventory(loaded) == _inventory(built)
+    # One copy of each: a definition left at a module's top level would be found twice.
+    assert len(loaded.assets or []) == len(built.assets or [])  # type: ignore[arg-type]
+    assert len(loaded.asset_checks or []) == len(built.asset_checks or [])  # type: ignore[arg-type]
+
+
+def test_dg_checks_the_code_location() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    dg_cli = shutil.which("dg", path=str(Path(sys.executable).parent))
+    assert dg_cli, "dagster-dg-cli is a dev dependency"
+    done = subprocess.run(
+        [dg_cli, "check", "defs"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "LLM_ASSETS_PROFILE": str(TINY_PROFILE)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "All definitions loaded successfully" in done.stdout + done.stderr

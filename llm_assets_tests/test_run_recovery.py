@@ -150,7 +150,7 @@ def test_a_blocked_run_sleeps_names_the_holder_and_a_dead_holder_is_recovered(
     holder.wait()
     assert instance.get_run_by_id(holding.run_id).status == dg.DagsterRunStatus.STARTED
     # With the daemon, dead_runs_sensor does what the CLI does before each run.
-    tick = dead_runs_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    tick = dead_runs_sensor().evaluate_tick(dg.build_sensor_context(instance=instance))
 
     assert tick.skip_message == "1 dead runs marked failed, slots freed"
     run = instance.get_run_by_id(holding.run_id)

@@ -1,4 +1,8 @@
-"""The Dagster layer: assets, checks and resources, built from a profile."""
+"""The Dagster layer: assets, checks and resources, built from a profile.
+
+Each stage module declares its own `@dg.definitions` (see `llm_assets.defs.location`);
+`build_definitions` merges the same pieces for a profile given in code.
+"""
 
 import warnings
 from typing import Any
@@ -11,17 +15,18 @@ from llm_assets.defs.evaluation import build_evaluation_defs
 from llm_assets.defs.export import build_export_defs
 from llm_assets.defs.feedback import build_feedback_defs
 from llm_assets.defs.grounding import build_grounding_defs
+from llm_assets.defs.location import executor_for, location_definitions, stage_definitions
 from llm_assets.defs.preferences import build_preference_defs
 from llm_assets.defs.promotion import build_promotion_defs
 from llm_assets.defs.rag import build_rag_defs
-from llm_assets.defs.resources import default_resources
-from llm_assets.defs.schedules import build_automation
 from llm_assets.defs.sources import build_source_defs
 from llm_assets.defs.training import build_training_defs
 from llm_assets.settings import Profile
 
 # Data versions on outputs are how unchanged work is skipped; Dagster marks the parameter beta.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+__all__ = ["STAGE_BUILDERS", "build_assets_and_checks", "build_definitions", "executor_for"]
 
 STAGE_BUILDERS = (
     build_source_defs,
@@ -48,41 +53,9 @@ def build_assets_and_checks(profile: Profile) -> tuple[list[Any], list[Any]]:
     return assets, checks
 
 
-def executor_for(profile: Profile) -> dg.ExecutorDefinition:
-    """In-process by default: torch and transformers are imported once, not once per step, and on
-    a 2-core machine parallel steps would only compete for the same cores
-    (benchmarks/bench_pipeline.py measures both)."""
-    if profile.execution.executor == "multiprocess":
-        return dg.multiprocess_executor.configured(
-            {"max_concurrent": profile.execution.max_concurrent}
-        )
-    if profile.execution.executor == "k8s":
-        from dagster_k8s import k8s_job_executor
-
-        return k8s_job_executor.configured(
-            {
-                "max_concurrent": profile.execution.max_concurrent,
-                "job_namespace": profile.execution.k8s_namespace,
-                "env_secrets": ["llm-assets-secrets"],
-            }
-        )
-    return dg.in_process_executor
-
-
 def build_definitions(profile: Profile, resources: dict[str, Any] | None = None) -> dg.Definitions:
     """Every asset, check and resource of `profile`."""
-    assets, checks = build_assets_and_checks(profile)
-    jobs, schedules, sensors = build_automation(profile)
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=jobs,
-        schedules=schedules,
-        sensors=sensors,
-        resources=resources
-        or default_resources(
-            experiment_name=profile.tracking.experiment_name,
-            feedback_url_env=profile.serving.database_url_env,
-        ),
-        executor=executor_for(profile),
+    return dg.Definitions.merge(
+        *(stage_definitions(build, profile) for build in STAGE_BUILDERS),
+        location_definitions(profile, resources),
     )

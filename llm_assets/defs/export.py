@@ -10,6 +10,7 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, ExportedCopies, MergedModel
 from llm_assets.defs.evaluation import metric_cache
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
 from llm_assets.export.config import ExportConfig
@@ -169,3 +170,8 @@ def build_export_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
             answers_like_merged_model_check(profile.export),
         ],
     )
+
+
+@dg.definitions
+def export_definitions() -> dg.Definitions:
+    return stage_definitions(build_export_defs)

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import FeedbackStoreResource
 from llm_assets.settings import FeedbackConfig, Profile
@@ -65,3 +66,8 @@ def feedback_records_asset(profile: Profile) -> dg.AssetsDefinition:
 
 def build_feedback_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     return [feedback_records_asset(profile)], []
+
+
+@dg.definitions
+def feedback_definitions() -> dg.Definitions:
+    return stage_definitions(build_feedback_defs)

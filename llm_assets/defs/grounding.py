@@ -10,6 +10,7 @@ import pandas as pd
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, RagIndex
 from llm_assets.defs.check_results import preview
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.evaluation.fact_run import (
     PREVIEW_COLUMNS,
@@ -150,3 +151,8 @@ def fact_question_leak_check(profile: Profile) -> dg.AssetChecksDefinition:
         return _leak_result(leaked, "a factual question")
 
     return sft_dataset_excludes_fact_questions
+
+
+@dg.definitions
+def grounding_definitions() -> dg.Definitions:
+    return stage_definitions(build_grounding_defs)

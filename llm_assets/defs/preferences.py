@@ -9,6 +9,7 @@ from llm_assets.code_versions import AssetSettings
 from llm_assets.datasets.preference_run import preference_ledger_check, run_preferences
 from llm_assets.defs.datasets.output import as_check_result
 from llm_assets.defs.feedback import quarters
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import FeedbackStoreResource
 from llm_assets.settings import Profile
@@ -97,3 +98,8 @@ def preference_ledger_accounts_for_every_answer(
 
 def build_preference_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
     return [preferences_asset(profile)], [preference_ledger_accounts_for_every_answer]
+
+
+@dg.definitions
+def preferences_definitions() -> dg.Definitions:
+    return stage_definitions(build_preference_defs)

@@ -21,6 +21,7 @@ from llm_assets.contracts import (
     RedTeamReport,
     RegisteredVersion,
 )
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import MlflowResource
 from llm_assets.evaluation.config import PromotionCriteria
@@ -188,3 +189,8 @@ def build_promotion_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         ],
         [use_case_criteria_check(profile.use_case.criteria)],
     )
+
+
+@dg.definitions
+def promotion_definitions() -> dg.Definitions:
+    return stage_definitions(build_promotion_defs)

@@ -131,17 +131,25 @@ def _free_slots(instance: dg.DagsterInstance, run_id: str) -> None:
         instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
-@dg.sensor(
-    minimum_interval_seconds=120,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks runs whose process died (killed, rebooted) failed and frees their pool "
-    "slots, so the next run (the quarterly schedule's) is not blocked by them. Runs on a "
-    "launcher that reports worker health (Kubernetes) are left to Dagster's run monitoring.",
-)
-def dead_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    recovered = recover_dead_runs(context.instance)
-    for run in recovered:
-        context.log.warning(f"run {run.run_id} ({run.job_name}) marked failed: {run.reason}")
-    if not recovered:
-        return dg.SkipReason("no dead run")
-    return dg.SkipReason(f"{len(recovered)} dead runs marked failed, slots freed")
+def dead_runs_sensor() -> dg.SensorDefinition:
+    """Built on call, not at import: Dagster's loader would otherwise find one more copy in every
+    module that imports it."""
+
+    @dg.sensor(
+        name="dead_runs_sensor",
+        minimum_interval_seconds=120,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks runs whose process died (killed, rebooted) failed and frees their "
+        "pool slots, so the next run (the quarterly schedule's) is not blocked by them. Runs on "
+        "a launcher that reports worker health (Kubernetes) are left to Dagster's run "
+        "monitoring.",
+    )
+    def mark_dead_runs_failed(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        recovered = recover_dead_runs(context.instance)
+        for run in recovered:
+            context.log.warning(f"run {run.run_id} ({run.job_name}) marked failed: {run.reason}")
+        if not recovered:
+            return dg.SkipReason("no dead run")
+        return dg.SkipReason(f"{len(recovered)} dead runs marked failed, slots freed")
+
+    return mark_dead_runs_failed

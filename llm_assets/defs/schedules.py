@@ -7,8 +7,8 @@ from typing import Any
 import dagster as dg
 
 from llm_assets.defs.run_recovery import dead_runs_sensor
-from llm_assets.defs.sources import raw_asset_name
 from llm_assets.settings import Profile
+from llm_assets.sources.raw_table import raw_asset_name
 from llm_assets.sources.records import matching_files
 
 QUARTERLY_JOB = "quarterly_refinetune"
@@ -45,7 +45,7 @@ def build_automation(profile: Profile) -> tuple[list[Any], list[Any], list[Any]]
         description="Re-read the sources and re-clean; training waits for the quarterly run.",
     )
     # Dead runs are recovered whether or not anything else runs: they block the GPU pool.
-    sensors: list[Any] = [dead_runs_sensor]
+    sensors: list[Any] = [dead_runs_sensor()]
     if document_sources:
         globs = [profile.source_glob(source) for source in document_sources]
 

@@ -5,6 +5,7 @@ import dagster as dg
 from llm_assets.cleaning.expectations import raw_records_expectations
 from llm_assets.code_versions import AssetSettings, Undeclared
 from llm_assets.defs.check_results import to_check_result
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.expectations import run_suite
 from llm_assets.settings import Profile, SourceConfig, state_dir
@@ -67,3 +68,8 @@ def build_source_defs(
     assets = [raw_asset(profile, source) for source in profile.sources]
     checks = [unique_record_ids_check(source) for source in profile.sources]
     return assets, checks
+
+
+@dg.definitions
+def sources_definitions() -> dg.Definitions:
+    return stage_definitions(build_source_defs)

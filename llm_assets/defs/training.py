@@ -8,6 +8,7 @@ import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
 from llm_assets.contracts import Adapter, BaseModelFolder, ChatTemplate
+from llm_assets.defs.location import stage_definitions
 from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import (
     ArtifactStoreResource,
@@ -136,3 +137,8 @@ def build_training_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         [base_model_asset(profile), qlora_adapter_asset(profile)],
         [qlora_adapter_keeps_training_chat_template],
     )
+
+
+@dg.definitions
+def training_definitions() -> dg.Definitions:
+    return stage_definitions(build_training_defs)

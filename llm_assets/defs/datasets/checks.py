@@ -23,14 +23,20 @@ WELL_FORMED = (
 )
 
 
-@dg.asset_check(asset="sft_pairs", blocking=True, description=WELL_FORMED)
-def sft_pairs_rows_are_well_formed(sft_pairs: pd.DataFrame) -> dg.AssetCheckResult:
-    return to_check_result(well_formed_rows(sft_pairs, "sft_pairs"), rows=len(sft_pairs))
+def sft_pairs_rows_are_well_formed_check() -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset="sft_pairs", blocking=True, description=WELL_FORMED)
+    def sft_pairs_rows_are_well_formed(sft_pairs: pd.DataFrame) -> dg.AssetCheckResult:
+        return to_check_result(well_formed_rows(sft_pairs, "sft_pairs"), rows=len(sft_pairs))
+
+    return sft_pairs_rows_are_well_formed
 
 
-@dg.asset_check(asset="golden_set", blocking=True, description=WELL_FORMED)
-def golden_set_rows_are_well_formed(golden_set: pd.DataFrame) -> dg.AssetCheckResult:
-    return to_check_result(well_formed_rows(golden_set, "golden_set"), rows=len(golden_set))
+def golden_set_rows_are_well_formed_check() -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset="golden_set", blocking=True, description=WELL_FORMED)
+    def golden_set_rows_are_well_formed(golden_set: pd.DataFrame) -> dg.AssetCheckResult:
+        return to_check_result(well_formed_rows(golden_set, "golden_set"), rows=len(golden_set))
+
+    return golden_set_rows_are_well_formed
 
 
 def sft_dataset_rows_check(profile: Profile) -> dg.AssetChecksDefinition:
@@ -68,36 +74,42 @@ def golden_exclusion_check(profile: Profile) -> dg.AssetChecksDefinition:
     return sft_dataset_excludes_golden_set
 
 
-@dg.asset_check(
-    asset="dataset_ledger",
-    additional_ins={
-        name: dg.AssetIn(name)
-        for name in ("cleaned_corpus", "sft_pairs", "golden_set", "sft_dataset")
-    },
-    blocking=True,
-    description="Every cleaned record and every pair has one ledger row, and the kept and "
-    "held-out rows are exactly what sft_dataset and golden_set store.",
-)
-def dataset_ledger_accounts_for_every_pair(
-    dataset_ledger: pd.DataFrame,
-    cleaned_corpus: pd.DataFrame,
-    sft_pairs: pd.DataFrame,
-    golden_set: pd.DataFrame,
-    sft_dataset: Any,
-) -> dg.AssetCheckResult:
-    return as_check_result(
-        dataset_ledger_check(dataset_ledger, cleaned_corpus, sft_pairs, golden_set, sft_dataset)
+def dataset_ledger_accounts_for_every_pair_check() -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset="dataset_ledger",
+        additional_ins={
+            name: dg.AssetIn(name)
+            for name in ("cleaned_corpus", "sft_pairs", "golden_set", "sft_dataset")
+        },
+        blocking=True,
+        description="Every cleaned record and every pair has one ledger row, and the kept and "
+        "held-out rows are exactly what sft_dataset and golden_set store.",
     )
+    def dataset_ledger_accounts_for_every_pair(
+        dataset_ledger: pd.DataFrame,
+        cleaned_corpus: pd.DataFrame,
+        sft_pairs: pd.DataFrame,
+        golden_set: pd.DataFrame,
+        sft_dataset: Any,
+    ) -> dg.AssetCheckResult:
+        return as_check_result(
+            dataset_ledger_check(dataset_ledger, cleaned_corpus, sft_pairs, golden_set, sft_dataset)
+        )
+
+    return dataset_ledger_accounts_for_every_pair
 
 
-@dg.asset_check(
-    asset="sft_dataset",
-    additional_ins={"chat_template": dg.AssetIn("chat_template"), "base_model": dg.AssetIn()},
-    blocking=True,
-    description="Sample rows rendered with the template saved beside the dataset and with "
-    "the base tokenizer as serving loads it give the same text, token ids and token counts.",
-)
-def sft_dataset_renders_like_serving(
-    sft_dataset: Any, chat_template: ChatTemplate, base_model: BaseModelFolder
-) -> dg.AssetCheckResult:
-    return as_check_result(serving_render_check(sft_dataset, chat_template, base_model))
+def sft_dataset_renders_like_serving_check() -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset="sft_dataset",
+        additional_ins={"chat_template": dg.AssetIn("chat_template"), "base_model": dg.AssetIn()},
+        blocking=True,
+        description="Sample rows rendered with the template saved beside the dataset and with "
+        "the base tokenizer as serving loads it give the same text, token ids and token counts.",
+    )
+    def sft_dataset_renders_like_serving(
+        sft_dataset: Any, chat_template: ChatTemplate, base_model: BaseModelFolder
+    ) -> dg.AssetCheckResult:
+        return as_check_result(serving_render_check(sft_dataset, chat_template, base_model))
+
+    return sft_dataset_renders_like_serving

@@ -7,12 +7,15 @@ report with the promotion verdict.
 
 from typing import Any
 
+import dagster as dg
+
 from llm_assets.defs.evaluation.eval_report import eval_report_asset
 from llm_assets.defs.evaluation.predictions import (
     golden_predictions_asset,
     human_review_scores_asset,
     metric_cache,
 )
+from llm_assets.defs.location import stage_definitions
 from llm_assets.settings import Profile
 
 __all__ = ["build_evaluation_defs", "metric_cache"]
@@ -27,3 +30,8 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         ],
         [],
     )
+
+
+@dg.definitions
+def evaluation_definitions() -> dg.Definitions:
+    return stage_definitions(build_evaluation_defs)
