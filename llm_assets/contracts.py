@@ -57,8 +57,11 @@ class ChatTemplate(Contract):
 
 
 class Adapter(Contract):
-    """`qlora_adapter`: the fine-tuned weights (an adapter, or a full model for `full`) and the
-    run that made them."""
+    """`qlora_adapter` (and `preference_adapter`): the fine-tuned weights (an adapter, or a full
+    model for `full`) and the run that made them.
+
+    A preference-tuned adapter sits on the SFT model merged into the base: `base_model_path` is
+    that merged folder, `original_base_model_path` the base SFT started from."""
 
     path: str
     method: str
@@ -71,6 +74,13 @@ class Adapter(Contract):
     resumed_from: str | None = None
     retrieval: bool = False
     weights_digest: str
+    preference_method: str = ""
+    original_base_model_path: str = ""
+
+    @property
+    def start_model_path(self) -> str:
+        """The model before any tuning: what evaluation calls the base."""
+        return self.original_base_model_path or self.base_model_path
 
 
 class NearDuplicateIndexFile(Contract):
@@ -304,10 +314,12 @@ class EvalReport(Contract):
     compared) on the golden set, with the red team, human review and the promotion verdict.
 
     Metrics of a model are `golden_<metric>_<label>`, `<split>_perplexity_<label>`,
-    `latency_ms_p50_<label>` and `tokens_per_second_<label>` (label: tuned, base, champion);
+    `latency_ms_p50_<label>` and `tokens_per_second_<label>` (label: tuned, base, champion, and
+    sft, the SFT model a preference-tuned challenger started from);
     None where it was not measured (the gate fails a criterion on None or NaN). The champion's
     are left out of the stored JSON when no champion was compared. `deltas["<metric>_vs_<label>"]`
-    is tuned minus that model; the baseline is the champion when compared, else the base."""
+    is tuned minus that model; the baseline is the champion when compared, else the SFT model
+    when the challenger was preference-tuned, else the base."""
 
     # NaN (a metric that could not be computed) stays NaN in the stored JSON, as readers expect.
     model_config = ConfigDict(ser_json_inf_nan="constants")
@@ -328,6 +340,15 @@ class EvalReport(Contract):
     golden_exact_match_base: float | None = None
     validation_perplexity_base: float | None = None
     golden_perplexity_base: float | None = None
+    # The SFT model a preference-tuned challenger started from (absent otherwise).
+    golden_rougeL_sft: float | None = Field(None, exclude_if=_not_measured)
+    golden_bleu_sft: float | None = Field(None, exclude_if=_not_measured)
+    golden_chrf_sft: float | None = Field(None, exclude_if=_not_measured)
+    golden_exact_match_sft: float | None = Field(None, exclude_if=_not_measured)
+    validation_perplexity_sft: float | None = Field(None, exclude_if=_not_measured)
+    golden_perplexity_sft: float | None = Field(None, exclude_if=_not_measured)
+    latency_ms_p50_sft: float | None = Field(None, exclude_if=_not_measured)
+    tokens_per_second_sft: float | None = Field(None, exclude_if=_not_measured)
     golden_rougeL_champion: float | None = Field(None, exclude_if=_not_measured)
     golden_bleu_champion: float | None = Field(None, exclude_if=_not_measured)
     golden_chrf_champion: float | None = Field(None, exclude_if=_not_measured)

@@ -55,6 +55,8 @@ from llm_assets.serving.config import GuardrailsConfig, ScopeGuardConfig, Servin
 from llm_assets.sources.config import FeedbackConfig, SourceConfig, SourceKind
 from llm_assets.training.config import (
     ModelConfig,
+    PreferenceConfig,
+    PreferenceMethod,
     TinyModelConfig,
     TrainingConfig,
     TrainingMethod,
@@ -82,6 +84,8 @@ __all__ = [
     "GenerationConfig",
     "GuardrailsConfig",
     "ModelConfig",
+    "PreferenceConfig",
+    "PreferenceMethod",
     "NearDuplicateConfig",
     "NoiseConfig",
     "NoiseStep",
@@ -142,6 +146,7 @@ class Profile(StrictModel):
     datasets: DatasetConfig = Field(default_factory=DatasetConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     redteam: RedTeamConfig = Field(default_factory=RedTeamConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)

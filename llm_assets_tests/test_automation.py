@@ -3,7 +3,11 @@ after a setting changed, the assets that read it; after those are re-made with n
 assets that read them. The real graph of the default profile, materialized as stand-ins (see
 test_staleness.py)."""
 
+import json
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -110,12 +114,41 @@ def test_the_sensor_ships_running_and_leaves_fine_tuning_to_the_quarterly_run() 
     assert all(spec.automation_condition for spec in defs.resolve_all_asset_specs())
 
 
-def test_the_sensor_requests_the_step_a_changed_setting_made_out_of_date(materialized) -> None:  # type: ignore[no-untyped-def]
-    changed = perturbed(materialized.profile, "cleaning.min_chars", materialized.profile.base_dir)
-    assert isinstance(changed, Profile)
-    defs = build_definitions(changed, resources=materialized.resources)
-    sensor = defs.resolve_sensor_def(SENSOR_NAME)
-    result = sensor(dg.build_sensor_context(instance=materialized.instance, definitions=defs))
-    assert isinstance(result, dg.SensorResult)
-    requested = {key for run in result.run_requests or [] for key in run.asset_selection or []}
-    assert _names(requested) == {"cleaned_corpus", "cleaning_ledger", "near_duplicate_index"}
+def sensor_requests_after_a_cleaning_change(state: str) -> list[str]:
+    """What the sensor asks to run after `cleaning.min_chars` changed on a made graph."""
+    profile = load_profile(DEFAULT_PROFILE)
+    resources = default_resources(Path(state))
+    with dg.instance_for_test() as instance:
+        _materialize_everything(build_definitions(profile, resources=resources), instance)
+        changed = perturbed(profile, "cleaning.min_chars", profile.base_dir)
+        assert isinstance(changed, Profile)
+        defs = build_definitions(changed, resources=resources)
+        sensor = defs.resolve_sensor_def(SENSOR_NAME)
+        with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+            result = sensor.evaluate_tick(context)
+    return sorted(
+        {key.to_user_string() for run in result.run_requests for key in run.asset_selection or []}
+    )
+
+
+def test_the_sensor_requests_the_step_a_changed_setting_made_out_of_date(tmp_path: Path) -> None:
+    # In a process of its own: a sensor evaluated in tests leaves Dagster's current
+    # definitions-state storage pointing at its closed instance.
+    code = (
+        "import json, sys; from llm_assets_tests.test_automation import "
+        "sensor_requests_after_a_cleaning_change as requests; "
+        "print(json.dumps(requests(sys.argv[1])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [
+        "cleaned_corpus",
+        "cleaning_ledger",
+        "near_duplicate_index",
+    ]

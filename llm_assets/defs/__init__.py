@@ -16,6 +16,7 @@ from llm_assets.defs.export import build_export_defs
 from llm_assets.defs.feedback import build_feedback_defs
 from llm_assets.defs.grounding import build_grounding_defs
 from llm_assets.defs.location import executor_for, location_definitions, stage_definitions
+from llm_assets.defs.preference_tuning import build_preference_tuning_defs
 from llm_assets.defs.preferences import build_preference_defs
 from llm_assets.defs.promotion import build_promotion_defs
 from llm_assets.defs.rag import build_rag_defs
@@ -36,6 +37,7 @@ STAGE_BUILDERS = (
     build_dataset_defs,
     build_rag_defs,
     build_training_defs,
+    build_preference_tuning_defs,
     build_evaluation_defs,
     build_grounding_defs,
     build_promotion_defs,

@@ -44,14 +44,14 @@ def merged_model_asset(profile: Profile) -> dg.AssetsDefinition:
     def merged_model(
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
-        qlora_adapter: Adapter,
+        preference_adapter: Adapter,
     ) -> dg.Output[MergedModel]:
         """The adapter folded into its full-precision base: one safetensors model with the
         training tokenizer and chat template, and a model card naming where it came from."""
         profile = settings.profile
         try:
             made = run_merge(
-                qlora_adapter,
+                preference_adapter,
                 profile.model.license,
                 profile.use_case.name,
                 folders=artifacts,
@@ -122,16 +122,21 @@ def quantized_export_asset(profile: Profile) -> dg.AssetsDefinition:
 
 @dg.asset_check(
     asset="quantized_export",
-    additional_ins={"qlora_adapter": dg.AssetIn("qlora_adapter"), "golden_set": dg.AssetIn()},
+    additional_ins={
+        "preference_adapter": dg.AssetIn("preference_adapter"),
+        "golden_set": dg.AssetIn(),
+    },
     blocking=True,
     description="The merged model and every export carry the chat template the adapter was "
     "trained with.",
 )
 def quantized_export_keeps_training_chat_template(
-    quantized_export: ExportedCopies, qlora_adapter: Adapter, golden_set: pd.DataFrame
+    quantized_export: ExportedCopies, preference_adapter: Adapter, golden_set: pd.DataFrame
 ) -> dg.AssetCheckResult:
     problems = export_template_differences(
-        quantized_export.exports, qlora_adapter.path, golden_conversations(golden_set, CHECK_ROWS)
+        quantized_export.exports,
+        preference_adapter.path,
+        golden_conversations(golden_set, CHECK_ROWS),
     )
     return dg.AssetCheckResult(
         passed=not any(problems.values()),

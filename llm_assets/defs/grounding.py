@@ -63,14 +63,14 @@ def fact_answers_asset(profile: Profile) -> dg.AssetsDefinition:
         metadata=settings.metadata(),
         kinds={"pytorch"},
     )
-    def fact_answers(qlora_adapter: Adapter, rag_index: RagIndex) -> dg.Output[pd.DataFrame]:
+    def fact_answers(preference_adapter: Adapter, rag_index: RagIndex) -> dg.Output[pd.DataFrame]:
         """The held-out factual questions (`evaluation.facts_file`) answered by the tuned model
         as it is served: whether each answer states the fact, the chunk ids its context used,
         and which of them hold the fact."""
         profile = settings.profile
         run = run_fact_answers(
             fact_questions(profile.facts_path()),
-            qlora_adapter,
+            preference_adapter,
             rag_index,
             profile.evaluation,
             profile.guardrails,

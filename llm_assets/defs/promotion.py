@@ -60,7 +60,7 @@ def redteam_report_asset(profile: Profile) -> dg.AssetsDefinition:
     def redteam_report(
         context: dg.AssetExecutionContext,
         mlflow: MlflowResource,
-        qlora_adapter: Adapter,
+        preference_adapter: Adapter,
         rag_index: RagIndex,
     ) -> dg.Output[RedTeamReport]:
         """The tuned model on the red-team suite, asked as it is served (with `rag_index`
@@ -68,7 +68,7 @@ def redteam_report_asset(profile: Profile) -> dg.AssetsDefinition:
         PII values in answers, and the failing prompts with their answers."""
         profile = settings.profile
         made = run_redteam_report(
-            qlora_adapter,
+            preference_adapter,
             rag_index,
             redteam=profile.redteam,
             evaluation=profile.evaluation,
@@ -101,13 +101,13 @@ def registered_challenger_asset(profile: Profile) -> dg.AssetsDefinition:
         kinds={"mlflow"},
     )
     def registered_challenger(
-        context: dg.AssetExecutionContext, mlflow: MlflowResource, qlora_adapter: Adapter
+        context: dg.AssetExecutionContext, mlflow: MlflowResource, preference_adapter: Adapter
     ) -> dg.Output[RegisteredVersion]:
         """The adapter as a version of the use case's registered model, alias `challenger`,
         tagged with its base model, method, folder, weights digest and runs. Weights already
         registered are not registered twice: their version becomes the challenger."""
         made = run_challenger_registration(
-            qlora_adapter,
+            preference_adapter,
             settings.profile.use_case,
             mlflow=mlflow,
             dagster_run_id=context.run.run_id,

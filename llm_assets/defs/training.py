@@ -24,7 +24,7 @@ from llm_assets.training.adapter_run import (
 )
 from llm_assets.training.base_model_run import run_base_model
 
-CODE = ["training", "defs/training.py"]
+CODE = ["training", "defs/training.py", "defs/preference_tuning.py"]
 
 
 def base_model_asset(profile: Profile) -> dg.AssetsDefinition:
@@ -100,17 +100,19 @@ def qlora_adapter_asset(profile: Profile) -> dg.AssetsDefinition:
             mlflow=MlflowTracking(
                 partial(mlflow.start_run, context), mlflow.resolved_tracking_uri(), mlflow.run_url
             ),
-            launch=lambda command: (
-                training_launcher.run(context=context, command=command)
-                .get_materialize_result()
-                .metadata
-                or {}
-            ),
+            launch=partial(launch_through_pipes, context, training_launcher),
             log=context.log.info,
         )
         return stage_output(made)
 
     return qlora_adapter
+
+
+def launch_through_pipes(
+    context: dg.AssetExecutionContext, launcher: TrainingLauncherResource, command: list[str]
+) -> Any:
+    """Run the training `command` through Dagster Pipes; what the process reported."""
+    return launcher.run(context=context, command=command).get_materialize_result().metadata or {}
 
 
 @dg.asset_check(

@@ -3,7 +3,8 @@ predictions and the perplexity of each model.
 
 Keys follow one pattern, read by the promotion gate and the report:
 `golden_<metric>_<label>` and `validation_perplexity_<label>` per model (label: tuned, base,
-champion), `deltas["<metric>_vs_<label>"]` = {delta, low, high} for tuned minus that model,
+champion, and sft for a preference-tuned model), `deltas["<metric>_vs_<label>"]` =
+{delta, low, high} for tuned minus that model,
 `latency_ms_p50_<label>`, `tokens_per_second_<label>`, and the baseline (the champion when one
 was compared, else the base model) as `baseline_label` and `golden_rougeL_baseline`.
 """
@@ -27,7 +28,7 @@ from llm_assets.evaluation.perplexity import PerplexityResult
 from llm_assets.evaluation.predictions import answers_by_model, generation_speed
 from llm_assets.settings import EvaluationConfig
 
-MODEL_ORDER = ("tuned", "base", "champion")
+MODEL_ORDER = ("tuned", "sft", "base", "champion")
 
 
 def compare_models(
@@ -51,7 +52,9 @@ def compare_models(
         label: score_answers(label, answers[label], references, cache_dir, exact_rows)
         for label in labels
     }
-    baseline = "champion" if "champion" in labels else "base"
+    # What the challenger must beat: the champion, else the SFT model it was preference-tuned
+    # from, else its base.
+    baseline = next(label for label in ("champion", "sft", "base") if label in labels)
     metrics: dict[str, Any] = {
         "rows": {
             split: next(iter(perplexities.values()))[split].rows

@@ -64,12 +64,13 @@ def contenders(
     champion_guardrails: Guardrails | None = None,
 ) -> list[Contender]:
     """The tuned adapter and its base model as the tuned model is served (`served_mode`), then
-    both in the other mode, labelled `tuned/<mode>` and `base/<mode>`, and, when given, the
+    both in the other mode, labelled `tuned/<mode>` and `base/<mode>`; a preference-tuned
+    adapter's SFT model (`sft`) as served; and, when given, the
     champion's manifest (from `find_champion`) as it is served (`champion_mode`). Tuned and
     base answer under `guardrails`, the champion under its own."""
     other = RETRIEVAL if served_mode == CLOSED_BOOK else CLOSED_BOOK
     tuned = ModelUnderTest.from_adapter_manifest("tuned", adapter)
-    base = ModelUnderTest("base", adapter.base_model_path)
+    base = ModelUnderTest("base", adapter.start_model_path)
     guard = guardrails or Guardrails()
     found = [
         Contender(tuned, mode=served_mode, guardrails=guard),
@@ -77,6 +78,13 @@ def contenders(
         Contender(base, mode=served_mode, guardrails=guard),
         Contender(replace(base, label=f"base/{other}"), mode=other, guardrails=guard),
     ]
+    if adapter.preference_method:
+        # Preference-tuned: its own base is the SFT model merged, the model it must beat too.
+        found.append(
+            Contender(
+                ModelUnderTest("sft", adapter.base_model_path), mode=served_mode, guardrails=guard
+            )
+        )
     if champion is not None:
         found.append(
             Contender(

@@ -213,3 +213,39 @@ class TrainingConfig(StrictModel):
                 "peft_overrides: method full trains every weight, with no peft config; remove them"
             )
         return self
+
+
+PreferenceMethod = Literal["off", "kto", "dpo"]
+
+
+class PreferenceConfig(StrictModel):
+    """The `preference:` section: tuning the fine-tuned (SFT) model on what users said, after
+    SFT, in the same quarterly run."""
+
+    method: PreferenceMethod = Field(
+        "kto",
+        description="kto: trl KTOTrainer on liked and disliked answers (unpaired rows); dpo: "
+        "DPOTrainer on pairs (a correction or a better-rated answer over the served one); off: "
+        "the SFT adapter is the challenger",
+    )
+    min_rows: int = Field(
+        32,
+        ge=1,
+        description="usable rows (KTO rows or DPO pairs, every quarter so far) below which the "
+        "step is skipped, saying why, and the SFT adapter stays the challenger",
+    )
+    beta: float = Field(0.1, gt=0, description="how far the tuned model may move from the SFT one")
+    learning_rate: float = Field(5e-5, gt=0)
+    max_steps: int = Field(40, description="-1: num_train_epochs passes instead")
+    num_train_epochs: float = Field(1.0, gt=0)
+    per_device_train_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(2, ge=1)
+    save_steps: int = Field(10, ge=1, description="a checkpoint every N steps (resume)")
+    logging_steps: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _kto_needs_a_batch_of_two(self) -> PreferenceConfig:
+        # KTO estimates its reference point from mismatched pairs within a batch.
+        if self.method == "kto" and self.per_device_train_batch_size < 2:
+            raise ValueError("preference.method kto needs per_device_train_batch_size >= 2")
+        return self

@@ -118,6 +118,21 @@ def train(spec: TrainingSpec, report: MetricsReporter) -> AdapterTrainingResult:
     from datasets import load_from_disk
 
     splits = load_from_disk(spec.dataset_dir)
+    if spec.preference_method:
+        from llm_assets.settings import PreferenceConfig
+        from llm_assets.training.preference import train_preference_adapter
+
+        return train_preference_adapter(
+            spec.base_model_path,
+            splits["train"],
+            spec.preference_method,  # type: ignore[arg-type]
+            PreferenceConfig.model_validate(spec.preference or {}),
+            spec.config,
+            spec.max_length,
+            Path(spec.work_dir),
+            report,
+            chat_template=spec.chat_template,
+        )
     return train_adapter(
         spec.base_model_path,
         splits["train"],
@@ -144,7 +159,8 @@ def train_and_track(spec: TrainingSpec, pipes: Any) -> dict[str, Any]:
 
     def report(metrics: dict[str, float], step: int) -> None:
         mlflow.log_metrics(metrics, step=step)
-        line = format_step(metrics, step, config.max_steps)
+        max_steps = (spec.preference or {}).get("max_steps", config.max_steps)
+        line = format_step(metrics, step, int(max_steps))
         if pipes is None:
             print(line, flush=True)
         else:

@@ -41,6 +41,10 @@ class TrainingSpec:
     mlflow_tracking_uri: str
     mlflow_run_id: str
     base_model_id: str = ""
+    # Preference tuning (kto | dpo) instead of SFT: the `preference:` section, and the dataset
+    # folder holds one split, "train", of that method's rows.
+    preference_method: str = ""
+    preference: dict[str, Any] | None = None
 
     @property
     def config(self) -> TrainingConfig:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from llm_assets.contracts import Adapter, EvalReport
 from llm_assets.defs import build_definitions
 from llm_assets.serving.store import ExchangeStore, Redactor
 from llm_assets.settings import PromotionCriteria
@@ -57,8 +58,15 @@ def test_a_quarter_of_feedback_retrains_registers_and_does_not_promote_a_worse_m
     criteria = PromotionCriteria(
         rouge_l_margin=0.5, min_redteam_pass_rate=0.0, perplexity_below_base=False
     )
+    # The quarter's four KTO rows are enough here: the challenger is preference-tuned.
+    preference = graph.profile.preference.model_copy(
+        update={"min_rows": 4, "max_steps": 6, "save_steps": 3, "logging_steps": 1}
+    )
     profile = graph.profile.model_copy(
-        update={"use_case": graph.profile.use_case.model_copy(update={"criteria": criteria})}
+        update={
+            "use_case": graph.profile.use_case.model_copy(update={"criteria": criteria}),
+            "preference": preference,
+        }
     )
     defs = build_definitions(profile, resources=graph.resources)
     mlflow = defs.resources["mlflow"].tracking()  # type: ignore[index]
@@ -123,6 +131,21 @@ def test_a_quarter_of_feedback_retrains_registers_and_does_not_promote_a_worse_m
 
     pairs = defs.load_asset_value("sft_pairs", instance=graph.instance)
     assert CORRECTION in set(pairs["output"]) and LIKED in set(pairs["output"])
+
+    # Preference tuning ran over the new SFT model, and evaluation judged it against that
+    # SFT model, its base and the champion.
+    sft = Adapter.model_validate(defs.load_asset_value("qlora_adapter", instance=graph.instance))
+    challenger = Adapter.model_validate(
+        defs.load_asset_value("preference_adapter", instance=graph.instance)
+    )
+    assert challenger.preference_method == "kto" and challenger.global_step == 6
+    assert challenger.original_base_model_path == sft.base_model_path
+    assert challenger.base_model_path != sft.base_model_path
+    report = EvalReport.model_validate(
+        defs.load_asset_value("eval_report", instance=graph.instance)
+    )
+    assert report.golden_rougeL_sft is not None and "rougeL_vs_sft" in report.deltas
+    assert report.adapter_path == challenger.path
 
     versions_after = {v.version for v in client.search_model_versions(f"name='{name}'")}
     [new_version] = versions_after - versions_before

@@ -37,7 +37,7 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
-        qlora_adapter: Adapter,
+        preference_adapter: Adapter,
         sft_dataset: Any,
         golden_set: pd.DataFrame,
         golden_predictions: pd.DataFrame,
@@ -52,7 +52,7 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
         HTML report, logged to the adapter's MLflow run."""
         profile = settings.profile
         made = run_eval_report(
-            qlora_adapter,
+            preference_adapter,
             sft_dataset,
             golden_set,
             golden_predictions,

@@ -60,7 +60,7 @@ def golden_predictions_asset(profile: Profile) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
-        qlora_adapter: Adapter,
+        preference_adapter: Adapter,
         golden_set: pd.DataFrame,
         rag_index: RagIndex,
     ) -> dg.Output[pd.DataFrame]:
@@ -72,7 +72,7 @@ def golden_predictions_asset(profile: Profile) -> dg.AssetsDefinition:
         `tuned/retrieval`), so the report shows what retrieval adds."""
         profile = settings.profile
         made = run_golden_predictions(
-            qlora_adapter,
+            preference_adapter,
             golden_set,
             rag_index,
             config=profile.evaluation,
