@@ -22,6 +22,7 @@ from llm_assets.settings import (
     PROFILE_ENV_VAR,
     PROJECT_ROOT,
     ProfileError,
+    default_tracking_uri,
     load_profile,
     state_dir,
 )
@@ -282,8 +283,6 @@ def serve(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri and not args.adapter:
-        from llm_assets.defs.resources import default_tracking_uri
-
         tracking_uri = default_tracking_uri()
     options = ServeOptions(
         host=args.host or profile.serving.host,

@@ -161,6 +161,15 @@ class ExportedCopies(Contract):
     weights_digest: str
 
 
+class ReviewedAnswer(Contract):
+    """One answer one reviewer (one filled-in file) scored."""
+
+    reviewer: str  # the file the scores came from
+    pair_id: str
+    model: str
+    scores: dict[str, int]  # criterion -> 1-5
+
+
 class HumanReviewScores(Contract):
     """`human_review_scores`: reviewers' 1-5 scores of the current export, unblinded."""
 
@@ -171,6 +180,58 @@ class HumanReviewScores(Contract):
     comments: int
     scores: dict[str, dict[str, float]]  # model label -> criterion -> mean score
     counts: dict[str, dict[str, int]]
+    answers: list[ReviewedAnswer] = []
+
+
+class Agreement(Contract):
+    """How two raters agree on the 1-5 scores of the answers both scored, per criterion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+    answers: int  # distinct answers both scored
+    ratings: int  # (answer, criterion) scores compared
+    weighted_kappa: float  # Cohen's kappa, quadratic weights
+    kappa_low: float
+    kappa_high: float
+    spearman: float
+    spearman_low: float
+    spearman_high: float
+
+
+class JudgeSummary(Contract):
+    """What the LLM judge said of each model, how well it agrees with people, and whether the
+    promotion gate listens to it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    enabled: bool
+    endpoint: str
+    judge_model: str
+    answers_scored: int
+    failed: int
+    scores: dict[str, dict[str, float]]  # model label -> criterion -> mean judge score
+    overall: dict[str, float]  # model label -> mean over criteria
+    with_humans: Agreement | None
+    between_humans: Agreement | None
+    counts_in_gate: bool
+    why_ignored: str  # "" when it counts
+
+
+class JudgedAnswer(Contract):
+    pair_id: str
+    model: str
+    scores: dict[str, int]
+    rationale: str
+
+
+class JudgeScores(JudgeSummary):
+    """`judge_scores`: the summary, every judged answer, and every answer the judge could not
+    score, with the reason."""
+
+    answers: list[JudgedAnswer]
+    failures: list[dict[str, str]]  # pair_id, model, reason
+
+    def summary(self) -> JudgeSummary:
+        return JudgeSummary.model_validate(self.model_dump(include=set(JudgeSummary.model_fields)))
 
 
 class RedTeamCategory(Contract):
@@ -388,6 +449,7 @@ class EvalReport(Contract):
     human_reviews: int
     review_export_id: str
     review_dir: str
+    judge: JudgeSummary | None = None  # None in reports made before the judge existed
     promotion: PromotionVerdict | None = None  # None only before the gate has judged it
     report_path: str
     report_html_path: str

@@ -263,3 +263,11 @@ def state_dir() -> Path:
     if explicit:
         return Path(explicit).resolve()
     return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT).resolve() / "var"
+
+
+def default_tracking_uri() -> str:
+    """The local MLflow store under the state dir (its folder created), used when neither a
+    resource setting nor MLFLOW_TRACKING_URI names one."""
+    database = state_dir() / "mlflow" / "mlflow.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{database}"

@@ -105,6 +105,7 @@ def test_selection_adds_upstream_that_was_never_materialized() -> None:
         "preference_adapter",
         "golden_predictions",
         "human_review_scores",
+        "judge_scores",
         "redteam_report",
         "fact_answers",
         "eval_report",

@@ -77,9 +77,10 @@ def test_a_better_safe_challenger_passes_every_criterion() -> None:
         "redteam_categories",
         "perplexity_below_base",
         "human_score",
+        "judge_score",
     ]
     assert all(c.passed for c in decision.criteria)
-    assert decision.summary() == "passed: all 5 criteria met"
+    assert decision.summary() == "passed: all 6 criteria met"
 
 
 @pytest.mark.parametrize(
@@ -124,11 +125,14 @@ def test_without_a_champion_the_base_is_the_baseline() -> None:
 def test_human_score_applies_only_once_reviews_exist() -> None:
     metrics = _metrics(human_scores={}, human_reviews=0)
     decision = judge_promotion(_report(metrics), CRITERIA)
-    assert decision.passed and decision.criteria[-1].actual == "no reviews"
+    human = {c.name: c for c in decision.criteria}["human_score"]
+    assert decision.passed and human.actual == "no reviews"
 
 
 def test_disabled_criteria_are_not_judged() -> None:
-    criteria = PromotionCriteria(perplexity_below_base=False, min_redteam_category_pass_rate=None)
+    criteria = PromotionCriteria(
+        perplexity_below_base=False, min_redteam_category_pass_rate=None, judge_margin=None
+    )
     decision = judge_promotion(_report(_metrics(golden_perplexity_tuned=99.0)), criteria)
     assert decision.passed
     assert {c.name for c in decision.criteria} == {"rouge_l", "redteam_pass_rate"}

@@ -237,3 +237,37 @@ def test_the_stored_report_reads_back_and_renders_as_its_document(tmp_path: Path
     assert render_eval_report(report.model_dump())[0] == render_eval_report(document)[0]
     unmeasured = report.model_copy(update={"golden_perplexity_base": float("nan")})
     assert math.isnan(json.loads(unmeasured.model_dump_json())["golden_perplexity_base"])
+
+
+def test_report_shows_the_judge_its_agreement_and_why_it_is_not_counted(tmp_path: Path) -> None:
+    agreement = {
+        "answers": 12,
+        "ratings": 48,
+        "weighted_kappa": 0.41,
+        "kappa_low": 0.2,
+        "kappa_high": 0.6,
+        "spearman": 0.5,
+        "spearman_low": 0.3,
+        "spearman_high": 0.7,
+    }
+    judge = {
+        "enabled": True,
+        "endpoint": "http://127.0.0.1:8000/v1",
+        "judge_model": "judge-7b",
+        "answers_scored": 24,
+        "failed": 1,
+        "scores": {"tuned": {"accuracy": 4.0, "tone": 5.0}, "base": {"accuracy": 2.0}},
+        "overall": {"tuned": 4.5, "base": 2.0},
+        "with_humans": agreement,
+        "between_humans": None,
+        "counts_in_gate": False,
+        "why_ignored": "its agreement with humans is too low: weighted kappa 0.41 < 0.6",
+    }
+    markdown = render_eval_report(report_metrics(tmp_path) | {"judge": judge})[0]
+    assert "## LLM judge" in markdown and "`judge-7b`" in markdown
+    assert "**Not counted in the gate**: its agreement with humans is too low" in markdown
+    assert "| tuned | 4.00 | – | 5.00 | – | 4.50 |" in markdown
+    assert "| judge vs humans | 12 | 0.41 [0.20, 0.60] | 0.50 [0.30, 0.70] |" in markdown
+    assert "| human vs human | 0 | – | – |" in markdown
+    without = render_eval_report(report_metrics(tmp_path))[0]
+    assert "No LLM judge was asked" in without

@@ -118,6 +118,14 @@ def test_filled_csv_and_jsonl_are_unblinded_into_means_per_model(tmp_path: Path)
     assert result.scores["base"]["accuracy"] == pytest.approx((2 * 3 + 4) / 4)
     assert result.scores["tuned"]["tone"] == 5.0 and result.counts["tuned"]["tone"] == 3
     assert result.as_dict()["scores"] == result.scores
+    # Each answer each file scored, for the judge's calibration and reviewer agreement.
+    assert len(result.answers) == 3 * 2 + 2
+    from_copy = [a for a in result.answers if a["reviewer"] == copy.name]
+    assert {a["model"]: a["scores"] for a in from_copy} == {
+        "tuned": {"accuracy": 3},
+        "base": {"accuracy": 4},
+    }
+    assert {a["item_id"] for a in from_copy} == {row["item_id"]}
 
 
 def filled_csv(tmp_path: Path, export: ReviewExport, row: int, column: str, value: str) -> Path:

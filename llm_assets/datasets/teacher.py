@@ -16,14 +16,31 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from llm_assets.settings import TeacherConfig
+if TYPE_CHECKING:
+    from llm_assets.settings import TeacherConfig
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # Every later request would fail the same way: stop at the first.
 FATAL_STATUS = {401, 403, 404, 405}
 _JSON_ARRAY = re.compile(r"\[.*\]", flags=re.DOTALL)
+
+
+class EndpointSettings(Protocol):
+    """What a profile section says about an OpenAI-compatible endpoint (datasets.teacher,
+    evaluation.judge)."""
+
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def api_key_env(self) -> str | None: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def timeout_s(self) -> float: ...
 
 
 class TeacherError(RuntimeError):
@@ -53,18 +70,25 @@ class TeacherClient:
     cache_dir: Path | None = None
     requests_sent: int = 0
     cache_hits: int = 0
+    section: str = "datasets.teacher"  # the profile section that names it, for messages
     _backoff_s: float = field(default=0.5, repr=False)
 
     @classmethod
-    def from_config(cls, config: TeacherConfig, cache_dir: Path | None = None) -> TeacherClient:
+    def from_config(
+        cls,
+        config: EndpointSettings,
+        cache_dir: Path | None = None,
+        section: str = "datasets.teacher",
+    ) -> TeacherClient:
+        """A client for the endpoint a profile `section` names."""
         if not (config.url and config.model):
-            raise TeacherError("datasets.teacher needs url and model; or set enabled: false")
+            raise TeacherError(f"{section} needs url and model; or set enabled: false")
         api_key = None
         if config.api_key_env:
             api_key = os.environ.get(config.api_key_env)
             if not api_key:
                 raise TeacherError(
-                    f"datasets.teacher.api_key_env names ${config.api_key_env}, which is not set; "
+                    f"{section}.api_key_env names ${config.api_key_env}, which is not set; "
                     "export it, or remove api_key_env for an endpoint without a key"
                 )
         return cls(
@@ -74,6 +98,7 @@ class TeacherClient:
             temperature=config.temperature,
             timeout_s=config.timeout_s,
             cache_dir=cache_dir,
+            section=section,
         )
 
     def complete(self, messages: list[dict[str, str]]) -> str:
@@ -113,7 +138,7 @@ class TeacherClient:
                 message = f"teacher {self.url} answered HTTP {error.code}: {detail}"
                 if error.code in FATAL_STATUS:
                     raise TeacherError(
-                        f"{message}; check datasets.teacher.url, model and api_key_env"
+                        f"{message}; check {self.section}.url, model and api_key_env"
                     ) from error
                 if error.code not in RETRY_STATUS:
                     raise TeacherReplyError(message) from error
@@ -122,8 +147,8 @@ class TeacherClient:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == self.retries:
                     raise TeacherError(
-                        f"cannot reach the teacher at {self.url}: {error}; start it, fix "
-                        "datasets.teacher.url, or set datasets.teacher.enabled: false"
+                        f"cannot reach {self.url} ({self.section}): {error}; start it, fix "
+                        f"{self.section}.url, or set {self.section}.enabled: false"
                     ) from error
             except json.JSONDecodeError as error:
                 message = f"teacher {self.url} did not answer JSON: {error}"

@@ -28,6 +28,46 @@ class GenerationConfig(StrictModel):
     seed: int = 0
 
 
+class JudgeConfig(StrictModel):
+    """An LLM judge that scores golden answers 1-5 on the human review rubric through an
+    OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp, a hosted API, or `llm-assets
+    serve` itself). Off by default: the default pipeline calls nothing outside the machine.
+    It counts in the promotion gate only where it agrees with human reviewers."""
+
+    enabled: bool = False
+    url: str | None = Field(None, description="base URL of the API, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(None, description="model name sent in each request")
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the API key (sent as a Bearer token)"
+    )
+    temperature: float = Field(0.0, ge=0, le=2)
+    timeout_s: float = Field(120.0, gt=0)
+    models: list[str] = Field(
+        default_factory=list,
+        description="model labels whose golden answers are judged (tuned, sft, base, "
+        "champion); empty: every model answered",
+    )
+    min_agreement: float = Field(
+        0.6,
+        ge=-1,
+        le=1,
+        description="the judge counts in the gate only when its quadratic-weighted Cohen's "
+        "kappa with human reviewers reaches this",
+    )
+    min_reviewed_answers: int = Field(
+        30,
+        ge=1,
+        description="... and only when at least this many answers scored by humans were "
+        "also scored by the judge",
+    )
+
+    @model_validator(mode="after")
+    def _usable_when_enabled(self) -> JudgeConfig:
+        if self.enabled and not (self.url and self.model):
+            raise ValueError("judge.enabled needs url and model")
+        return self
+
+
 class EvaluationConfig(StrictModel):
     max_eval_rows: int = Field(256, ge=1, description="rows of validation/golden scored")
     engine: Literal["transformers", "llama-cpp"] = Field(
@@ -71,6 +111,7 @@ class EvaluationConfig(StrictModel):
     least_grounded: int = Field(
         5, ge=0, description="answers with the lowest groundedness listed in the report"
     )
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
 class RedTeamConfig(StrictModel):
@@ -137,6 +178,11 @@ class PromotionCriteria(StrictModel):
     )
     min_human_score: float | None = Field(
         None, ge=1, le=5, description="mean human score (1-5) required when reviews exist"
+    )
+    judge_margin: float | None = Field(
+        0.0,
+        description="when the LLM judge counts (evaluation.judge), the tuned model's mean "
+        "judge score must be at least the baseline's plus this (null: never judged)",
     )
 
 

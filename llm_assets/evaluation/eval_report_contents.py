@@ -104,7 +104,8 @@ def human_fields(scores: HumanReviewScores) -> dict[str, object]:
 
 def mlflow_metrics(report: EvalReport) -> dict[str, float]:
     """The report's numbers as flat MLflow metric names: eval.<key>, eval.deltas.<name>.<part>,
-    eval.human.<label>.<criterion>, eval.modes.<label>.<metric>, eval.redteam.<category>."""
+    eval.human.<label>.<criterion>, eval.judge.<label>, eval.modes.<label>.<metric>,
+    eval.redteam.<category>."""
     flat: dict[str, float] = {}
     for key, item in report.model_dump().items():
         if isinstance(item, int | float) and not isinstance(item, bool):
@@ -115,6 +116,12 @@ def mlflow_metrics(report: EvalReport) -> dict[str, float]:
     for label, scores in report.human_scores.items():
         for criterion, number in scores.items():
             flat[f"eval.human.{label}.{criterion}"] = float(number)
+    if report.judge is not None:
+        for label, number in report.judge.overall.items():
+            flat[f"eval.judge.{label}"] = float(number)
+        if report.judge.with_humans is not None:
+            flat["eval.judge.weighted_kappa"] = report.judge.with_humans.weighted_kappa
+            flat["eval.judge.spearman"] = report.judge.with_humans.spearman
     for label, mode in report.retrieval_modes.models.items():
         for metric in ("rougeL", "groundedness"):
             flat[f"eval.modes.{label}.{metric}"] = float(getattr(mode, metric))

@@ -6,6 +6,7 @@ run."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from llm_assets.contracts import (
     Adapter,
     EvalReport,
     HumanReviewScores,
+    JudgeScores,
     Link,
     Markdown,
     PromotionVerdict,
@@ -48,6 +50,7 @@ def run_eval_report(
     golden_set: pd.DataFrame,
     golden_predictions: pd.DataFrame,
     human_review_scores: HumanReviewScores,
+    judge_scores: JudgeScores,
     redteam_report: RedTeamReport,
     rag_index: RagIndex,
     fact_answers: pd.DataFrame,
@@ -79,6 +82,7 @@ def run_eval_report(
             **adapter_fields(qlora_adapter, served),
             **redteam_fields(redteam_report),
             **human_fields(human_review_scores),
+            "judge": judge_scores.summary(),
             "report_path": str(report_dir / "report.md"),
             "report_html_path": str(report_dir / "report.html"),
         }
@@ -103,12 +107,22 @@ def run_eval_report(
     with start_run(ASSET, run_id=qlora_adapter.mlflow_run_id) as run:
         mlflow_client.log_metrics(numeric)
         mlflow_client.log_artifacts(str(report_dir), artifact_path="eval")
+    linked = _log_answers_table(
+        mlflow_client,
+        golden_predictions,
+        report,
+        qlora_adapter,
+        (run.info.run_id, run_id),
+        metric_cache,
+    )
     shown: dict[str, object] = {
         "report": Markdown(ui_markdown),
         "report_path": Path(report.report_path),
         "report_html": Path(report.report_html_path),
         "mlflow_run": Link(mlflow.run_url(run)),
         "promotion": decision.summary(),
+        "answers_table": f"{linked['table_artifact']} ({linked['linked']}"
+        + (f", model {linked['model_id']})" if linked["model_id"] else f": {linked['reason']})"),
         **{key: round(numeric[f"eval.{key}"], 4) for key in HEADLINE_METRICS},
     }
     return StageOutput(report, shown)
@@ -152,6 +166,53 @@ def _perplexities(
         },
         max_length,
         config.batch_size,
+    )
+
+
+def _log_answers_table(
+    mlflow_client: Any,
+    golden_predictions: pd.DataFrame,
+    report: EvalReport,
+    adapter: Adapter,
+    run_ids: tuple[str, str],
+    metric_cache: Path,
+) -> dict[str, str]:
+    """Every model's golden answers with their ROUGE-L and groundedness as an MLflow table of
+    the adapter's run (one file per evaluation, so re-evaluating adds a table, never rows to an
+    old one), and the tuned model's figures on the logged model it was trained into, so the
+    MLflow UI shows that model's evaluation (and every version registered from it).
+    `run_ids`: (the MLflow run, the Dagster run)."""
+    from llm_assets.evaluation.answer_scores import score_answers
+    from llm_assets.evaluation.mlflow_evaluation import log_evaluation_table
+
+    rows = golden_predictions.rename(columns={"conversation": "prompt"}).reset_index(drop=True)
+    rouge = pd.Series(0.0, index=rows.index)
+    for label, group in rows.groupby("model", sort=False):
+        scores = score_answers(
+            str(label),
+            group["answer"].astype(str).to_list(),
+            group["reference"].astype(str).to_list(),
+            metric_cache,
+        )
+        rouge[group.index] = scores.rougeL
+    tuned = {
+        "golden_rougeL": report.golden_rougeL_tuned,
+        "golden_perplexity": report.golden_perplexity_tuned,
+        "redteam_pass_rate": report.redteam_pass_rate,
+        "facts_stated_share": report.facts_stated_share,
+    }
+    mlflow_run_id, dagster_run_id = run_ids
+    return log_evaluation_table(
+        mlflow_client,
+        rows.assign(rouge_l=rouge),
+        run_id=mlflow_run_id,
+        metrics={
+            f"eval.{name}": float(value)
+            for name, value in tuned.items()
+            if value is not None and math.isfinite(value)
+        },
+        model_uri=adapter.mlflow_model_uri or "",
+        artifact_file=f"eval/golden_answers-{dagster_run_id[:8]}.json",
     )
 
 

@@ -34,8 +34,10 @@ def run_human_review_scores(
     export_id = str(golden_predictions["export_id"].iloc[0])
     keyed = golden_predictions.dropna(subset=["review_item"])
     key: dict[str, dict[str, str]] = {}
+    pair_of_item: dict[str, str] = {}
     for row in keyed.itertuples():
         key.setdefault(str(row.review_item), {})[str(row.review_side)] = str(row.model)
+        pair_of_item[str(row.review_item)] = str(row.pair_id)
     try:
         scores = import_reviews(review_dir, export_id, key)
     except ReviewFileError as error:
@@ -55,4 +57,14 @@ def run_human_review_scores(
         "scores": scores.scores,
         "how_to_review": how,
     }
-    return StageOutput(HumanReviewScores.model_validate(scores.as_dict()), report)
+    answers = [
+        {
+            "reviewer": answer["reviewer"],
+            "pair_id": pair_of_item[answer["item_id"]],
+            "model": answer["model"],
+            "scores": answer["scores"],
+        }
+        for answer in scores.answers
+    ]
+    value = HumanReviewScores.model_validate({**scores.as_dict(), "answers": answers})
+    return StageOutput(value, report)

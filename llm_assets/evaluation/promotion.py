@@ -84,6 +84,9 @@ def judge_promotion(metrics: EvalReport, criteria: PromotionCriteria) -> Promoti
     - perplexity_below_base (when enabled): `golden_perplexity_tuned` < `golden_perplexity_base`.
     - human_score (when `min_human_score` is set and reviews exist): the mean of the tuned
       model's human scores over every criterion ≥ `min_human_score`.
+    - judge_score (when `judge_margin` is set and the LLM judge counts, i.e. it agrees with
+      human reviewers well enough on enough answers): the tuned model's mean judge score ≥ the
+      baseline's + `judge_margin`. A judge that does not count is listed with the reason.
 
     A metric that is missing (None) or not a finite number fails its criterion: a gate must not
     pass on what it could not measure.
@@ -98,6 +101,8 @@ def judge_promotion(metrics: EvalReport, criteria: PromotionCriteria) -> Promoti
         results.append(_perplexity(metrics))
     if criteria.min_human_score is not None:
         results.append(_human_score(metrics, criteria.min_human_score))
+    if criteria.judge_margin is not None:
+        results.append(_judge_score(metrics, criteria.judge_margin))
     return PromotionDecision(passed=all(r.passed for r in results), criteria=results)
 
 
@@ -214,4 +219,31 @@ def _human_score(metrics: EvalReport, minimum: float) -> CriterionResult:
         passed=passed,
         reason=f"mean human score of the tuned model {mean:.2f} {'≥' if passed else '<'} "
         f"{minimum:g} over {reviews} reviews",
+    )
+
+
+def _judge_score(metrics: EvalReport, margin: float) -> CriterionResult:
+    label = metrics.baseline_label or "baseline"
+    required = f"≥ {label} + {margin:g} (mean 1-5 judge score, when the judge counts)"
+    judge = metrics.judge
+    if judge is None or not judge.counts_in_gate:
+        why = judge.why_ignored if judge else "no judge scores in the evaluation report"
+        return CriterionResult(
+            name="judge_score", required=required, actual="not counted", passed=True, reason=why
+        )
+    tuned = _finite(judge.overall.get("tuned"))
+    baseline = _finite(judge.overall.get(label))
+    if tuned is None:
+        return _missing("judge_score", required, "judge.overall.tuned")
+    if baseline is None:
+        return _missing("judge_score", required, f"judge.overall.{label}")
+    passed = tuned >= baseline + margin
+    kappa = judge.with_humans.weighted_kappa if judge.with_humans else float("nan")
+    return CriterionResult(
+        name="judge_score",
+        required=f"≥ {baseline + margin:.2f} ({label} {baseline:.2f} + {margin:g})",
+        actual=f"{tuned:.2f}",
+        passed=passed,
+        reason=f"judge score of the tuned model {tuned:.2f} {'≥' if passed else '<'} {label} "
+        f"{baseline:.2f} + {margin:g} (judge-human weighted kappa {kappa:.2f})",
     )

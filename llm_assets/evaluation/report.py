@@ -122,6 +122,7 @@ def report_sections(
     sections += grounding_sections(metrics)
     sections.append(_speed(metrics, labels))
     sections.append(_human(metrics))
+    sections.append(_judge(metrics))
     sections.append(_redteam(metrics))
     sections.append(_side_by_side(metrics, labels))
     sections.append(_worst(metrics))
@@ -276,6 +277,61 @@ def _human(metrics: dict[str, Any]) -> Section:
                 for label, by_criterion in scores.items()
             ],
         )
+    )
+    return section
+
+
+def _judge(metrics: dict[str, Any]) -> Section:
+    section = Section("LLM judge")
+    judge = metrics.get("judge")
+    if not judge or not judge.get("enabled"):
+        section.blocks.append(
+            "No LLM judge was asked (`evaluation.judge.enabled: false`). Point it at any "
+            "OpenAI-compatible endpoint to score every golden answer on the review rubric; it "
+            "counts in the gate once it agrees with human reviewers."
+        )
+        return section
+    counted = (
+        "**It counts in the promotion gate.**"
+        if judge["counts_in_gate"]
+        else f"**Not counted in the gate**: {judge['why_ignored']}."
+    )
+    section.blocks.append(
+        f"`{judge['judge_model']}` at `{judge['endpoint']}` scored {judge['answers_scored']} "
+        f"answers 1-5 ({judge['failed']} replies unusable). {counted}"
+    )
+    scores = judge.get("scores") or {}
+    section.blocks.append(
+        Table(
+            ["model", *REVIEW_CRITERIA, "overall"],
+            [
+                [
+                    label,
+                    *[_number(by.get(c), 2) for c in REVIEW_CRITERIA],
+                    _number(judge["overall"].get(label), 2),
+                ]
+                for label, by in scores.items()
+            ],
+        )
+    )
+    rows = []
+    for name, key in (("judge vs humans", "with_humans"), ("human vs human", "between_humans")):
+        found = judge.get(key)
+        if found:
+            rows.append(
+                [
+                    name,
+                    str(found["answers"]),
+                    f"{_number(found['weighted_kappa'], 2)} "
+                    f"[{_number(found['kappa_low'], 2)}, {_number(found['kappa_high'], 2)}]",
+                    f"{_number(found['spearman'], 2)} "
+                    f"[{_number(found['spearman_low'], 2)}, {_number(found['spearman_high'], 2)}]",
+                ]
+            )
+        else:
+            rows.append([name, "0", "–", "–"])
+    section.blocks.append(
+        Table(["agreement", "answers", "weighted kappa [CI]", "Spearman [CI]"], rows)
     )
     return section
 

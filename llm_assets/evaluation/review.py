@@ -26,6 +26,14 @@ import pandas as pd
 from llm_assets.storage import atomic_file
 
 REVIEW_CRITERIA = ("accuracy", "helpfulness", "tone", "factual_correctness")
+# What each score asks, for reviewers and for the LLM judge alike (1 = worst, 5 = best).
+RUBRIC = {
+    "accuracy": "does it answer the question that was asked, and is what it says right?",
+    "helpfulness": "could the customer act on it: the steps, settings or next contact they need?",
+    "tone": "polite, calm and plain, as a good support agent writes",
+    "factual_correctness": "are its facts (names, numbers, plans, paths, commands) true, "
+    "with nothing made up?",
+}
 SIDES = ("a", "b")
 SCORE_COLUMNS = [f"{criterion}_{side}" for criterion in REVIEW_CRITERIA for side in SIDES]
 SHEET_COLUMNS = [
@@ -149,6 +157,9 @@ class ReviewScores:
     comments: int = 0
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> criterion
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # One entry per answer a file scored: {"reviewer": file name, "item_id", "model": label,
+    # "scores": {criterion: 1-5}}; two files scoring one answer are two reviewers.
+    answers: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +170,7 @@ class ReviewScores:
             "comments": self.comments,
             "scores": self.scores,
             "counts": self.counts,
+            "answers": self.answers,
         }
 
 
@@ -188,9 +200,21 @@ def import_reviews(
             if row_problems or not scores:
                 continue
             scored_rows += 1
+            item_id = str(row["item_id"]).strip()
+            by_side: dict[str, dict[str, int]] = {}
             for (criterion, side), score in scores.items():
-                label = key[str(row["item_id"]).strip()][side]
+                label = key[item_id][side]
                 values.setdefault(label, {}).setdefault(criterion, []).append(score)
+                by_side.setdefault(side, {})[criterion] = score
+            for side, given in sorted(by_side.items()):
+                result.answers.append(
+                    {
+                        "reviewer": path.name,
+                        "item_id": item_id,
+                        "model": key[item_id][side],
+                        "scores": given,
+                    }
+                )
             result.comments += bool(str(row.get("comment") or "").strip())
         if scored_rows:
             result.files.append(path.name)

@@ -4,7 +4,9 @@ feedback endpoint, and the chat page at `/`.
 Every `/v1` route needs `Authorization: Bearer <token>` unless the app is built with
 `token=None` (`llm-assets serve --no-auth`, loopback only). The page itself holds no data and
 is served without a token; it asks for one (or reads `#token=` from its URL) for its calls.
-Every answer is stored, redacted, before the response ends, so feedback on it can follow at once.
+Every answer is stored, redacted, before the response ends, so feedback on it can follow at once;
+with a tracer, each is an MLflow trace too (named in the `trace_id` field and the
+X-MLflow-Trace-Id header), and feedback becomes assessments of it (llm_assets.serving.tracing).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -52,6 +54,7 @@ from llm_assets.serving.protocol import (
     usage_chunk,
 )
 from llm_assets.serving.store import Exchange, ExchangeStore
+from llm_assets.serving.tracing import TRACE_HEADER, ExchangeTracer, OpenTrace
 from llm_assets.settings import GenerationConfig, ServingConfig
 
 # The page may talk to this server only: no external scripts, styles or connections.
@@ -84,12 +87,14 @@ def create_app(
     system_prompt: str | None = None,
     context: ContextFormat | None = None,
     guardrails: Guardrails | None = None,
+    tracer: ExchangeTracer | None = None,
 ) -> FastAPI:
     """The app over a loaded `engine`; `token=None` turns authentication off; with `retrieve`
     the chunks closest to each question are given to the model as context; `system_prompt`
     (the one every training conversation began with) starts a conversation that has none;
     `context` (default: serving.rag_k and rag_max_chars) is how many chunks, how long;
-    `guardrails` what is checked around every answer (llm_assets.serving.guardrails)."""
+    `guardrails` what is checked around every answer (llm_assets.serving.guardrails); with
+    `tracer`, every exchange is an MLflow trace and feedback is attached to it."""
     app = FastAPI(
         title="llm_assets",
         summary=f"{served.name} {served.version}".strip(),
@@ -126,6 +131,7 @@ def create_app(
         system_prompt,
         context,
         guardrails or Guardrails(),
+        tracer,
     )
 
     @api.get("/models")
@@ -145,11 +151,22 @@ def create_app(
         }
 
     @api.post("/chat/completions", response_model=None)
-    def chat_completions(request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
-        return answer(request)
+    def chat_completions(
+        request: ChatCompletionRequest, response: Response
+    ) -> dict[str, Any] | StreamingResponse:
+        body = answer(request)
+        if isinstance(body, dict) and body.get("trace_id"):
+            response.headers[TRACE_HEADER] = body["trace_id"]
+        return body
+
+    def attach_to_trace(feedback_id: int) -> None:
+        assert tracer is not None
+        row = store.traced_feedback(feedback_id)
+        if row is not None and row["trace_id"]:
+            tracer.attach_feedback(row["trace_id"], row)
 
     @api.post("/feedback", status_code=201)
-    def post_feedback(request: FeedbackRequest) -> dict[str, Any]:
+    def post_feedback(request: FeedbackRequest, background: BackgroundTasks) -> dict[str, Any]:
         feedback_id = store.record_feedback(
             request.response_id,
             thumbs=request.thumbs,
@@ -164,6 +181,9 @@ def create_app(
                 "`id` of a chat completion",
                 "response_not_found",
             )
+        if tracer is not None:
+            # After the response: an MLflow slow to answer does not hold the client.
+            background.add_task(attach_to_trace, feedback_id)
         return {"object": "feedback", "id": feedback_id, "response_id": request.response_id}
 
     app.include_router(api)
@@ -243,8 +263,10 @@ class _Answerer:
         system_prompt: str | None,
         context: ContextFormat,
         guardrails: Guardrails,
+        tracer: ExchangeTracer | None = None,
     ) -> None:
         self.engine = engine
+        self.tracer = tracer
         self.guardrails = guardrails
         self.context = context
         self.system_prompt = system_prompt
@@ -281,6 +303,7 @@ class _Answerer:
         self, request: ChatCompletionRequest, slot: _Slot
     ) -> dict[str, Any] | StreamingResponse:
         started = time.perf_counter()
+        started_ns = time.time_ns()
         if request.model and request.model != self.served.name:
             raise RequestRejected(
                 404,
@@ -310,11 +333,18 @@ class _Answerer:
             stream=request.stream,
             rag_chunk_ids=chunk_ids,
         )
+        trace = self.tracer.open(exchange, request.user, started_ns) if self.tracer else None
+        exchange.trace_id = trace.trace_id if trace else None
         extra: dict[str, Any] = {"model_version": self.served.version}
         if self.retrieve is not None:
             extra["rag_chunk_ids"] = chunk_ids
+        if self.tracer is not None:
+            extra["trace_id"] = exchange.trace_id
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            if exchange.trace_id:
+                headers[TRACE_HEADER] = exchange.trace_id
             return StreamingResponse(
                 self._events(
                     # Opened when the response starts, not before: a client gone by then
@@ -324,14 +354,22 @@ class _Answerer:
                     started,
                     include_usage,
                     slot,
+                    trace,
                 ),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-                # Also frees the slot when the client left before the stream began.
-                background=BackgroundTask(slot.release),
+                headers=headers,
+                # Also frees the slot (and ends the trace) when the client left before the
+                # stream began.
+                background=BackgroundTask(self._stream_ended, slot, trace),
             )
-        completion = self._complete(prompt, sampling, declined, read)
-        self._record(exchange, completion, started)
+        try:
+            completion = self._complete(prompt, sampling, declined, read)
+            stored = self._record(exchange, completion, started)
+        except BaseException as error:
+            self._abandon(trace, f"no answer: {error!r}")
+            raise
+        if self.tracer is not None:
+            self.tracer.close(trace, stored)
         return completion_body(
             exchange.response_id,
             now_seconds(),
@@ -364,12 +402,21 @@ class _Answerer:
             return stream
         return guarded_stream(stream, StreamingWithholder(read, self.guardrails.pii_allow_list))
 
-    def _record(self, exchange: Exchange, completion: Completion, started: float) -> None:
+    def _record(self, exchange: Exchange, completion: Completion, started: float) -> Exchange:
+        """Stores the answered `exchange`; returns it as stored (redacted)."""
         exchange.answer = completion.text
         exchange.completion_tokens = completion.completion_tokens
         exchange.finish_reason = completion.finish_reason
         exchange.latency_ms = 1000 * (time.perf_counter() - started)
-        self.store.record_exchange(exchange)
+        return self.store.record_exchange(exchange)
+
+    def _abandon(self, trace: OpenTrace | None, reason: str) -> None:
+        if self.tracer is not None:
+            self.tracer.abandon(trace, reason)
+
+    def _stream_ended(self, slot: _Slot, trace: OpenTrace | None) -> None:
+        slot.release()
+        self._abandon(trace, "the client left before the answer began")
 
     def _fitted(self, sampling: Sampling, prompt: Prompt) -> Sampling:
         """`sampling` with max_tokens lowered to what the model's context has room for."""
@@ -392,9 +439,11 @@ class _Answerer:
         started: float,
         include_usage: bool,
         slot: _Slot,
+        trace: OpenTrace | None = None,
     ) -> Iterator[str]:
         """The answer as OpenAI's chunks: the role, the text piece by piece, the finish reason,
-        the usage when asked for, then [DONE]; stored before the finish chunk goes out."""
+        the usage when asked for, then [DONE]; stored (and its trace ended) before the finish
+        chunk goes out."""
         try:
             created = now_seconds()
             name = self.served.name
@@ -413,7 +462,9 @@ class _Answerer:
                 text_stream.close()
             completion = text_stream.completion
             assert completion is not None  # set once the stream is read to the end
-            self._record(exchange, completion, started)
+            stored = self._record(exchange, completion, started)
+            if self.tracer is not None:
+                self.tracer.close(trace, stored)
             yield sse_event(
                 completion_chunk(exchange.response_id, created, name, {}, completion.finish_reason)
             )
@@ -430,6 +481,8 @@ class _Answerer:
             yield DONE_EVENT
         finally:
             slot.release()
+            # A no-op once closed above; else the client left or generation failed.
+            self._abandon(trace, "the stream ended before the answer was stored")
 
 
 class _Slot:

@@ -94,6 +94,12 @@ class ServingConfig(StrictModel):
         "feedback store, e.g. postgresql+psycopg://app:secret@db:5432/feedback; unset: SQLite "
         "at <state dir>/serving/feedback.db",
     )
+    trace_experiment: str | None = Field(
+        None,
+        min_length=1,
+        description="MLflow experiment every served exchange is traced into, with its feedback "
+        "as assessments; unset: <registered model name>-serving",
+    )
 
     @model_validator(mode="after")
     def _default_fits_the_cap(self) -> ServingConfig:

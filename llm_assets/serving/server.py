@@ -1,5 +1,6 @@
 """What `llm-assets serve` runs: the model chosen and loaded once, the store opened (tables
-created), the RAG index opened when asked for, then uvicorn."""
+created), the RAG index opened when asked for, the serving experiment every exchange is traced
+into, then uvicorn."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from llm_assets.rag.context import ContextFormat, read_context_format
 from llm_assets.serving.models import ServedModel, served_from_folder, served_from_registry
-from llm_assets.settings import Profile
+from llm_assets.settings import Profile, default_tracking_uri
 
 TOKEN_ENV_VAR = "LLM_ASSETS_SERVE_TOKEN"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -73,12 +74,14 @@ def build_app(
     context: ContextFormat | None = None,
 ) -> Any:
     """The app over `served`, loaded with the profile's engine, storing into the profile's
-    database; with `rag`, over the latest materialized rag_index, `context` chunks and
-    characters (default: serving.rag_k and rag_max_chars)."""
+    database and tracing into serving.trace_experiment of the current MLflow tracking store;
+    with `rag`, over the latest materialized rag_index, `context` chunks and characters
+    (default: serving.rag_k and rag_max_chars)."""
     from llm_assets.serving.app import create_app
     from llm_assets.serving.engine import load_engine
     from llm_assets.serving.guardrails import guardrails_for
     from llm_assets.serving.store import ExchangeStore, Redactor, database_url, open_database
+    from llm_assets.serving.tracing import exchange_tracer, serving_experiment_name
 
     config = profile.serving
     redactor = Redactor.from_cleaning(profile.cleaning)
@@ -106,6 +109,7 @@ def build_app(
     guardrails = guardrails_for(
         served.model.adapter_path, profile.guardrails, profile.cleaning.pii_allow_list
     )
+    tracer = exchange_tracer(served, serving_experiment_name(served, config.trace_experiment))
     app = create_app(
         engine,
         store,
@@ -117,9 +121,11 @@ def build_app(
         system_prompt=profile.datasets.system_prompt,
         context=context,
         guardrails=guardrails,
+        tracer=tracer,
     )
     app.state.engine = engine
     app.state.guardrails = guardrails
+    app.state.tracer = tracer
     return app
 
 
@@ -135,9 +141,14 @@ def served_retrieval(
 
 def run_server(profile: Profile, options: ServeOptions) -> None:
     """Serve until interrupted (Ctrl+C)."""
+    import mlflow
     import uvicorn
 
     token = serve_token(options)
+    # Traces go to the store the registry is read from; a folder served without the registry
+    # is traced into the local store (MLflow's own default is ./mlflow.db wherever serve runs).
+    tracking_uri = options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
     served = resolve_served_model(profile, options)
     weights = served.gguf_dir or served.model.adapter_path or served.model.base_model_path
     engine_name: str = profile.serving.engine
@@ -149,6 +160,11 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     where = f"http://{options.host}:{options.port}"
     print(f"OpenAI API: {where}/v1   chat page: {where}/", end="")
     print(f"#token=<{TOKEN_ENV_VAR}>" if token else "   (no authentication)")
+    tracer = app.state.tracer
+    if tracer.experiment_id is not None:
+        print(
+            f"traces: MLflow experiment {tracer.experiment_name!r} in {mlflow.get_tracking_uri()}"
+        )
     if rag:
         why = " (the model was trained with them)" if trained_with else ""
         print(f"RAG: the closest rag_index chunks are given to the model as context{why}")

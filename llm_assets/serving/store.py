@@ -1,11 +1,12 @@
 """Every exchange and every piece of feedback, PII-redacted, in SQL through SQLAlchemy.
 
 Two tables, created on start when missing: `serving_exchanges` (one row per answer: the
-conversation and the answer, redacted, with the model version, token counts, latency and the RAG
-chunks used) and `serving_feedback` (any number of rows per answer: thumbs, a 1-5 rating, a
-comment and a corrected answer, redacted). SQLite under the state folder by default; in
-production the URL comes from the environment variable `serving.database_url_env` names (a
-Postgres URL), so the password stays out of the profile. Times are stored as naive UTC.
+conversation and the answer, redacted, with the model version, token counts, latency, the RAG
+chunks used and the id of its MLflow trace) and `serving_feedback` (any number of rows per
+answer: thumbs, a 1-5 rating, a comment and a corrected answer, redacted). SQLite under the
+state folder by default; in production the URL comes from the environment variable
+`serving.database_url_env` names (a Postgres URL), so the password stays out of the profile.
+Times are stored as naive UTC.
 
 `read_feedback` is what the quarterly `feedback_records` asset reads.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ exchanges = sa.Table(
     sa.Column("stream", sa.Boolean, nullable=False),
     sa.Column("rag_chunk_ids", sa.JSON, nullable=False),
     sa.Column("pii_redacted", sa.JSON, nullable=False),
+    # Added after the first release: open_database adds it to a store created without it.
+    sa.Column("trace_id", sa.String(64)),
 )
 
 feedback = sa.Table(
@@ -76,12 +79,36 @@ def database_url(url_env: str, sqlite_path: Path | None = None) -> str:
 
 
 def open_database(url: str) -> sa.Engine:
-    """An engine on `url` with both tables created when missing."""
+    """An engine on `url` with both tables created when missing, and the columns added since
+    a store was created added to it."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, pool_pre_ping=True)
     metadata.create_all(engine)
+    _add_missing_columns(engine, exchanges)
     return engine
+
+
+def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """ALTER TABLE … ADD COLUMN for each nullable column of `table` the database lacks: a store
+    written by an older release opens and keeps its rows (the new column is NULL in them)."""
+    present = {column["name"] for column in sa.inspect(engine).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in present:
+            continue
+        quote = engine.dialect.identifier_preparer
+        kind = column.type.compile(dialect=engine.dialect)
+        add = (
+            f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {quote.quote(column.name)} {kind}"
+        )
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text(add))
+        except sa.exc.DBAPIError:
+            # Another process opening the same store may have added it first.
+            added = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+            if column.name not in added:
+                raise
 
 
 @dataclass(frozen=True)
@@ -129,6 +156,7 @@ class Exchange:
     first_token_ms: float | None = None
     rag_chunk_ids: list[str] = field(default_factory=list)
     created_at: datetime = field(default_factory=lambda: utc_now())
+    trace_id: str | None = None  # its MLflow trace (llm_assets.serving.tracing), when traced
 
 
 def utc_now() -> datetime:
@@ -150,7 +178,9 @@ class ExchangeStore:
         self.engine = engine
         self.redactor = redactor
 
-    def record_exchange(self, exchange: Exchange) -> None:
+    def record_exchange(self, exchange: Exchange) -> Exchange:
+        """Stores `exchange` redacted; returns it as stored (conversation and answer redacted),
+        which is what may leave this store, e.g. into its MLflow trace."""
         contents = [message["content"] for message in exchange.messages]
         redacted, found = self.redactor.redact([*contents, exchange.answer])
         messages = [
@@ -174,8 +204,10 @@ class ExchangeStore:
                     stream=exchange.stream,
                     rag_chunk_ids=list(exchange.rag_chunk_ids),
                     pii_redacted=found,
+                    trace_id=exchange.trace_id,
                 )
             )
+        return replace(exchange, messages=messages, answer=redacted[-1])
 
     def record_feedback(
         self,
@@ -210,6 +242,27 @@ class ExchangeStore:
                 )
             )
             return int(inserted.scalar_one())
+
+    def traced_feedback(self, feedback_id: int) -> dict[str, Any] | None:
+        """Feedback row `feedback_id` as stored (redacted) with its exchange's `trace_id`
+        (None when that exchange was not traced): feedback_id, response_id, trace_id, thumbs,
+        rating, comment, corrected_answer. None when there is no such row."""
+        query = (
+            sa.select(
+                feedback.c.feedback_id,
+                feedback.c.response_id,
+                exchanges.c.trace_id,
+                feedback.c.thumbs,
+                feedback.c.rating,
+                feedback.c.comment,
+                feedback.c.corrected_answer,
+            )
+            .join(exchanges, feedback.c.response_id == exchanges.c.response_id)
+            .where(feedback.c.feedback_id == feedback_id)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else dict(row._mapping)
 
 
 def read_feedback(engine: sa.Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:

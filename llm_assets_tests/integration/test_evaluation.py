@@ -122,6 +122,10 @@ def test_eval_report_has_every_key_and_both_reports(graph: MaterializedGraph) ->
     assert "## Promotion gate" in markdown and "| ROUGE-L |" in markdown
     assert "<img" in page and "data:image/png;base64," in page
     assert "Training loss" in page and "No `loss` history" not in markdown
+    # No judge in the tiny profile: the report says so, and the gate lists it as not counted.
+    assert report["judge"]["enabled"] is False and "No LLM judge was asked" in markdown
+    gate = {row["criterion"]: row for row in report["promotion"]["criteria"]}
+    assert gate["judge_score"]["actual"] == "not counted"
     assert all(c in markdown for c in REVIEW_CRITERIA)
 
 
@@ -143,6 +147,30 @@ def test_eval_report_is_logged_to_the_adapters_mlflow_run(graph: MaterializedGra
     assert event is not None and event.asset_materialization is not None
     metadata = event.asset_materialization.metadata
     assert "Evaluation report" in metadata["report"].value
+    # Every model's answers as an MLflow table, and the tuned figures on the adapter's logged
+    # model, so its page in the MLflow UI shows the evaluation.
+    tables = [path for path in logged if path.startswith("eval/golden_answers-")]
+    assert len(tables) == 1 and "logged_model" in metadata["answers_table"].value
+    table = client.load_table(run.info.experiment_id, tables[0], run_ids=[run.info.run_id])
+    answers = graph.value("golden_predictions")
+    assert len(table) == len(answers) and set(table["model"]) == set(answers["model"])
+    assert table["rouge_l"].between(0, 1).all()
+    model_id = report_adapter_model_id(graph)
+    on_model = {m.key: m.value for m in client.get_logged_model(model_id).metrics}
+    assert on_model["eval.golden_rougeL"] == pytest.approx(report["golden_rougeL_tuned"])
+    # The training run made the model (an output) and evaluated it; its metrics name the run.
+    run = client.get_run(run.info.run_id)
+    linked = [
+        m.model_id for m in (run.inputs.model_inputs or []) + (run.outputs.model_outputs or [])
+    ]
+    assert model_id in linked
+    assert run.info.run_id in {m.run_id for m in client.get_logged_model(model_id).metrics}
+
+
+def report_adapter_model_id(graph: MaterializedGraph) -> str:
+    uri = graph.value("preference_adapter")["mlflow_model_uri"]
+    assert uri.startswith("models:/m-"), uri
+    return str(uri.removeprefix("models:/"))
 
 
 def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: MaterializedGraph) -> None:

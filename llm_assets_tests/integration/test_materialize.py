@@ -195,21 +195,26 @@ def test_unchanged_work_is_not_redone(graph: MaterializedGraph) -> None:
     assert only_stale_or_missing(graph.defs, graph.instance, everything) == set()
 
     # A training setting changed in conf makes training out of date, and what follows with it;
-    # nothing before. Only training is re-made first: what follows re-runs if its data changed.
+    # nothing before. Both tuning steps read training settings (the preference adapter is trained
+    # with the same LoRA and precision settings), so both are re-made first: what follows re-runs
+    # if its data changed.
     changed = graph.profile.model_copy(
         update={"training": graph.profile.training.model_copy(update={"lora_r": 4})}
     )
     changed_defs = build_definitions(changed, resources=graph.defs.resources)
     assert only_stale_or_missing(changed_defs, graph.instance, everything) == {
-        dg.AssetKey("qlora_adapter")
+        dg.AssetKey("qlora_adapter"),
+        dg.AssetKey("preference_adapter"),
     }
     states = staleness(changed_defs, graph.instance, everything)
     assert {key.to_user_string() for key, state in states.items() if not state.fresh} == {
         "qlora_adapter",
+        "preference_adapter",
         "registered_challenger",
         "golden_predictions",
         "fact_answers",
         "human_review_scores",
+        "judge_scores",
         "redteam_report",
         "eval_report",
         "champion_model",
@@ -217,6 +222,7 @@ def test_unchanged_work_is_not_redone(graph: MaterializedGraph) -> None:
         "quantized_export",
     }
     assert states[dg.AssetKey("qlora_adapter")].own[0].startswith("code version changed")
+    assert states[dg.AssetKey("preference_adapter")].own[0].startswith("code version changed")
     assert states[dg.AssetKey("eval_report")].upstream
     assert states[dg.AssetKey("base_model")].fresh
 

@@ -2,7 +2,7 @@
 held-out conversations; the blinded files for human review and the scores that come back; the
 report with the promotion verdict.
 
-`golden_predictions` -> `human_review_scores` -> `eval_report` <- `redteam_report`
+`golden_predictions` -> `human_review_scores` -> `judge_scores` -> `eval_report` <- `redteam_report`
 """
 
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from llm_assets.defs.evaluation.eval_report import eval_report_asset
+from llm_assets.defs.evaluation.judge import judge_scores_asset
 from llm_assets.defs.evaluation.predictions import (
     golden_predictions_asset,
     human_review_scores_asset,
@@ -26,6 +27,7 @@ def build_evaluation_defs(profile: Profile) -> tuple[list[Any], list[Any]]:
         [
             golden_predictions_asset(profile),
             human_review_scores_asset(profile),
+            judge_scores_asset(profile),
             eval_report_asset(profile),
         ],
         [],

@@ -8,7 +8,14 @@ import dagster as dg
 import pandas as pd
 
 from llm_assets.code_versions import AssetSettings
-from llm_assets.contracts import Adapter, EvalReport, HumanReviewScores, RagIndex, RedTeamReport
+from llm_assets.contracts import (
+    Adapter,
+    EvalReport,
+    HumanReviewScores,
+    JudgeScores,
+    RagIndex,
+    RedTeamReport,
+)
 from llm_assets.defs.evaluation.predictions import CODE, metric_cache
 from llm_assets.defs.metadata import stage_output
 from llm_assets.defs.resources import ArtifactStoreResource, MlflowResource
@@ -42,14 +49,15 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
         golden_set: pd.DataFrame,
         golden_predictions: pd.DataFrame,
         human_review_scores: HumanReviewScores,
+        judge_scores: JudgeScores,
         redteam_report: RedTeamReport,
         rag_index: RagIndex,
         fact_answers: pd.DataFrame,
     ) -> dg.Output[EvalReport]:
         """Tuned vs base (and champion): perplexity on validation and golden, ROUGE-L, BLEU,
         chrF and exact match on the golden answers with paired bootstrap intervals, generation
-        speed, human scores, red-team pass rates and the promotion verdict; a Markdown and an
-        HTML report, logged to the adapter's MLflow run."""
+        speed, human and LLM-judge scores, red-team pass rates and the promotion verdict; a
+        Markdown and an HTML report, logged to the adapter's MLflow run."""
         profile = settings.profile
         made = run_eval_report(
             preference_adapter,
@@ -57,6 +65,7 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
             golden_set,
             golden_predictions,
             human_review_scores,
+            judge_scores,
             redteam_report,
             rag_index,
             fact_answers,

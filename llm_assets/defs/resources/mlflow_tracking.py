@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from llm_assets.settings import PROJECT_ROOT, state_dir
+from llm_assets.settings import PROJECT_ROOT, default_tracking_uri, state_dir
 
 
 def git_commit() -> str:
@@ -150,9 +150,3 @@ def check_tracking_server(uri: str, timeout_seconds: float = 5.0) -> None:
         "Start it (make mlflow, or the team's server), or point MLFLOW_TRACKING_URI at one "
         "that answers"
     )
-
-
-def default_tracking_uri() -> str:
-    database = Path(state_dir()) / "mlflow" / "mlflow.db"
-    database.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{database}"
