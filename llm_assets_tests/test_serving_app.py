@@ -411,3 +411,50 @@ def test_a_model_trained_with_retrieval_is_served_with_it(tmp_path: Path) -> Non
     )
     write_context_format(tmp_path, ContextFormat(3, 900))
     assert served_retrieval(profile, options, closed_book) == (True, ContextFormat(3, 900))
+
+
+FEEDBACK_FIXTURE = Path(__file__).parents[1] / "data" / "sample" / "feedback" / "feedback.jsonl"
+
+
+def test_the_sample_feedback_reaches_preference_data_through_the_api(
+    client: TestClient, store: ExchangeStore
+) -> None:
+    """Every judged exchange of the shipped fixture, asked and judged through the API as a user
+    would, ends up as KTO rows, a DPO pair or a ledger reason, as its verdict says."""
+    from datetime import UTC, datetime
+
+    from llm_assets.datasets.preferences import judgement, preference_data
+    from llm_assets.serving.store import read_feedback
+    from llm_assets.settings import ConversationTemplate
+    from llm_assets.sources.feedback import Exchange, latest_per_response
+
+    fixture = [json.loads(line) for line in FEEDBACK_FIXTURE.read_text().splitlines()]
+    judged: dict[str, str] = {}
+    for row in fixture:
+        answer = client.post(
+            "/v1/chat/completions", json={"messages": row["messages"]}, headers=AUTH
+        ).json()
+        verdict = {k: row[k] for k in ("thumbs", "rating", "comment", "corrected_answer")}
+        sent = {k: v for k, v in verdict.items() if v is not None}
+        body = {"response_id": answer["id"], **sent}
+        given = client.post("/v1/feedback", json=body, headers=AUTH)
+        assert given.status_code == 201, given.text
+        judged[answer["id"]] = judgement(Exchange.from_mapping(row), 4)
+
+    rows = read_feedback(store.engine, datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))
+    served = latest_per_response(rows)
+    data = preference_data(served, 4, "2026-10-01", ConversationTemplate(), "Support.")
+    ledger = data.ledger.set_index("response_id")
+    assert sorted(ledger.index) == sorted(judged)
+    assert {judgement(exchange, 4) for exchange in served} == set(judged.values())
+    for exchange in served:
+        verdict, entry = judgement(exchange, 4), ledger.loc[exchange.response_id]
+        assert verdict == judged[exchange.response_id]
+        if verdict.startswith("preference."):  # neutral ratings: nothing learned, reason kept
+            assert entry["reason"] == verdict and entry["unpaired_rows"] == entry["pairs"] == 0
+        elif entry["reason"] != "preference.duplicate":
+            assert entry["unpaired_rows"] >= 1
+            assert entry["pairs"] == (1 if verdict == "corrected" else 0)
+    assert ledger["unpaired_rows"].sum() == len(data.unpaired)
+    assert ledger["pairs"].sum() == len(data.paired) > 0
+    assert (data.unpaired["label"] == True).sum() > 0  # noqa: E712 (corrections are the good side)
