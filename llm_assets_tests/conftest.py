@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,59 @@ def save_tiny_llama(folder: Path, seed: int = 0) -> Path:
     build_tiny_model(tokenizer, config, seed=seed).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@dataclass
+class ChatEndpoint:
+    """A fake OpenAI-compatible endpoint's base URL and what it received."""
+
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+@contextmanager
+def chat_endpoint(reply: Callable[[dict[str, Any]], int | str]) -> Iterator[ChatEndpoint]:
+    """`/v1/chat/completions` on a free loopback port (any other path: 404). Each request body
+    is recorded with its headers and answered with `reply(body)`: the assistant's text, or an
+    HTTP status with an error body."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    endpoint = ChatEndpoint(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            endpoint.requests.append(body)
+            endpoint.headers.append(dict(self.headers))
+            answer = reply(body) if self.path == "/v1/chat/completions" else 404
+            if isinstance(answer, int):
+                self.send_response(answer)
+                self.end_headers()
+                self.wfile.write(b'{"error": "nope"}')
+                return
+            message = {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+            payload = json.dumps(message).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from llm_assets.datasets.teacher import (
     parse_qa_pairs,
 )
 from llm_assets.settings import DatasetConfig, TeacherConfig
+from llm_assets_tests.conftest import ChatEndpoint, chat_endpoint
 
 
 @dataclass
@@ -28,47 +27,30 @@ class FakeOpenAI:
     """What the server received, and how it answers: `replies` in order (a status code or the
     assistant text), then the last one again."""
 
-    url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
+    endpoint: ChatEndpoint
     replies: list[int | str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.endpoint.requests
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        return self.endpoint.headers
 
 
 @pytest.fixture
 def teacher_server() -> Iterator[FakeOpenAI]:
-    state = FakeOpenAI(url="")
+    def reply(_: dict[str, Any]) -> int | str:
+        return state.replies[min(len(state.requests), len(state.replies)) - 1]
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the http.server API)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append(json.loads(body))
-            state.headers.append(dict(self.headers))
-            reply = state.replies[min(len(state.requests), len(state.replies)) - 1]
-            if self.path != "/v1/chat/completions":
-                reply = 404
-            if isinstance(reply, int):
-                self.send_response(reply)
-                self.end_headers()
-                self.wfile.write(b'{"error": "nope"}')
-                return
-            answer = {"choices": [{"message": {"role": "assistant", "content": reply}}]}
-            payload = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with chat_endpoint(reply) as endpoint:
+        state = FakeOpenAI(endpoint)
+        yield state
 
 
 QA = json.dumps(

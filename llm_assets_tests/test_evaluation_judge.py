@@ -2,10 +2,8 @@
 HTTP endpoint, counted by the gate only when it agrees with human reviewers."""
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import combinations, product
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from llm_assets.evaluation.judge_run import run_judge_scores
 from llm_assets.evaluation.promotion import judge_promotion
 from llm_assets.evaluation.review import REVIEW_CRITERIA
 from llm_assets.settings import PromotionCriteria
+from llm_assets_tests.conftest import chat_endpoint
 from llm_assets_tests.test_evaluation_promotion import NOT_JUDGED, _metrics
 
 PAIRS = 36
@@ -168,34 +167,15 @@ Grader = Callable[[int, str, str], Any]
 def judge_endpoint(grade: Grader) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """An OpenAI-compatible chat endpoint on localhost whose reply scores each criterion with
     `grade(pair, model, criterion)` (the answer text says which pair and model it is)."""
-    requests: list[dict[str, Any]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append(body)
-            answer = body["messages"][-1]["content"].rsplit("Answer to grade:\n", 1)[1]
-            model, _, pair = answer.split()
-            scores = {c: grade(int(pair), model, c) for c in REVIEW_CRITERIA}
-            content = f"Scores: {json.dumps(scores | {'rationale': 'ok'})}"
-            reply = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+    def reply(body: dict[str, Any]) -> str:
+        answer = body["messages"][-1]["content"].rsplit("Answer to grade:\n", 1)[1]
+        model, _, pair = answer.split()
+        scores = {c: grade(int(pair), model, c) for c in REVIEW_CRITERIA}
+        return f"Scores: {json.dumps(scores | {'rationale': 'ok'})}"
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with chat_endpoint(reply) as endpoint:
+        yield endpoint.url, endpoint.requests
 
 
 def judge_config(url: str, **changes: Any) -> JudgeConfig:

@@ -22,9 +22,9 @@ from llm_assets.serving.engine import TransformersEngine
 from llm_assets.serving.models import ServedModel, served_from_folder
 from llm_assets.serving.store import ExchangeStore, Redactor, exchanges, open_database
 from llm_assets.serving.tracing import TRACE_HEADER, ExchangeTracer, exchange_tracer
-from llm_assets.settings import GenerationConfig, ServingConfig, TinyModelConfig
+from llm_assets.settings import GenerationConfig, ServingConfig
 
-from .conftest import served_exchange
+from .conftest import save_tiny_llama, served_exchange
 
 TOKEN = "trace-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,21 +36,7 @@ CHUNK = RetrievedChunk("docs/trash#0", "trash", "docs", "trash.md", "", "Trash: 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
     """A tiny random Llama, served as if it were version 3 of the registered model."""
-    from llm_assets.training.base_model import build_tiny_model, train_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = train_tokenizer(["Restore deleted files from the trash."] * 30, vocab_size=300)
-    config = TinyModelConfig(
-        vocab_size=300,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-    )
-    build_tiny_model(tokenizer, config, seed=0).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = save_tiny_llama(tmp_path_factory.mktemp("tiny-model"))
     folder_model = served_from_folder(folder, name=MODEL)
     return replace(folder_model, version="3", source="champion (version 3)")
 

@@ -15,11 +15,11 @@ import json
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from llm_assets.contracts import Agreement
 from llm_assets.evaluation.review import REVIEW_CRITERIA, RUBRIC
 
 SCORES = np.arange(1, 6)
@@ -101,20 +101,6 @@ def spearman(first: np.ndarray, second: np.ndarray) -> float:
         # A constant rater is expected here (NaN says so); scipy's warning adds nothing.
         warnings.simplefilter("ignore")
         return float(pd.Series(first, dtype=float).corr(pd.Series(second, dtype=float), "spearman"))
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """How two raters agree on the answers both scored."""
-
-    answers: int  # distinct answers both scored
-    ratings: int  # (answer, criterion) pairs compared
-    weighted_kappa: float
-    kappa_low: float
-    kappa_high: float
-    spearman: float
-    spearman_low: float
-    spearman_high: float
 
 
 def agreement(

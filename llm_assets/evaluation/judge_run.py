@@ -49,10 +49,10 @@ def run_judge_scores(
     judge = judging.long_scores(
         [(_answer_id(a.pair_id, a.model), "judge", a.scores) for a in judged]
     )
-    with_humans = _agreement(
+    with_humans = judging.agreement(
         judging.judge_against_humans(judge, humans), bootstrap_samples, confidence
     )
-    between = _agreement(judging.between_humans(humans), bootstrap_samples, confidence)
+    between = judging.agreement(judging.between_humans(humans), bootstrap_samples, confidence)
     why_ignored = _why_ignored(config, with_humans, human_review_scores)
     scores = _mean_scores(judged)
     value = JudgeScores(
@@ -112,11 +112,6 @@ def _judge_answers(
 
 def _answer_id(pair_id: str, model: str) -> str:
     return f"{pair_id}\x1f{model}"
-
-
-def _agreement(ratings: pd.DataFrame, samples: int, confidence: float) -> Agreement | None:
-    found = judging.agreement(ratings, samples, confidence)
-    return Agreement.model_validate(found.__dict__) if found else None
 
 
 def _mean_scores(judged: list[JudgedAnswer]) -> dict[str, dict[str, float]]:
