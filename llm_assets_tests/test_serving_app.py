@@ -20,6 +20,7 @@ from llm_assets.serving.models import ServedModel, ServedModelNotFound, served_f
 from llm_assets.serving.server import ServeOptions, ServeRefused, serve_token
 from llm_assets.serving.store import ExchangeStore, Redactor, exchanges, open_database
 from llm_assets.settings import GenerationConfig, ServingConfig, TinyModelConfig
+from llm_assets_tests.conftest import FEEDBACK_FIXTURE
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -411,9 +412,6 @@ def test_a_model_trained_with_retrieval_is_served_with_it(tmp_path: Path) -> Non
     )
     write_context_format(tmp_path, ContextFormat(3, 900))
     assert served_retrieval(profile, options, closed_book) == (True, ContextFormat(3, 900))
-
-
-FEEDBACK_FIXTURE = Path(__file__).parents[1] / "data" / "sample" / "feedback" / "feedback.jsonl"
 
 
 def test_the_sample_feedback_reaches_preference_data_through_the_api(
