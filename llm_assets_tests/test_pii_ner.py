@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from llm_assets.cleaning.pii import PII_ENTITIES, find_pii, redact_pii, redact_pii_batch
+from llm_assets.cleaning.pii_names import find_person_names
 from llm_assets.cleaning.pii_ner import (
     MODEL_SHA256,
     ModelIntegrityError,
@@ -53,6 +54,23 @@ def test_person_names_found_by_model_and_rules(text: str, names: list[str]) -> N
 
 
 @pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        # Letters beyond Latin-1 (Czech, Polish, Esperanto), not only "é" and "ö".
+        ("Ticket opened by Hynek Dvořák from Brno.", ["Hynek Dvořák"]),
+        ("Kateřina: What a wife.\nRené: Remember me?", ["Kateřina", "René"]),
+        ("Please add my daughter Zdeňka to the family plan.", ["Zdeňka"]),  # a relative
+        ("It is Oyelaran's daughter on the phone.", ["Oyelaran's"]),
+        ("Oluwaseun K. Adebayo approved the change.", ["Oluwaseun K. Adebayo"]),  # an initial
+        ("Her birth name is Kowalczyk", ["Kowalczyk"]),
+    ],
+)
+def test_name_rules_without_the_model(text: str, names: list[str]) -> None:
+    """What the rules find on their own, where the NER model may or may not."""
+    assert [text[start:end] for start, end in find_person_names(text)] == names
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Will the Pro plan include Single Sign-On after May 2026?",
@@ -61,6 +79,8 @@ def test_person_names_found_by_model_and_rules(text: str, names: list[str]) -> N
         "Grant Access under Settings, then Mark as read.",
         "Don't restart the Data Platform before Monday.",
         "The file called Settings lists the Uses and Boxes of each Project.",
+        "See Section A. Overview, then Plan B. Upgrade the client to Version 4.",
+        "My son's laptop and my Mother's Day card are both on the Team plan.",
     ],
 )
 def test_names_that_are_common_words_are_kept_in_non_name_use(text: str) -> None:

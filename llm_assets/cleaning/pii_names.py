@@ -54,6 +54,14 @@ NOT_NAMES = frozenset(
 )
 
 TITLES = r"(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sir|Madam|Herr|Frau|Fr|Hr|Ing|Dipl\.-Ing|Mag)\.?"
+# Relatives and partners, before a name ("my kid Mali") or after one ("Pavia's daughter").
+KIN = (
+    r"(?:kid|kids|son|daughter|child|wife|husband|partner|spouse|brother|sister|mother|father"
+    r"|mom|mum|dad|uncle|aunt|cousin|nephew|niece|grandson|granddaughter|grandmother"
+    r"|grandfather|grandma|grandpa|boyfriend|girlfriend|fianc[eé]e?|stepson|stepdaughter)"
+)
+KIN_BEFORE = re.compile(rf"\b(?:my|your|his|her|our|their)\s+{KIN}[\s,]*$", re.IGNORECASE)
+NAME_KINDS = r"(?:first|last|middle|full|maiden|birth|family|given|sur)"
 # Things that come before a person's name.
 CUE = re.compile(
     r"(?:\b(?:colleague|coworker|co-worker|manager|boss|customer|client|user|agent|technician"
@@ -70,8 +78,11 @@ SIGN_OFF = re.compile(
     re.IGNORECASE,
 )
 
-_UPPER = "A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČ"
-_LOWER = "a-zß-öø-ÿłśżźćńšžčğı"
+# Every Latin letter with a diacritic (Latin-1 Supplement, Extended-A and -B): "Kateřina",
+# "Gabryŝ" and "Dvořáčková" are names as much as "José" is.
+_LATIN = [chr(code) for code in range(0xC0, 0x250)]
+_UPPER = "A-Z" + "".join(char for char in _LATIN if char.isupper())
+_LOWER = "a-z" + "".join(char for char in _LATIN if char.islower())
 NAME_WORD = (
     rf"(?:[{_UPPER}]['’])?[{_UPPER}]"
     rf"(?:[{_LOWER}]+(?:['’\-][{_UPPER}]?[{_LOWER}]+)*|[{_LOWER}]?[{_UPPER}][{_LOWER}]+)"
@@ -215,23 +226,29 @@ def _person_in_run(
     if has_title:  # "Dear Dr Wilson": the name starts at the title
         tokens, words = tokens[titled[0] :], words[titled[0] :]
     cue = bool(CUE.search(before)) or bool(SIGN_OFF.search(before))
-    strong_cue = bool(SIGN_OFF.search(before)) or bool(
-        re.search(
-            r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named(?:\s+(?:him|her|them))?"
-            r"|calls?\s+me|starring|featuring)[\s:,\"']*$",
-            before,
-            re.IGNORECASE,
+    strong_cue = (
+        bool(SIGN_OFF.search(before))
+        or bool(
+            re.search(
+                r"(?:dear|name\s*(?:is)?\??|attn|this\s+is|called|named(?:\s+(?:him|her|them))?"
+                r"|calls?\s+me|starring|featuring)[\s:,\"']*$",
+                before,
+                re.IGNORECASE,
+            )
         )
+        or bool(KIN_BEFORE.search(before))
     )
-    # Words by which a person names themself: whatever capitalised word follows is their name.
+    # Words that name someone: whatever capitalised word follows is their name.
     self_naming = bool(
         re.search(
-            r"(?:\bcalls?\s+me|\bmy\s+(?:(?:first|last|middle|full)\s+)?name\s+is"
-            r"|\b(?:first|last|middle|full)\s+name\s*[?:])[\s:,\"']*$",
+            rf"(?:\bcalls?\s+me|\b(?:my|his|her|their|your)\s+(?:{NAME_KINDS}\s+)?name\s+is"
+            rf"|\b{NAME_KINDS}\s+name\s*(?:[?:]|is\b))[\s:,\"']*$",
             before,
             re.IGNORECASE,
         )
     )
+    if _initial_between_names(words):
+        return tokens[0].start(), tokens[-1].end()
     if has_title:
         names = [w for w in words[1:] if _is_word(w)]
         if names and all(w.lower() not in NOT_NAMES for w in names):
@@ -289,6 +306,27 @@ def _person_in_run(
     return None
 
 
+def _initial_between_names(words: list[str]) -> bool:
+    """ "Muslim R. Ignatieff": a middle initial between a given name and a surname is how
+    people, not places or products, are written; the surname must not be an English word."""
+    return (
+        len(words) == 3
+        and re.fullmatch(INITIAL, words[1]) is not None
+        and _is_word(words[0])
+        and words[0].lower() not in not_names()
+        and could_be_name(words[2])
+    )
+
+
+def _kin_of(word: str, after: str) -> bool:
+    """ "I'm Pavia's daughter": a possessive before a relative names a person."""
+    return (
+        re.search(r"['’]s$", word) is not None
+        and re.match(rf"\s+{KIN}\b", after, re.IGNORECASE) is not None
+        and could_be_name(word)
+    )
+
+
 def find_person_names(text: str) -> list[tuple[int, int]]:
     """Character spans of people's names in `text` (title included when present)."""
     spans: list[tuple[int, int]] = []
@@ -306,6 +344,8 @@ def find_person_names(text: str) -> list[tuple[int, int]]:
         opening = text[line_start + 1 : run.start()]
         alone = not re.search(r"[\w]", opening) and not re.search(r"\w", after)
         found = _person_in_run(tokens, before, alone)
+        if found is None and len(tokens) == 1 and _kin_of(tokens[0].group(), after):
+            found = tokens[0].span()
         if found:
             spans.append(found)
     return spans
