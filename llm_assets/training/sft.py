@@ -316,13 +316,18 @@ def build_sft_trainer(
     train_dataset: Any,
     eval_dataset: Any = None,
     callbacks: list[Any] | None = None,
+    answer_only_loss: bool = True,
 ) -> Any:
     """The base loaded as `config.method` needs it (4-bit for QLoRA; bf16 on GPU, fp32 on CPU)
     and trl's SFTTrainer around it with the method's peft config: the training step that
-    `train_adapter` runs and the benchmark measures."""
+    `train_adapter` runs and the benchmark measures. `answer_only_loss`: the loss of
+    `answer_loss` (the same value, less memory and work); off, trl's own (the benchmark's
+    peer)."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
+
+    from llm_assets.training.answer_loss import answer_only_sft_trainer
 
     model = AutoModelForCausalLM.from_pretrained(
         base_model_path,
@@ -330,7 +335,12 @@ def build_sft_trainer(
         dtype=torch.bfloat16 if on_gpu() else torch.float32,
         device_map=_device_map(),
     )
-    return SFTTrainer(
+    # Prompt-learning methods add virtual tokens in peft's own forward, which the answer-only
+    # loss would step around; they keep trl's loss.
+    prompt_learning = config.method in ("prompt_tuning", "p_tuning")
+    answer_only = answer_only_loss and not prompt_learning
+    trainer_class = answer_only_sft_trainer() if answer_only else SFTTrainer
+    return trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
