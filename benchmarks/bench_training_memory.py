@@ -1,15 +1,18 @@
-"""Peak memory and step time of the default profile's training step on the real model and rows,
-for the memory settings a profile can change (gradient checkpointing, LoRA dropout), each in a
-fresh process (peak RSS is per process); the rest of `conf/smollm2.yaml`'s training settings
-as they are.
+"""Peak memory, step time and tokens/s of the default profile's training step on the real model
+and rows, against trl's own SFTTrainer on the same rows and settings, each variant in a fresh
+process (peak RSS is per process).
 
     .venv/bin/python benchmarks/bench_training_memory.py --state var      # after `make run`
-    .venv/bin/python benchmarks/bench_training_memory.py --state /tmp/smol/state/in_process/var
+    .venv/bin/python benchmarks/bench_training_memory.py --state /tmp/smol21/state/in_process/var \
+        --variants "trl SFTTrainer, 2 x 4" "answer-only loss, 2 x 4 (conf/smollm2.yaml)"
 
 Reads `base_model`, `chat_template` and `sft_dataset` from the state folder's asset store,
-trains `--steps` optimizer steps of `conf/smollm2.yaml`'s training settings (through the same
-`build_sft_trainer` as `qlora_adapter`) and prints a table; writes
-benchmarks/results/bench_training_memory.json.
+trains `--steps` optimizer steps of `conf/smollm2.yaml`'s training settings with each variant's
+changes (through the same `build_sft_trainer` as `qlora_adapter`; `loss: trl` builds trl's
+SFTTrainer itself, the peer) and prints a table with tokens/s, the ratio to the first variant
+and MFU: 6 x parameters x tokens/s (the usual training-FLOPs estimate, the same numerator for
+every variant) over the fp32 matrix-multiply throughput torch reaches on this machine, measured
+in the same run. Writes benchmarks/results/bench_training_memory.json (or `--output`).
 """
 
 from __future__ import annotations
@@ -24,22 +27,52 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {
-    "dropout 0.05, all activations kept": {"gradient_checkpointing": False, "lora_dropout": 0.05},
-    "gradient checkpointing": {"gradient_checkpointing": True, "lora_dropout": 0.05},
-    "LoRA dropout 0": {"gradient_checkpointing": False, "lora_dropout": 0.0},
-    "both (conf/smollm2.yaml)": {"gradient_checkpointing": True, "lora_dropout": 0.0},
-    # The same 8 rows per optimizer step in one forward/backward instead of two.
-    "both, micro-batch 8 x 1": {
-        "gradient_checkpointing": True,
-        "lora_dropout": 0.0,
-        "per_device_train_batch_size": 8,
-        "gradient_accumulation_steps": 1,
+VARIANTS: dict[str, dict[str, object]] = {
+    # The memory settings, measured with trl's loss at 4 x 2 (docs/pipeline.md).
+    "dropout 0.05, all activations kept": {
+        "loss": "trl", "gradient_checkpointing": False, "lora_dropout": 0.05,
+        "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
     },
-}
+    "gradient checkpointing": {
+        "loss": "trl", "gradient_checkpointing": True, "lora_dropout": 0.05,
+        "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+    },
+    "LoRA dropout 0": {
+        "loss": "trl", "gradient_checkpointing": False, "lora_dropout": 0.0,
+        "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+    },
+    # The same 8 rows per optimizer step, trl's loss against the answer-only loss.
+    "trl SFTTrainer, 4 x 2": {
+        "loss": "trl", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+    },
+    "answer-only loss, 4 x 2": {
+        "loss": "answers", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+    },
+    "trl SFTTrainer, 2 x 4": {
+        "loss": "trl", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+    },
+    "answer-only loss, 2 x 4 (conf/smollm2.yaml)": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+    },
+    "answer-only loss, 8 x 1": {
+        "loss": "answers", "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+    },
+}  # fmt: skip
 
 
-def one_variant(state: Path, profile_path: Path, updates: dict[str, object], steps: int) -> dict:
+def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
+    """fp32 FLOP/s of a square matrix multiply: what this machine's cores reach in torch."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def one_variant(state: Path, profile_path: Path, variant: dict[str, object], steps: int) -> dict:
     """Runs in its own process: build the trainer as qlora_adapter does, train `steps`."""
     import resource
     import tempfile
@@ -57,6 +90,7 @@ def one_variant(state: Path, profile_path: Path, updates: dict[str, object], ste
     template = json.loads((assets / "chat_template.json").read_text())["template"]
     dataset = load_from_disk(str((assets / "sft_dataset.hfds").resolve()))
     profile = load_profile(profile_path)
+    updates = {key: value for key, value in variant.items() if key != "loss"}
     config = profile.training.model_copy(update=updates)
     tokenizer = load_chat_tokenizer(base, chat_template=template)
     rows = steps * config.per_device_train_batch_size * config.gradient_accumulation_steps
@@ -77,14 +111,21 @@ def one_variant(state: Path, profile_path: Path, updates: dict[str, object], ste
             profile.datasets.max_length,
             overrides={"max_steps": steps, "eval_strategy": "no", "save_strategy": "no"},
         )
-        trainer = build_sft_trainer(base, tokenizer, config, args, train)
+        trainer = build_sft_trainer(
+            base, tokenizer, config, args, train, answer_only_loss=variant["loss"] == "answers"
+        )
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         threading.Thread(target=sample, daemon=True).start()
         started = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - started
         running = False
+    tokens = max(float(e.get("num_tokens", 0)) for e in trainer.state.log_history)
+    parameters = sum(p.numel() for p in trainer.model.parameters())
     return {
+        "tokens": int(tokens),
+        "tokens_per_s": round(tokens / seconds, 1),
+        "mfu": round(6 * parameters * tokens / seconds / matmul_flops_per_second(), 4),
         "steps": steps,
         "rows_per_step": config.per_device_train_batch_size * config.gradient_accumulation_steps,
         "seconds_per_step": round(seconds / steps, 2),
@@ -101,6 +142,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=ROOT / "conf" / "smollm2.yaml")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks/results/bench_training_memory.json"
     )
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
@@ -111,7 +155,7 @@ def main() -> None:
         return
 
     results = []
-    for name, updates in VARIANTS.items():
+    for name in args.variants:
         command = [sys.executable, __file__, "--state", str(args.state), "--variant", name]
         command += ["--profile", str(args.profile), "--steps", str(args.steps)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -119,34 +163,35 @@ def main() -> None:
             print(done.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"variant {name!r} failed")
         measured = json.loads(done.stdout.strip().splitlines()[-1])
-        results.append({"variant": name, "settings": updates, **measured})
+        results.append({"variant": name, "settings": VARIANTS[name], **measured})
         print(f"{name}: {measured}", flush=True)
 
     reference = results[0]
-    header = f"{'variant':<36} {'s/step':>7} {'peak RSS MiB':>13} {'median MiB':>11}"
-    print(f"\n{header} {'peak vs first':>14}")
-    for row in results:
-        ratio = row["peak_rss_mib"] / reference["peak_rss_mib"]
-        print(
-            f"{row['variant']:<36} {row['seconds_per_step']:>7.1f} {row['peak_rss_mib']:>13.0f} "
-            f"{row['median_rss_mib'] or 0:>11.0f} {ratio:>13.2f}x"
-        )
-    args.output.write_text(
-        json.dumps(
-            {
-                "command": "python benchmarks/bench_training_memory.py --state <state>/var",
-                "profile": str(args.profile.relative_to(ROOT)),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-                },
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    print(
+        f"\n{'variant':<46} {'s/step':>7} {'tokens/s':>9} {'vs first':>9} {'MFU':>6} "
+        f"{'peak RSS MiB':>13} {'median MiB':>11} {'loss':>7}"
     )
+    for row in results:
+        row["tokens_per_s_vs_first"] = round(row["tokens_per_s"] / reference["tokens_per_s"], 3)
+        print(
+            f"{row['variant']:<46} {row['seconds_per_step']:>7.1f} {row['tokens_per_s']:>9.1f} "
+            f"{row['tokens_per_s_vs_first']:>8.2f}x {row['mfu']:>6.3f} "
+            f"{row['peak_rss_mib']:>13.0f} {row['median_rss_mib'] or 0:>11.0f} "
+            f"{row['train_loss']:>7.4f}"
+        )
+    report = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "profile": str(args.profile.resolve().relative_to(ROOT)),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "results": results,
+    }
+    partial = args.output.with_suffix(".json.partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(args.output)
     print(f"wrote {args.output}")
 
 
