@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llm_assets.storage import atomic_file
+
 ROOT = Path(__file__).resolve().parents[1]
 FEEDBACK = ROOT / "data" / "sample" / "feedback" / "feedback.jsonl"
 
@@ -72,18 +74,6 @@ def feedback_rows(profile: Any, split: str) -> Any:
     )
 
 
-def margins(model: Any, tokenizer: Any, pairs: Any, max_length: int) -> list[float]:
-    """log p(chosen) - log p(rejected) of each pair, summed over the answer tokens."""
-    from llm_assets.evaluation.perplexity import perplexity
-
-    def conversations(side: str) -> list[list[dict[str, str]]]:
-        return [[*row["prompt"], *row[side]] for _, row in pairs.iterrows()]
-
-    chosen = perplexity(model, tokenizer, conversations("chosen"), max_length).row_nll
-    rejected = perplexity(model, tokenizer, conversations("rejected"), max_length).row_nll
-    return [r - c for c, r in zip(chosen, rejected, strict=True)]
-
-
 def golden_rouge(model: Any, tokenizer: Any, golden: Any, profile: Any, cache: Path) -> list[float]:
     from llm_assets.evaluation.answer_scores import score_answers
     from llm_assets.evaluation.generation import generate_answers, prompt_texts
@@ -97,7 +87,10 @@ def golden_rouge(model: Any, tokenizer: Any, golden: Any, profile: Any, cache: P
 
 def measure(model: Any, tokenizer: Any, held_out: Any, golden: Any, profile: Any, cache: Path):
     started = time.perf_counter()
-    margin = margins(model, tokenizer, held_out, profile.datasets.max_length)
+    from llm_assets.evaluation.perplexity import pair_margins
+
+    pairs = held_out.to_dict("records")
+    margin = pair_margins(model, tokenizer, pairs, profile.datasets.max_length)
     rouge = golden_rouge(model, tokenizer, golden, profile, cache)
     return margin, rouge, time.perf_counter() - started
 
@@ -242,10 +235,8 @@ def main() -> None:
         "golden": "golden_set of the profile, closed-book, evaluation.generation",
         "results": results,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_suffix(".json.partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.output)
+    with atomic_file(args.output) as temporary:
+        temporary.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.output}")
 
 

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from llm_assets.storage import atomic_file
+
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, dict[str, object]] = {
     # The memory settings, measured with trl's loss at 4 x 2 (docs/pipeline.md).
@@ -93,8 +95,8 @@ def one_variant(state: Path, profile_path: Path, variant: dict[str, object], ste
     updates = {key: value for key, value in variant.items() if key != "loss"}
     config = profile.training.model_copy(update=updates)
     tokenizer = load_chat_tokenizer(base, chat_template=template)
-    rows = steps * config.per_device_train_batch_size * config.gradient_accumulation_steps
-    train = dataset["train"].select(range(min(len(dataset["train"]), rows)))
+    rows_per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    train = dataset["train"].select(range(min(len(dataset["train"]), steps * rows_per_step)))
     samples: list[float] = []
     running = True
 
@@ -127,7 +129,7 @@ def one_variant(state: Path, profile_path: Path, variant: dict[str, object], ste
         "tokens_per_s": round(tokens / seconds, 1),
         "mfu": round(6 * parameters * tokens / seconds / matmul_flops_per_second(), 4),
         "steps": steps,
-        "rows_per_step": config.per_device_train_batch_size * config.gradient_accumulation_steps,
+        "rows_per_step": rows_per_step,
         "seconds_per_step": round(seconds / steps, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "median_rss_mib": round(sorted(samples)[len(samples) // 2], 1) if samples else None,
@@ -189,9 +191,8 @@ def main() -> None:
         },
         "results": results,
     }
-    partial = args.output.with_suffix(".json.partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.output)
+    with atomic_file(args.output) as temporary:
+        temporary.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")
 
 

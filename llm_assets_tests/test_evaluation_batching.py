@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from llm_assets.datasets.chat_template import render_chat, to_messages
-from llm_assets.evaluation.perplexity import perplexity
+from llm_assets.evaluation.perplexity import pair_margins, perplexity
 from llm_assets.settings import TinyModelConfig
 from llm_assets.training.base_model import build_tiny_model, train_tokenizer
 
@@ -46,6 +46,23 @@ def test_batched_answer_perplexity_equals_the_plain_computation() -> None:
     assert result.row_nll == pytest.approx(expected_nll, rel=1e-4)
     mean = sum(expected_nll) / sum(expected_tokens)
     assert result.perplexity == pytest.approx(math.exp(mean), rel=1e-4)
+
+
+def test_pair_margins_are_the_answer_log_probability_differences() -> None:
+    tokenizer, model = tiny_model(seed=3)
+    prompt = [{"role": "user", "content": "How do I restart?"}]
+    good = [{"role": "assistant", "content": "Quit and reopen it."}]
+    bad = [{"role": "assistant", "content": "Selective sync keeps folders in the cloud."}]
+    pairs = [
+        {"prompt": prompt, "chosen": good, "rejected": bad},
+        {"prompt": prompt, "chosen": bad, "rejected": good},
+        {"prompt": prompt, "chosen": good, "rejected": good},
+    ]
+    nll = perplexity(model, tokenizer, [[*prompt, *good], [*prompt, *bad]], 512).row_nll
+    margins = pair_margins(model, tokenizer, pairs, 512)
+    assert margins[0] == pytest.approx(nll[1] - nll[0], rel=1e-4)
+    assert margins[1] == pytest.approx(-margins[0], rel=1e-4)
+    assert margins[2] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_answers_batched_by_length_come_back_in_prompt_order() -> None:

@@ -169,18 +169,13 @@ def _pair_margins(model_path: Path, adapter: Path | None, pairs: pd.DataFrame) -
     """log p(chosen) - log p(rejected) of each pair under the model (with `adapter`)."""
     from llm_assets.datasets.chat_template import load_chat_tokenizer
     from llm_assets.evaluation.generation import ModelUnderTest, load_model
-    from llm_assets.evaluation.perplexity import perplexity
+    from llm_assets.evaluation.perplexity import pair_margins
 
     tokenizer = load_chat_tokenizer(str(model_path))
     model = load_model(
         ModelUnderTest("m", str(model_path), str(adapter) if adapter else None, "lora")
     )
-
-    def summed_nll(side: str) -> list[float]:
-        conversations = [[*row["prompt"], *row[side]] for _, row in pairs.iterrows()]
-        return perplexity(model, tokenizer, conversations, 384).row_nll
-
-    return [r - c for c, r in zip(summed_nll("chosen"), summed_nll("rejected"), strict=True)]
+    return pair_margins(model, tokenizer, pairs.to_dict("records"), 384)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ prompt too would let a model look better by memorizing the template and the ques
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,3 +133,22 @@ def perplexities_of(
         del model
         gc.collect()
     return results
+
+
+def pair_margins(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[Mapping[str, Any]],
+    max_length: int,
+    batch_size: int = 16,
+) -> list[float]:
+    """log p(chosen) - log p(rejected) of each preference pair (`prompt`, `chosen`, `rejected`:
+    conversational, as `preference_dataset` holds them), each side summed over its answer
+    tokens: how much more the model prefers the chosen answer, in nats."""
+
+    def summed_nll(side: str) -> list[float]:
+        conversations = [[*pair["prompt"], *pair[side]] for pair in pairs]
+        return perplexity(model, tokenizer, conversations, max_length, batch_size).row_nll
+
+    chosen, rejected = summed_nll("chosen"), summed_nll("rejected")
+    return [r - c for c, r in zip(chosen, rejected, strict=True)]

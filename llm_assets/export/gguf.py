@@ -32,6 +32,7 @@ from llm_assets.export.quantize import (
     export_measurement,
 )
 from llm_assets.settings import GenerationConfig
+from llm_assets.training.config import PROMPT_LEARNING_METHODS
 
 # export.formats value -> llama.cpp's name of the file type.
 GGUF_FORMATS = {"gguf-f16": "F16", "gguf-q8_0": "Q8_0", "gguf-q4_k_m": "Q4_K_M"}
@@ -343,7 +344,7 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
         from llm_assets.evaluation.generation import load_model
         from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
 
-        if model.adapter_path and model.method in ("prompt_tuning", "p_tuning"):
+        if model.adapter_path and model.method in PROMPT_LEARNING_METHODS:
             return transformers_answers(model, tokenizer, prompt_sets, config)
         with tempfile.TemporaryDirectory(prefix="gguf-eval-") as work:
             folder = Path(work) / "model"

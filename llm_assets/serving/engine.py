@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from llm_assets.evaluation.generation import ModelUnderTest, answer_repetition_penalty, until_eos
 from llm_assets.serving.protocol import Sampling
+from llm_assets.training.config import PROMPT_LEARNING_METHODS
 
 
 class EngineUnavailable(RuntimeError):
@@ -241,7 +242,7 @@ class VllmEngine:
                 "a CUDA GPU: install it on the GPU machine (pip install vllm) or set "
                 "serving.engine: transformers in the profile"
             ) from error
-        if model.method in ("prompt_tuning", "p_tuning"):
+        if model.method in PROMPT_LEARNING_METHODS:
             raise EngineUnavailable(
                 f"vLLM serves LoRA adapters and full models, not {model.method} adapters; set "
                 "serving.engine: transformers for this model"

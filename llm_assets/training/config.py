@@ -55,6 +55,9 @@ class ModelConfig(StrictModel):
 
 
 TrainingMethod = Literal["qlora", "lora", "full", "prompt_tuning", "p_tuning"]
+# Methods that learn virtual prompt tokens, added in peft's own forward: nothing to merge
+# into the weights, and no LoRA adapter to serve.
+PROMPT_LEARNING_METHODS = ("prompt_tuning", "p_tuning")
 
 
 class TrainingConfig(StrictModel):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_assets.settings import TrainingConfig
+from llm_assets.training.config import PROMPT_LEARNING_METHODS
 
 MetricsReporter = Callable[[dict[str, float], int], None]
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -111,7 +112,7 @@ def peft_arguments(config: TrainingConfig, model: Any = None) -> dict[str, Any] 
     (the base) places `lora_last_layers`."""
     if config.method == "full":
         return None
-    if config.method in ("prompt_tuning", "p_tuning"):
+    if config.method in PROMPT_LEARNING_METHODS:
         return {"task_type": "CAUSAL_LM", "num_virtual_tokens": config.num_virtual_tokens}
     layers, targets = None, config.target_modules
     if config.lora_last_layers is not None:
@@ -337,8 +338,7 @@ def build_sft_trainer(
     )
     # Prompt-learning methods add virtual tokens in peft's own forward, which the answer-only
     # loss would step around; they keep trl's loss.
-    prompt_learning = config.method in ("prompt_tuning", "p_tuning")
-    answer_only = answer_only_loss and not prompt_learning
+    answer_only = answer_only_loss and config.method not in PROMPT_LEARNING_METHODS
     trainer_class = answer_only_sft_trainer() if answer_only else SFTTrainer
     return trainer_class(
         model=model,
