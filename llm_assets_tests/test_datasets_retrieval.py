@@ -76,15 +76,40 @@ def _search(queries: Sequence[str], k: int) -> list[list[RetrievedChunk]]:
     return hits
 
 
-@pytest.mark.parametrize("share", [0.2, 0.8])
-def test_oracle_share_on_a_thousand_rows_is_within_five_points(share: float) -> None:
-    config = RetrievalConfig(enabled=True, k=2, oracle_share=share, max_context_chars=2000)
+@pytest.mark.parametrize(
+    ("share", "k", "max_chars"), [(0.2, 2, 2000), (0.8, 2, 2000), (0.8, 3, 180)]
+)
+def test_oracle_share_on_a_thousand_rows_is_within_five_points(
+    share: float, k: int, max_chars: int
+) -> None:
+    """Counted in the rendered context: at 180 characters only two of three chunks fit, so an
+    oracle retrieved third would be cut off and the row would not hold it."""
+    config = RetrievalConfig(enabled=True, k=k, oracle_share=share, max_context_chars=max_chars)
     rows = with_retrieved_context(_pairs(1000), _search, config, seed=42)
     assert abs(rows["context_has_oracle"].mean() - share) <= 0.05
     with_oracle = rows[rows["context_has_oracle"]]
     assert all(ORACLE.chunk_id in ids for ids in with_oracle["context_chunk_ids"])
     without = rows[~rows["context_has_oracle"]]
     assert not any(ORACLE.chunk_id in ids for ids in without["context_chunk_ids"])
+
+
+def test_an_oracle_the_budget_cuts_off_takes_the_last_place_that_fits() -> None:
+    config = RetrievalConfig(enabled=True, k=3, oracle_share=1.0, max_context_chars=180)
+    row = with_retrieved_context(_pairs(1), _search, config, seed=0).iloc[0]
+    assert row["context_chunk_ids"] == [OTHERS[0].chunk_id, ORACLE.chunk_id]
+    assert "[2] (oracle.md > Plans)\noracle" in row["messages"][0]["content"]
+
+
+def test_an_oracle_no_budget_can_hold_is_not_counted_as_held() -> None:
+    long_heading = chunk("oracle", "Plans " * 30, record="billing")
+
+    def search(queries: Sequence[str], k: int) -> list[list[RetrievedChunk]]:
+        return [[long_heading] if q.startswith("answer") else OTHERS[:k] for q in queries]
+
+    config = RetrievalConfig(enabled=True, k=2, oracle_share=1.0, max_context_chars=150)
+    row = with_retrieved_context(_pairs(1), search, config, seed=0).iloc[0]
+    assert not row["context_has_oracle"]
+    assert long_heading.chunk_id not in row["context_chunk_ids"]
 
 
 def test_context_joins_the_pairs_system_message_and_the_answer_is_kept() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -75,6 +75,16 @@ def raft_context(
     return RaftContext(distractors[:k], oracle.chunk_id, False)
 
 
+def oracle_within_budget(
+    chunks: Sequence[RetrievedChunk], oracle_chunk_id: str, used: Sequence[str]
+) -> list[RetrievedChunk]:
+    """`chunks` with the oracle moved into the place of the last chunk that made it into the
+    context (`used`, the ids `grounded_messages` kept), and the chunks after it dropped."""
+    oracle = next(chunk for chunk in chunks if chunk.chunk_id == oracle_chunk_id)
+    fitted = [chunk for chunk in chunks if chunk.chunk_id in used and chunk is not oracle]
+    return [*fitted[: max(len(fitted) - 1, 0)], oracle]
+
+
 def question_of(messages: Sequence[dict[str, str]]) -> str:
     """The user message the final answer replies to."""
     return next(m["content"] for m in reversed(messages[:-1]) if m["role"] == "user")
@@ -102,6 +112,17 @@ def with_retrieved_context(
         prompt, used = grounded_messages(
             messages[:-1], context.chunks, None, config.max_context_chars
         )
+        chunks = context.chunks
+        while context.has_oracle and context.oracle_chunk_id not in used:
+            # The character budget cut the oracle off (it came last): a row meant to hold the
+            # answer would teach the model to answer from nothing. It takes the place of the
+            # last chunk that fits, as often as needed (first place at worst).
+            moved = oracle_within_budget(chunks, context.oracle_chunk_id, used)
+            if moved == chunks:  # first already: the budget holds no chunk at all
+                context = replace(context, has_oracle=False)
+                break
+            chunks = moved
+            prompt, used = grounded_messages(messages[:-1], chunks, None, config.max_context_chars)
         grounded.append([*prompt, messages[-1]])
         used_ids.append(used)
         contexts.append(context)
