@@ -102,3 +102,35 @@ def test_repetition_penalty_spares_the_prompt_and_penalizes_the_answer() -> None
     assert penalized[0, 5].item() == 4.0 and penalized[0, 7].item() == -4.0
     assert penalized[0, 8].item() == 2.0
     assert penalized[0, 9].item() == 4.0
+
+
+def test_stored_perplexities_pair_models_by_golden_row_and_refuse_old_tables() -> None:
+    """eval_report reads the perplexities golden_predictions measured: each model's golden rows
+    in the order asked (so the paired bootstrap pairs the same conversations), validation whole."""
+    import pandas as pd
+
+    from llm_assets.evaluation.predictions import stored_perplexities
+
+    def rows(model: str, pair_ids: list[str], nll: list[float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "model": model,
+                "pair_id": pair_ids,
+                "golden_nll": nll,
+                "golden_tokens": [2] * len(nll),
+                "validation_nll": [[1.0, 3.0]] * len(nll),
+                "validation_tokens": [[1, 3]] * len(nll),
+            }
+        )
+
+    table = pd.concat(
+        [rows("tuned", ["a", "b"], [2.0, 4.0]), rows("base", ["b", "a"], [8.0, 6.0])],
+        ignore_index=True,
+    )
+    stored = stored_perplexities(table, ["a", "b"])
+    assert stored["tuned"]["golden"].row_nll == [2.0, 4.0]
+    assert stored["base"]["golden"].row_nll == [6.0, 8.0]
+    assert stored["base"]["golden"].perplexity == pytest.approx(math.exp(14.0 / 4))
+    assert stored["tuned"]["validation"].perplexity == pytest.approx(math.exp(4.0 / 4))
+    with pytest.raises(ValueError, match="materialize golden_predictions again"):
+        stored_perplexities(table.drop(columns=["validation_nll"]), ["a", "b"])

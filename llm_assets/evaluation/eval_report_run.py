@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -34,11 +34,6 @@ from llm_assets.evaluation.eval_report_contents import (
 from llm_assets.evaluation.promotion import judge_promotion
 from llm_assets.stage_output import ArtifactFolders, MlflowStore, StageOutput, StartMlflowRun
 
-if TYPE_CHECKING:
-    from datasets import DatasetDict
-
-    from llm_assets.evaluation.perplexity import PerplexityResult
-
 ASSET = "eval_report"
 # What the asset page shows of the report's numbers, beside the report itself.
 HEADLINE_METRICS = ("golden_rougeL_tuned", "golden_rougeL_baseline")
@@ -46,8 +41,6 @@ HEADLINE_METRICS = ("golden_rougeL_tuned", "golden_rougeL_baseline")
 
 def run_eval_report(
     qlora_adapter: Adapter,
-    sft_dataset: DatasetDict,
-    golden_set: pd.DataFrame,
     golden_predictions: pd.DataFrame,
     human_review_scores: HumanReviewScores,
     judge_scores: JudgeScores,
@@ -57,7 +50,6 @@ def run_eval_report(
     *,
     config: EvaluationConfig,
     criteria: PromotionCriteria,
-    max_length: int,
     metric_cache: Path,
     folders: ArtifactFolders,
     run_id: str,
@@ -66,14 +58,17 @@ def run_eval_report(
 ) -> StageOutput[EvalReport]:
     """The report judged against `criteria`, its files (report.md, report.html, the figures,
     metrics.json) in the `eval_report` folder of `run_id` and under `eval/` of the adapter's
-    MLflow run, with its numbers as `eval.*` metrics. Perplexity is scored at `max_length`."""
+    MLflow run, with its numbers as `eval.*` metrics. Every number comes from the stored
+    answers and perplexities: no model is loaded here."""
     import mlflow as mlflow_client
 
     from llm_assets.evaluation.comparison import compare_models
+    from llm_assets.evaluation.predictions import stored_perplexities
     from llm_assets.evaluation.report import render_eval_report
 
     served = golden_predictions[~golden_predictions["model"].str.contains("/")]
-    perplexities = _perplexities(served, golden_set, sft_dataset, qlora_adapter, config, max_length)
+    answered = served.loc[served["model"] == "tuned", "pair_id"].astype(str).to_list()
+    perplexities = stored_perplexities(served, answered)
     report_dir = folders.folder(ASSET, run_id)
     measured = EvalReport.model_validate(
         {
@@ -128,47 +123,6 @@ def run_eval_report(
     return StageOutput(report, shown)
 
 
-def _perplexities(
-    served: pd.DataFrame,
-    golden_set: pd.DataFrame,
-    sft_dataset: DatasetDict,
-    adapter: Adapter,
-    config: EvaluationConfig,
-    max_length: int,
-) -> dict[str, dict[str, PerplexityResult]]:
-    """Label -> split ("validation", "golden") -> the perplexity of every served model on the
-    reference answers: the first `max_eval_rows` of validation, the golden rows answered."""
-    from llm_assets.datasets.chat_template import load_chat_tokenizer
-    from llm_assets.evaluation.generation import ModelUnderTest
-    from llm_assets.evaluation.perplexity import perplexities_of
-
-    models = served.drop_duplicates("model")
-    answered = served.loc[served["model"] == "tuned", "pair_id"]
-    by_pair = golden_set.set_index(golden_set["pair_id"].astype(str))["messages"]
-    splits = {
-        "validation": list(sft_dataset["validation"]["messages"])[: config.max_eval_rows],
-        "golden": [by_pair[pair_id] for pair_id in answered.astype(str)],
-    }
-    return perplexities_of(
-        [
-            ModelUnderTest(
-                row.model,
-                row.base_model_path,
-                row.model_path if row.method != "none" else None,
-                row.method,
-            )
-            for row in models.itertuples()
-        ],
-        load_chat_tokenizer(adapter.path),
-        {
-            split: [[dict(m) for m in conversation] for conversation in conversations]
-            for split, conversations in splits.items()
-        },
-        max_length,
-        config.batch_size,
-    )
-
-
 def _log_answers_table(
     mlflow_client: Any,
     golden_predictions: pd.DataFrame,
@@ -184,8 +138,13 @@ def _log_answers_table(
     `run_ids`: (the MLflow run, the Dagster run)."""
     from llm_assets.evaluation.answer_scores import score_answers
     from llm_assets.evaluation.mlflow_evaluation import log_evaluation_table
+    from llm_assets.evaluation.predictions import PERPLEXITY_COLUMNS
 
-    rows = golden_predictions.rename(columns={"conversation": "prompt"}).reset_index(drop=True)
+    rows = (
+        golden_predictions.drop(columns=PERPLEXITY_COLUMNS, errors="ignore")
+        .rename(columns={"conversation": "prompt"})
+        .reset_index(drop=True)
+    )
     rouge = pd.Series(0.0, index=rows.index)
     for label, group in rows.groupby("model", sort=False):
         scores = score_answers(

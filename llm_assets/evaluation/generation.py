@@ -8,13 +8,16 @@ which is the one training used), under the same generation settings. Only the we
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llm_assets.contracts import Adapter
 from llm_assets.datasets.chat_template import render_chat
 from llm_assets.settings import GenerationConfig
+
+if TYPE_CHECKING:
+    from llm_assets.evaluation.perplexity import PerplexityResult
 
 # Adapters whose weights fold into the base's (prompt methods add virtual tokens instead).
 LORA_METHODS = ("qlora", "lora")
@@ -57,6 +60,8 @@ class Generations:
     batch_latencies_ms: list[float] = field(default_factory=list)
     # The batch each answer was generated in (prompts are batched by length, not by order).
     batch_of_answer: list[int] = field(default_factory=list)
+    # The same weights' perplexity per split of a `ReferenceScoring`, when one was asked for.
+    perplexity: dict[str, PerplexityResult] = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -185,12 +190,38 @@ def until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> l
     return token_ids
 
 
-# One model's weights answering sets of rendered prompts, loaded once for all of them:
-# (model, tokenizer, {label: prompts}, config) -> {label: answers}. The sets are the same
-# weights asked different ways (closed-book and with retrieved context).
-Answerer = Callable[
-    ["ModelUnderTest", Any, Mapping[str, list[str]], GenerationConfig], dict[str, Generations]
-]
+@dataclass(frozen=True)
+class ReferenceScoring:
+    """Conversations whose final answers a model's perplexity is measured on while it is
+    loaded to answer (split name -> conversations), so evaluation loads each model once."""
+
+    splits: Mapping[str, list[list[dict[str, str]]]]
+    max_length: int
+    batch_size: int = 16
+
+    def score(self, loaded: Any, tokenizer: Any) -> dict[str, PerplexityResult]:
+        from llm_assets.evaluation.perplexity import perplexity
+
+        return {
+            split: perplexity(loaded, tokenizer, conversations, self.max_length, self.batch_size)
+            for split, conversations in self.splits.items()
+        }
+
+
+class Answerer(Protocol):
+    """One model's weights answering sets of rendered prompts, loaded once for all of them:
+    {label: prompts} -> {label: answers}. The sets are the same weights asked different ways
+    (closed-book and with retrieved context). With `scoring`, each answer set also carries the
+    model's perplexity on those conversations, measured on the same load."""
+
+    def __call__(
+        self,
+        model: ModelUnderTest,
+        tokenizer: Any,
+        prompt_sets: Mapping[str, list[str]],
+        config: GenerationConfig,
+        scoring: ReferenceScoring | None = None,
+    ) -> dict[str, Generations]: ...
 
 
 def transformers_answers(
@@ -198,15 +229,19 @@ def transformers_answers(
     tokenizer: Any,
     prompt_sets: Mapping[str, list[str]],
     config: GenerationConfig,
+    scoring: ReferenceScoring | None = None,
 ) -> dict[str, Generations]:
-    """`model` loaded with `load_model`, answering each set with `generate_answers`, then
-    released (evaluation.engine: transformers)."""
+    """`model` loaded with `load_model`, answering each set with `generate_answers` (and scored
+    as `scoring` says), then released (evaluation.engine: transformers)."""
     import gc
 
     loaded = load_model(model)
     try:
+        scores = scoring.score(loaded, tokenizer) if scoring else {}
         return {
-            label: generate_answers(loaded, tokenizer, prompts, config, label)
+            label: replace(
+                generate_answers(loaded, tokenizer, prompts, config, label), perplexity=scores
+            )
             for label, prompts in prompt_sets.items()
         }
     finally:

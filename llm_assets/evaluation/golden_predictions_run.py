@@ -17,6 +17,8 @@ from llm_assets.stage_output import ArtifactFolders, MlflowStore, StageOutput
 from llm_assets.storage import frame_digest
 
 if TYPE_CHECKING:
+    from datasets import DatasetDict
+
     from llm_assets.evaluation.predictions import Contender
     from llm_assets.evaluation.review import ReviewExport
     from llm_assets.rag.context import ContextFormat
@@ -39,8 +41,10 @@ def run_golden_predictions(
     qlora_adapter: Adapter,
     golden_set: pd.DataFrame,
     rag_index: RagIndex,
+    sft_dataset: DatasetDict,
     *,
     config: EvaluationConfig,
+    max_length: int,
     serving: ServingConfig,
     guardrails: GuardrailsConfig,
     system_prompt: str | None,
@@ -53,12 +57,18 @@ def run_golden_predictions(
     mlflow: MlflowStore,
     warn: Callable[[str], None],
 ) -> StageOutput[pd.DataFrame]:
-    """The answers table (one row per prompt and model, with tokens and timings, the review
-    item and side of each tuned and baseline answer), the review files written to `review_dir`
-    and the key that unblinds them kept in the `golden_predictions` folder of `run_id`.
-    `serving` gives the retrieval context when neither model records its own."""
+    """The answers table (one row per prompt and model, with tokens and timings, each model's
+    perplexity on the golden and the first `max_eval_rows` validation conversations at
+    `max_length` tokens, measured on the same load, and the review item and side of each tuned
+    and baseline answer), the review files written to `review_dir` and the key that unblinds
+    them kept in the `golden_predictions` folder of `run_id`. `serving` gives the retrieval
+    context when neither model records its own."""
     from llm_assets.datasets.chat_template import load_chat_tokenizer
-    from llm_assets.evaluation.predictions import answer_golden_set, generation_speed
+    from llm_assets.evaluation.predictions import (
+        PERPLEXITY_COLUMNS,
+        answer_golden_set,
+        generation_speed,
+    )
     from llm_assets.evaluation.review import write_review_files
 
     tokenizer = load_chat_tokenizer(qlora_adapter.path)
@@ -81,7 +91,20 @@ def run_golden_predictions(
         from llm_assets.export.gguf import llama_cpp_answerer
 
         answer = llama_cpp_answerer(default_pre=model_kind == "tiny")
-    table = answer_golden_set(models, tokenizer, golden, config.generation, prompts_by_mode, answer)
+    validation = [
+        [dict(m) for m in conversation]
+        for conversation in list(sft_dataset["validation"]["messages"])[: config.max_eval_rows]
+    ]
+    table = answer_golden_set(
+        models,
+        tokenizer,
+        golden,
+        config.generation,
+        prompts_by_mode,
+        answer,
+        validation=validation,
+        max_length=max_length,
+    )
 
     baseline = "champion" if champion else "base"
     export = _review_export(table, baseline, config.review_seed)
@@ -91,7 +114,7 @@ def run_golden_predictions(
         (folder / "review_key.json").write_text(
             json.dumps({"export_id": export.export_id, "items": export.key_records()})
         )
-        table.to_csv(folder / "predictions.csv", index=False)
+        table.drop(columns=PERPLEXITY_COLUMNS).to_csv(folder / "predictions.csv", index=False)
     sides = export.key.melt(id_vars=["item_id", "pair_id"], var_name="side", value_name="model")
     table = table.merge(
         sides.rename(columns={"item_id": "review_item", "side": "review_side"}),

@@ -101,38 +101,18 @@ def perplexity(
             strict=True,
         ):
             row_nll[index], row_tokens[index] = nll, tokens
+    return perplexity_from_rows(row_nll, row_tokens)
+
+
+def perplexity_from_rows(row_nll: list[float], row_tokens: list[int]) -> PerplexityResult:
+    """The result of conversations whose answers summed to `row_nll` over `row_tokens` tokens."""
     total_nll, total_tokens = float(sum(row_nll)), int(sum(row_tokens))
     if total_tokens == 0:
         raise ValueError("no answer tokens to score: the evaluation set is empty")
     mean_nll = total_nll / total_tokens
     return PerplexityResult(
-        math.exp(mean_nll), mean_nll, total_tokens, len(spans), row_nll, row_tokens
+        math.exp(mean_nll), mean_nll, total_tokens, len(row_nll), row_nll, row_tokens
     )
-
-
-def perplexities_of(
-    models: list[Any],
-    tokenizer: Any,
-    splits: dict[str, list[list[dict[str, str]]]],
-    max_length: int,
-    batch_size: int = 16,
-) -> dict[str, dict[str, PerplexityResult]]:
-    """label -> split -> result for each `ModelUnderTest`, loaded one at a time, every model
-    scored on the same conversations with the same `tokenizer`."""
-    import gc
-
-    from llm_assets.evaluation.generation import load_model
-
-    results: dict[str, dict[str, PerplexityResult]] = {}
-    for spec in models:
-        model = load_model(spec)
-        results[spec.label] = {
-            split: perplexity(model, tokenizer, conversations, max_length, batch_size)
-            for split, conversations in splits.items()
-        }
-        del model
-        gc.collect()
-    return results
 
 
 def pair_margins(

@@ -13,8 +13,14 @@ from typing import Any
 import pandas as pd
 
 from llm_assets.contracts import Adapter
-from llm_assets.evaluation.generation import Answerer, Generations, ModelUnderTest
+from llm_assets.evaluation.generation import (
+    Answerer,
+    Generations,
+    ModelUnderTest,
+    ReferenceScoring,
+)
 from llm_assets.evaluation.grounding import GroundedPrompts, groundedness
+from llm_assets.evaluation.perplexity import PerplexityResult
 from llm_assets.serving.guardrails import Guardrails, guard_answers
 from llm_assets.settings import GenerationConfig
 
@@ -42,6 +48,10 @@ PREDICTION_COLUMNS = [
     "batch",
     "batch_latency_ms",
 ]
+# Each model's perplexity, measured on the load that answered: per golden row, the summed NLL
+# of its reference answer and its number of tokens; per model, the same for every validation
+# conversation (a list, the same on each of the model's rows). The report reads them from here.
+PERPLEXITY_COLUMNS = ["golden_nll", "golden_tokens", "validation_nll", "validation_tokens"]
 
 
 @dataclass(frozen=True)
@@ -144,11 +154,15 @@ def answer_golden_set(
     config: GenerationConfig,
     prompts_by_mode: dict[str, GroundedPrompts],
     answer: Answerer | None = None,
+    validation: list[list[dict[str, str]]] | None = None,
+    max_length: int = 1024,
 ) -> pd.DataFrame:
     """Each model answers every golden prompt in its mode (the prompts of
     `prompts_by_mode[mode]`, rendered with the tuned model's `tokenizer` and chat template)
     through `answer` (default: transformers). Contenders with the same weights (tuned and
-    tuned/<mode>) are loaded once. Returns PREDICTION_COLUMNS."""
+    tuned/<mode>) are loaded once. Returns PREDICTION_COLUMNS; with `validation`
+    conversations also PERPLEXITY_COLUMNS, scored at `max_length` tokens on the same load (the
+    golden conversations as they are, without retrieved context)."""
     from llm_assets.evaluation.generation import prompt_texts, transformers_answers
 
     rows = golden_rows(golden)
@@ -161,11 +175,15 @@ def answer_golden_set(
     for contender in models:
         weights = (contender.model.base_model_path, contender.model.adapter_path)
         by_weights.setdefault(weights, []).append(contender)
+    scoring = None
+    if validation is not None:
+        splits = {"golden": list(rows["messages"]), "validation": validation}
+        scoring = ReferenceScoring(splits, max_length, config.batch_size)
     generated: dict[str, Generations] = {}
     for same_weights in by_weights.values():
         prompt_sets = {c.model.label: texts[c.mode] for c in same_weights}
         generated |= (answer or transformers_answers)(
-            same_weights[0].model, tokenizer, prompt_sets, config
+            same_weights[0].model, tokenizer, prompt_sets, config, scoring
         )
     tables = []
     for contender in models:
@@ -200,9 +218,54 @@ def answer_golden_set(
                 new_tokens=generations.new_tokens,
                 batch=batches,
                 batch_latency_ms=[generations.batch_latencies_ms[b] for b in batches],
+                **_perplexity_columns(generations, len(rows)),
             )
         )
-    return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
+    columns = PREDICTION_COLUMNS + (PERPLEXITY_COLUMNS if scoring else [])
+    return pd.concat(tables, ignore_index=True)[columns]
+
+
+def _perplexity_columns(generations: Generations, rows: int) -> dict[str, list[Any]]:
+    if not generations.perplexity:
+        return {}
+    golden, validation = generations.perplexity["golden"], generations.perplexity["validation"]
+    return {
+        "golden_nll": golden.row_nll,
+        "golden_tokens": golden.row_tokens,
+        "validation_nll": [validation.row_nll] * rows,
+        "validation_tokens": [validation.row_tokens] * rows,
+    }
+
+
+def stored_perplexities(
+    predictions: pd.DataFrame, pair_ids: list[str]
+) -> dict[str, dict[str, PerplexityResult]]:
+    """label -> split ("golden", "validation") -> the perplexity `answer_golden_set` measured,
+    the golden rows in the order of `pair_ids` (so models pair row by row). Raises ValueError
+    when the table holds none."""
+    from llm_assets.evaluation.perplexity import perplexity_from_rows
+
+    missing = [column for column in PERPLEXITY_COLUMNS if column not in predictions.columns]
+    if missing:
+        raise ValueError(
+            f"golden_predictions holds no perplexity (no {', '.join(missing)}): it was "
+            "materialized by an older version; materialize golden_predictions again"
+        )
+    results = {}
+    for label, rows in predictions.groupby("model", sort=False):
+        by_pair = rows.set_index(rows["pair_id"].astype(str))
+        ordered = by_pair.loc[pair_ids]
+        results[str(label)] = {
+            "golden": perplexity_from_rows(
+                [float(v) for v in ordered["golden_nll"]],
+                [int(v) for v in ordered["golden_tokens"]],
+            ),
+            "validation": perplexity_from_rows(
+                [float(v) for v in rows["validation_nll"].iloc[0]],
+                [int(v) for v in rows["validation_tokens"].iloc[0]],
+            ),
+        }
+    return results
 
 
 def generation_speed(predictions: pd.DataFrame) -> dict[str, dict[str, float]]:

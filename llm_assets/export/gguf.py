@@ -19,10 +19,16 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from llm_assets.evaluation.generation import Answerer, Generations, ModelUnderTest
+from llm_assets.evaluation.generation import (
+    Answerer,
+    Generations,
+    ModelUnderTest,
+    ReferenceScoring,
+)
 from llm_assets.export.quantize import (
     EXPORT_MARKER,
     AnswerScorer,
@@ -338,6 +344,7 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
         tokenizer: Any,
         prompt_sets: Mapping[str, list[str]],
         config: GenerationConfig,
+        scoring: ReferenceScoring | None = None,
     ) -> dict[str, Generations]:
         import gc
 
@@ -345,10 +352,12 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
         from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
 
         if model.adapter_path and model.method in PROMPT_LEARNING_METHODS:
-            return transformers_answers(model, tokenizer, prompt_sets, config)
+            return transformers_answers(model, tokenizer, prompt_sets, config, scoring)
         with tempfile.TemporaryDirectory(prefix="gguf-eval-") as work:
             folder = Path(work) / "model"
             loaded = load_model(model)
+            # Perplexity stays on transformers: scored on the load that is converted.
+            scores = scoring.score(loaded, tokenizer) if scoring else {}
             loaded.save_pretrained(folder, safe_serialization=True)
             del loaded
             gc.collect()
@@ -364,7 +373,10 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
             )
             llm = load_gguf(Path(work) / "f16.gguf", longest + config.max_new_tokens)
             return {
-                label: gguf_generate_answers(llm, tokenizer, prompts, config, label)
+                label: replace(
+                    gguf_generate_answers(llm, tokenizer, prompts, config, label),
+                    perplexity=scores,
+                )
                 for label, prompts in prompt_sets.items()
             }
 

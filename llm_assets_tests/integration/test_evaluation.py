@@ -179,13 +179,13 @@ def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: Materiali
     from llm_assets.datasets.chat_template import load_chat_tokenizer
     from llm_assets.evaluation.comparison import compare_models
     from llm_assets.evaluation.grounding import ground_prompts
-    from llm_assets.evaluation.perplexity import perplexities_of
     from llm_assets.evaluation.predictions import (
         CLOSED_BOOK,
         RETRIEVAL,
         answer_golden_set,
         contenders,
         golden_prompts,
+        stored_perplexities,
         vocabulary_mismatch,
     )
     from llm_assets.evaluation.registry import find_champion
@@ -210,8 +210,15 @@ def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: Materiali
         RETRIEVAL: ground_prompts(prompts, search_many, context_format, system_prompt),
     }
     models = contenders(graph.value("qlora_adapter", Adapter), champion, RETRIEVAL, RETRIEVAL)
+    conversations = [[dict(m) for m in messages] for messages in golden["messages"]]
     table = answer_golden_set(
-        models, tokenizer, golden, GenerationConfig(max_new_tokens=4), prompts_by_mode
+        models,
+        tokenizer,
+        golden,
+        GenerationConfig(max_new_tokens=4),
+        prompts_by_mode,
+        validation=conversations,
+        max_length=graph.profile.datasets.max_length,
     )
     assert table.groupby("model").size().to_dict() == {
         "tuned": 4,
@@ -221,14 +228,10 @@ def test_the_promoted_champion_answers_and_becomes_the_baseline(graph: Materiali
         "champion": 4,
     }
     assert set(table.loc[table["model"] == "champion", "model_version"]) == {champion["version"]}
-    conversations = [[dict(m) for m in messages] for messages in golden["messages"]]
     served = table[~table["model"].str.contains("/")]
-    perplexities = perplexities_of(
-        [c.model for c in models if "/" not in c.model.label],
-        tokenizer,
-        {"validation": conversations, "golden": conversations},
-        graph.profile.datasets.max_length,
-    )
+    perplexities = stored_perplexities(served, golden["pair_id"].astype(str).to_list())
+    # Stored per row on the same load that answered: validation here is the golden set again.
+    assert perplexities["tuned"]["validation"] == perplexities["tuned"]["golden"]
     metrics = compare_models(
         served, perplexities, EvaluationConfig(bootstrap_samples=100), graph.state / "cache"
     )

@@ -2,7 +2,6 @@
 verdict, as Markdown and HTML, logged to the adapter's MLflow run."""
 
 from functools import partial
-from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -24,15 +23,8 @@ from llm_assets.settings import Profile
 
 
 def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
-    # The report also judges promotion (use_case.criteria) and scores perplexity at
-    # datasets.max_length: a change to either must re-run it.
-    settings = AssetSettings(
-        profile,
-        "eval_report",
-        reads=["evaluation", "use_case", "datasets.max_length"],
-        runtime=["evaluation.batch_size"],
-        code=CODE,
-    )
+    # The report also judges promotion (use_case.criteria): a change to it must re-run it.
+    settings = AssetSettings(profile, "eval_report", reads=["evaluation", "use_case"], code=CODE)
 
     @dg.asset(
         group_name="evaluation",
@@ -45,8 +37,6 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
         artifacts: ArtifactStoreResource,
         mlflow: MlflowResource,
         preference_adapter: Adapter,
-        sft_dataset: Any,
-        golden_set: pd.DataFrame,
         golden_predictions: pd.DataFrame,
         human_review_scores: HumanReviewScores,
         judge_scores: JudgeScores,
@@ -57,12 +47,11 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
         """Tuned vs base (and champion): perplexity on validation and golden, ROUGE-L, BLEU,
         chrF and exact match on the golden answers with paired bootstrap intervals, generation
         speed, human and LLM-judge scores, red-team pass rates and the promotion verdict; a
-        Markdown and an HTML report, logged to the adapter's MLflow run."""
+        Markdown and an HTML report, logged to the adapter's MLflow run. Rendered from what
+        `golden_predictions` stored (answers and perplexities): no model is loaded here."""
         profile = settings.profile
         made = run_eval_report(
             preference_adapter,
-            sft_dataset,
-            golden_set,
             golden_predictions,
             human_review_scores,
             judge_scores,
@@ -71,7 +60,6 @@ def eval_report_asset(profile: Profile) -> dg.AssetsDefinition:
             fact_answers,
             config=profile.evaluation,
             criteria=profile.use_case.criteria,
-            max_length=profile.datasets.max_length,
             metric_cache=metric_cache(artifacts),
             folders=artifacts,
             run_id=context.run.run_id,

@@ -2,6 +2,7 @@
 the blinded review files, and the scores reviewers write into them."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -28,7 +29,8 @@ def metric_cache(artifacts: ArtifactStoreResource) -> Path:
 
 
 def predictions_settings(profile: Profile) -> AssetSettings[Profile]:
-    # Generation re-runs only for the settings it reads, not for a new bootstrap size.
+    # Generation re-runs only for the settings it reads, not for a new bootstrap size;
+    # perplexity is scored here too, at datasets.max_length.
     evaluation = ("max_eval_rows", "engine", "generation", "compare_with_champion")
     return AssetSettings(
         profile,
@@ -36,6 +38,7 @@ def predictions_settings(profile: Profile) -> AssetSettings[Profile]:
         reads=[
             *(f"evaluation.{name}" for name in (*evaluation, "review_dir", "review_seed")),
             "model.kind",
+            "datasets.max_length",
             "use_case.registered_model_name",
             "serving.rag_k",
             "serving.rag_max_chars",
@@ -63,19 +66,23 @@ def golden_predictions_asset(profile: Profile) -> dg.AssetsDefinition:
         preference_adapter: Adapter,
         golden_set: pd.DataFrame,
         rag_index: RagIndex,
+        sft_dataset: Any,
     ) -> dg.Output[pd.DataFrame]:
         """Answers to every golden prompt from the tuned model, its base and the MLflow
         `champion` (when one exists), one row per prompt and model with tokens and timings; and
         the blinded A/B review files (tuned vs champion, else base) in the review folder.
         Each model answers as it is served (with `rag_index` context when it was trained with
         it); tuned and base also answer in the other mode (`tuned/closed-book` or
-        `tuned/retrieval`), so the report shows what retrieval adds."""
+        `tuned/retrieval`), so the report shows what retrieval adds. Each model's perplexity on
+        the golden and validation (`sft_dataset`) answers is measured on the same load."""
         profile = settings.profile
         made = run_golden_predictions(
             preference_adapter,
             golden_set,
             rag_index,
+            sft_dataset,
             config=profile.evaluation,
+            max_length=profile.datasets.max_length,
             serving=profile.serving,
             guardrails=profile.guardrails,
             system_prompt=profile.datasets.system_prompt,
