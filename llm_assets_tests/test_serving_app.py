@@ -364,10 +364,14 @@ def test_folders_that_hold_no_model_are_refused_clearly(tmp_path: Path) -> None:
 def test_vllm_engine_says_how_to_get_vllm_when_it_is_missing(served: ServedModel) -> None:
     import importlib.util
 
+    from llm_assets.serving.vllm_server import VllmServerEngine
+
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
-    with pytest.raises(EngineUnavailable, match="serving.engine: transformers"):
+    with pytest.raises(EngineUnavailable, match="VllmServerEngine.start"):
         load_engine("vllm", served.model)
+    with pytest.raises(EngineUnavailable, match="pip install vllm"):
+        VllmServerEngine.start(served.model, repetition_penalty=1.0)
 
 
 def test_a_request_without_system_message_gets_the_training_system_prompt(

@@ -1,12 +1,12 @@
 """The generation engine behind the API: a conversation and a `Sampling` in, an answer out (whole,
 or as a stream of text pieces).
 
-`serving.engine` picks one (`llama-cpp`, a GGUF export in an engine process of its own, is in
-`llama_cpp_server`). `transformers` loads the model the way evaluation does
-(`load_model`) and generates in this process, one request at a time: on a CPU every core already
-works on one generation, and two at once would only slow both. `vllm` hands generation to vLLM on
-a GPU machine (continuous batching, paged attention). Both render prompts with the tokenizer and
-chat template saved with the adapter, the ones training used; no other template is ever applied.
+`serving.engine` picks one. `llama-cpp` (a GGUF export, `llama_cpp_server`) and `vllm` (vLLM's
+OpenAI server on a GPU machine, `vllm_server`) run in engine processes of their own
+(`engine_process`). `transformers` loads the model the way evaluation does (`load_model`) and
+generates in this process, one request at a time: on a CPU every core already works on one
+generation, and two at once would only slow both. All render prompts with the tokenizer and chat
+template saved with the adapter, the ones training used; no other template is ever applied.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 from llm_assets.evaluation.generation import ModelUnderTest, answer_repetition_penalty, until_eos
 from llm_assets.serving.protocol import Sampling
-from llm_assets.training.config import PROMPT_LEARNING_METHODS
 
 
 class EngineUnavailable(RuntimeError):
@@ -77,7 +76,10 @@ def load_engine(kind: str, model: ModelUnderTest) -> ChatEngine:
     if kind == "transformers":
         return TransformersEngine.load(model)
     if kind == "vllm":
-        return VllmEngine.load(model)
+        raise EngineUnavailable(
+            "serving.engine vllm runs vLLM's own server in a process of its own: start it with "
+            "VllmServerEngine.start(<model>, <repetition penalty>) (llm-assets serve does)"
+        )
     if kind == "llama-cpp":
         raise EngineUnavailable(
             "serving.engine llama-cpp serves a GGUF export, not a model folder: start it with "
@@ -88,7 +90,7 @@ def load_engine(kind: str, model: ModelUnderTest) -> ChatEngine:
     )
 
 
-def _tokenizer_for(model: ModelUnderTest) -> Any:
+def tokenizer_for(model: ModelUnderTest) -> Any:
     from llm_assets.datasets.chat_template import load_chat_tokenizer
 
     # The adapter folder holds the tokenizer and chat template saved at training.
@@ -122,7 +124,7 @@ class TransformersEngine:
     def load(cls, model: ModelUnderTest) -> TransformersEngine:
         from llm_assets.evaluation.generation import load_model
 
-        return cls(load_model(model), _tokenizer_for(model))
+        return cls(load_model(model), tokenizer_for(model))
 
     def prepare(self, messages: list[dict[str, str]]) -> Prompt:
         return self._worker.submit(render_prompt, self.tokenizer, messages).result()
@@ -216,82 +218,3 @@ class _Cancelled:
         return torch.full(
             (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
         )
-
-
-class VllmEngine:
-    """vLLM on a GPU machine: the base model with the adapter as a LoRA request (or a full
-    fine-tune as the model), prompts rendered and tokenized here with the training template.
-    vLLM's offline `LLM` does not stream token by token, so a streamed answer arrives as one
-    piece; for token streaming at scale run vLLM's own OpenAI server on the merged export."""
-
-    def __init__(self, llm: Any, tokenizer: Any, lora_request: Any, context_length: int) -> None:
-        self.llm = llm
-        self.tokenizer = tokenizer
-        self.lora_request = lora_request
-        self.context_length = context_length
-        self._lock = threading.Lock()
-
-    @classmethod
-    def load(cls, model: ModelUnderTest) -> VllmEngine:
-        try:
-            from vllm import LLM
-            from vllm.lora.request import LoRARequest
-        except ImportError as error:
-            raise EngineUnavailable(
-                f"serving.engine is vllm, but vllm cannot be imported here ({error}). vLLM needs "
-                "a CUDA GPU: install it on the GPU machine (pip install vllm) or set "
-                "serving.engine: transformers in the profile"
-            ) from error
-        if model.method in PROMPT_LEARNING_METHODS:
-            raise EngineUnavailable(
-                f"vLLM serves LoRA adapters and full models, not {model.method} adapters; set "
-                "serving.engine: transformers for this model"
-            )
-        tokenizer = _tokenizer_for(model)
-        if model.adapter_path and model.method != "full":
-            llm = LLM(model=model.base_model_path, tokenizer=model.adapter_path, enable_lora=True)
-            lora = LoRARequest("served-adapter", 1, model.adapter_path)
-        else:
-            llm = LLM(model=model.adapter_path or model.base_model_path)
-            lora = None
-        config = llm.llm_engine.model_config
-        return cls(llm, tokenizer, lora, int(config.max_model_len))
-
-    def prepare(self, messages: list[dict[str, str]]) -> Prompt:
-        with self._lock:
-            return render_prompt(self.tokenizer, messages)
-
-    def complete(self, prompt: Prompt, sampling: Sampling) -> Completion:
-        from vllm import SamplingParams
-
-        params = SamplingParams(
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            repetition_penalty=sampling.repetition_penalty,
-        )
-        with self._lock:
-            result = self.llm.generate(
-                {"prompt_token_ids": prompt.token_ids},
-                params,
-                lora_request=self.lora_request,
-                use_tqdm=False,
-            )[0].outputs[0]
-        return Completion(
-            text=result.text.strip(),
-            prompt_tokens=len(prompt.token_ids),
-            completion_tokens=len(result.token_ids),
-            finish_reason="length" if result.finish_reason == "length" else "stop",
-        )
-
-    def stream(self, prompt: Prompt, sampling: Sampling) -> TextStream:
-        text_stream = TextStream(iter(()))
-
-        def pieces() -> Iterator[str]:
-            completion = self.complete(prompt, sampling)
-            if completion.text:
-                yield completion.text
-            text_stream.completion = completion
-
-        text_stream.pieces = pieces()
-        return text_stream

@@ -104,6 +104,12 @@ def build_app(
         engine: Any = LlamaCppServerEngine.start(
             gguf_export_of(mlflow, served, config.gguf_format), threads=config.engine_threads
         )
+    elif config.engine == "vllm":
+        from llm_assets.serving.vllm_server import VllmServerEngine
+
+        engine = VllmServerEngine.start(
+            served.model, profile.evaluation.generation.repetition_penalty
+        )
     else:
         engine = load_engine(config.engine, served.model)
     guardrails = guardrails_for(
@@ -177,7 +183,7 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     try:
         uvicorn.run(app, host=options.host, port=options.port, log_level="info")
     finally:
-        # The llama.cpp engine is a process of its own: it stops with the gateway.
+        # The llama.cpp and vLLM engines are processes of their own: they stop with the gateway.
         close = getattr(app.state.engine, "close", None)
         if close is not None:
             close()
