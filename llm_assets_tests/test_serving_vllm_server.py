@@ -66,7 +66,8 @@ def test_a_repetition_penalty_vllm_would_apply_to_the_prompt_is_refused() -> Non
 
 def test_requests_carry_the_gateways_token_ids_and_name_the_adapter() -> None:
     tokenizer = SimpleNamespace(eos_token_id=2)
-    engine = VllmServerEngine(None, "http://127.0.0.1:1", "k", tokenizer, 2048, "served")
+    engine = VllmServerEngine(None, "http://127.0.0.1:1", "k", tokenizer, 2048)
+    engine.served_name = "served"
     try:
         prompt = Prompt("<|im_start|>user\nHi", [5, 6, 7])
         greedy = Sampling(max_tokens=32, temperature=0.0, top_p=1.0, repetition_penalty=1.0)

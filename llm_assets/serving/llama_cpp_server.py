@@ -56,18 +56,6 @@ class LlamaCppServerEngine(EngineProcess):
 
     name = "llama.cpp"
 
-    def __init__(
-        self,
-        process: Any,
-        base_url: str,
-        api_key: str,
-        tokenizer: Any,
-        context_length: int,
-    ) -> None:
-        super().__init__(process, base_url, api_key, tokenizer, context_length)
-        eos = tokenizer.eos_token
-        self._stop = [eos] if eos else []
-
     @classmethod
     def start(
         cls,
@@ -115,6 +103,6 @@ class LlamaCppServerEngine(EngineProcess):
             "temperature": 0.0 if sampling.greedy else sampling.temperature,
             "top_p": sampling.top_p,
             "repeat_penalty": sampling.repetition_penalty,
-            "stop": self._stop,
+            "stop": [self.tokenizer.eos_token] if self.tokenizer.eos_token else [],
             "stream": stream,
         }

@@ -97,19 +97,8 @@ class VllmServerEngine(EngineProcess):
 
     name = "vLLM"
     ready_path = "/health"
-
-    def __init__(
-        self,
-        process: Any,
-        base_url: str,
-        api_key: str,
-        tokenizer: Any,
-        context_length: int,
-        served_name: str = BASE_MODEL_NAME,
-    ) -> None:
-        super().__init__(process, base_url, api_key, tokenizer, context_length)
-        self.served_name = served_name
-        self._stop_ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    # What requests name: the adapter as `vllm_command` registered it, or the base model.
+    served_name = BASE_MODEL_NAME
 
     @classmethod
     def start(
@@ -167,7 +156,7 @@ class VllmServerEngine(EngineProcess):
             "max_tokens": sampling.max_tokens,
             "temperature": 0.0 if sampling.greedy else sampling.temperature,
             "top_p": sampling.top_p,
-            "stop_token_ids": self._stop_ids,
+            "stop_token_ids": [eos] if (eos := self.tokenizer.eos_token_id) is not None else [],
             "stream": stream,
         }
         if stream:
