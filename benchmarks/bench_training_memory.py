@@ -4,7 +4,8 @@ process (peak RSS is per process).
 
     .venv/bin/python benchmarks/bench_training_memory.py --state var      # after `make run`
     .venv/bin/python benchmarks/bench_training_memory.py --state /tmp/smol21/state/in_process/var \
-        --variants "trl SFTTrainer, 2 x 4" "answer-only loss, 2 x 4 (conf/smollm2.yaml)"
+        --variants "trl SFTTrainer, 2 x 4, bf16 autocast" \
+        "answer-only loss, 2 x 4, bf16 autocast (conf/smollm2.yaml)"
 
 Reads `base_model`, `chat_template` and `sft_dataset` from the state folder's asset store,
 trains `--steps` optimizer steps of `conf/smollm2.yaml`'s training settings with each variant's
@@ -43,7 +44,8 @@ VARIANTS: dict[str, dict[str, object]] = {
         "loss": "trl", "gradient_checkpointing": False, "lora_dropout": 0.0,
         "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
     },
-    # The same 8 rows per optimizer step, trl's loss against the answer-only loss.
+    # The same 8 rows per optimizer step, trl's loss against the answer-only loss, in fp32 and
+    # in bf16 autocast (training.cpu_bf16; variants without it compute in fp32).
     "trl SFTTrainer, 4 x 2": {
         "loss": "trl", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
     },
@@ -53,11 +55,31 @@ VARIANTS: dict[str, dict[str, object]] = {
     "trl SFTTrainer, 2 x 4": {
         "loss": "trl", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
     },
-    "answer-only loss, 2 x 4 (conf/smollm2.yaml)": {
+    "answer-only loss, 2 x 4": {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
     },
     "answer-only loss, 8 x 1": {
         "loss": "answers", "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+    },
+    "trl SFTTrainer, 2 x 4, bf16 autocast": {
+        "loss": "trl", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on",
+    },
+    "answer-only loss, 2 x 4, bf16 autocast (conf/smollm2.yaml)": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on",
+    },
+    "answer-only loss, 2 x 4, bf16 autocast, no checkpointing": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "gradient_checkpointing": False, "cpu_bf16": "on",
+    },
+    "answer-only loss, 8 x 1, bf16 autocast": {
+        "loss": "answers", "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+        "cpu_bf16": "on",
+    },
+    "answer-only loss, 4 x 2, bf16 autocast": {
+        "loss": "answers", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+        "cpu_bf16": "on",
     },
 }  # fmt: skip
 
@@ -92,7 +114,7 @@ def one_variant(state: Path, profile_path: Path, variant: dict[str, object], ste
     template = json.loads((assets / "chat_template.json").read_text())["template"]
     dataset = load_from_disk(str((assets / "sft_dataset.hfds").resolve()))
     profile = load_profile(profile_path)
-    updates = {key: value for key, value in variant.items() if key != "loss"}
+    updates = {"cpu_bf16": "off", **{key: value for key, value in variant.items() if key != "loss"}}
     config = profile.training.model_copy(update=updates)
     tokenizer = load_chat_tokenizer(base, chat_template=template)
     rows_per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps

@@ -134,3 +134,20 @@ def test_an_override_the_library_lacks_names_the_key_and_the_closest_names(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         build(training, tmp_path, 128) if build is sft_config_from else build(training)
+
+
+@pytest.mark.parametrize(
+    ("setting", "native", "expected"),
+    [("off", True, False), ("auto", True, True), ("auto", False, False), ("on", False, True)],
+)
+def test_cpu_bf16_autocast_only_where_the_profile_and_the_cpu_allow_it(
+    monkeypatch: pytest.MonkeyPatch, setting: str, native: bool, expected: bool
+) -> None:
+    """auto: bf16 only on a CPU that multiplies bf16 natively (elsewhere it is emulated, slower
+    than fp32); a GPU always trains in bf16."""
+    import llm_assets.training.sft as sft
+
+    monkeypatch.setattr(sft, "cpu_multiplies_bf16", lambda: native)
+    config = TrainingConfig(cpu_bf16=setting)  # type: ignore[arg-type]
+    assert sft_arguments(config, Path("checkpoints"), 512, gpu=False)["bf16"] is expected
+    assert sft_arguments(config, Path("checkpoints"), 512, gpu=True)["bf16"] is True

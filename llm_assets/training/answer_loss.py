@@ -73,7 +73,7 @@ def answer_loss(
 
 
 def answer_only_sft_trainer() -> type:
-    """trl's `SFTTrainer` with the training loss of `answer_loss`; evaluation, logging and
+    """trl's `SFTTrainer` with the training and validation loss of `answer_loss`; logging and
     everything else are trl's."""
     from trl import SFTTrainer
 
@@ -85,26 +85,37 @@ def answer_only_sft_trainer() -> type:
             return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
-            # Evaluation, and training across several processes (DDP and FSDP hook into the
-            # model's own forward, which must not be stepped around), keep trl's loss.
+            # Training across several processes (DDP and FSDP hook into the model's own
+            # forward, which must not be stepped around) and prompt methods keep trl's loss, as
+            # does an evaluation that needs logits (compute_metrics); a loss-only evaluation
+            # (the validation loss) is scored on answer positions like training.
             shared = self.accelerator.num_processes > 1
             wrapped = self.accelerator.unwrap_model(model) is not model
-            if return_outputs or shared or wrapped or not model.training or "labels" not in inputs:
+            needs_logits = return_outputs and (model.training or self.compute_metrics is not None)
+            if shared or wrapped or needs_logits or "labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            result = answer_loss(model, inputs, num_items_in_batch)
-            self._record(result, inputs)
-            return result.loss
+            # The backbone is called directly, past the forward accelerate wraps in autocast
+            # under mixed precision: the same autocast is entered here.
+            with self.accelerator.autocast():
+                result = answer_loss(model, inputs, num_items_in_batch)
+            self._record(result, inputs, "train" if model.training else "eval")
+            # Trainer.prediction_step takes (loss, outputs) and, loss only, reads no logits.
+            return (result.loss, {}) if return_outputs else result.loss
 
-        def _record(self, result: AnswerLoss, inputs: dict[str, Any]) -> None:
+        def _record(self, result: AnswerLoss, inputs: dict[str, Any], mode: str) -> None:
             """The figures trl's own loss logs, into its `_metrics` store (read by its `log`)."""
             metrics = getattr(self, "_metrics", None)
             if metrics is None:
                 return
             tokens = result.answer_tokens
-            metrics["train"]["entropy"].append(result.entropy_sum / tokens if tokens else 0.0)
+            metrics[mode]["entropy"].append(result.entropy_sum / tokens if tokens else 0.0)
             accuracy = result.correct_tokens / tokens if tokens else 0.0
-            metrics["train"]["mean_token_accuracy"].append(accuracy)
-            if "attention_mask" in inputs and hasattr(self, "_total_train_tokens"):
+            metrics[mode]["mean_token_accuracy"].append(accuracy)
+            if (
+                mode == "train"
+                and "attention_mask" in inputs
+                and hasattr(self, "_total_train_tokens")
+            ):
                 self._total_train_tokens += int(inputs["attention_mask"].sum())
                 metrics["train"]["num_tokens"] = [self._total_train_tokens]
 

@@ -62,8 +62,8 @@ PROMPT_LEARNING_METHODS = ("prompt_tuning", "p_tuning")
 
 class TrainingConfig(StrictModel):
     """How the base model is fine-tuned (trl SFTTrainer), and how the training process is
-    launched (`accelerate launch`, through Dagster Pipes). Compute is bf16 on GPU and fp32 on
-    CPU, chosen automatically.
+    launched (`accelerate launch`, through Dagster Pipes). Compute is bf16 on GPU; on CPU fp32,
+    or bf16 autocast as `cpu_bf16` says.
 
     The fields are the small subset of trl's `SFTConfig` and peft's configs that most runs set,
     validated and documented here; `llm_assets.training.sft` maps them onto the library classes
@@ -107,8 +107,8 @@ class TrainingConfig(StrictModel):
         "logging_steps": "training.logging_steps",
         "seed": "training.seed",
         "data_seed": "training.seed",
-        "bf16": "the machine (bf16 on GPU, fp32 on CPU)",
-        "use_cpu": "the machine (bf16 on GPU, fp32 on CPU)",
+        "bf16": "the machine and training.cpu_bf16 (bf16 on GPU; on CPU as cpu_bf16 says)",
+        "use_cpu": "the machine (bf16 on GPU; on CPU as training.cpu_bf16 says)",
         "report_to": "the pipeline (metrics go to MLflow through Dagster Pipes)",
     }
     PEFT_ARGUMENTS_SET_BY: ClassVar[dict[str, str]] = {
@@ -170,6 +170,12 @@ class TrainingConfig(StrictModel):
     )
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory, ~30% slower"
+    )
+    cpu_bf16: Literal["off", "auto", "on"] = Field(
+        "off",
+        description="on CPU, compute in bf16 autocast (the weights and optimizer stay fp32): "
+        "auto where the CPU multiplies bf16 natively (AMX or AVX512-BF16; elsewhere bf16 is "
+        "emulated and slower than fp32), on always, off never. GPUs always use bf16",
     )
     logging_steps: int = Field(5, ge=1, description="steps between logged metrics")
     seed: int = Field(42, description="seed of weights init, data order and dropout")
