@@ -127,7 +127,10 @@ def test_training_matches_trls_sft_trainer_step_for_step(tmp_path: Path, cpu_bf1
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    from llm_assets.training.sft import frozen_base_in_bf16
+
+    dtype = torch.bfloat16 if frozen_base_in_bf16(config) else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
     theirs = SFTTrainer(
         model=model,
         args=sft_config_from(config, tmp_path / "b", 64, overrides),

@@ -70,6 +70,14 @@ def bf16_compute(config: TrainingConfig, gpu: bool) -> bool:
     return config.cpu_bf16 == "auto" and cpu_multiplies_bf16()
 
 
+def frozen_base_in_bf16(config: TrainingConfig) -> bool:
+    """Whether the base weights are loaded in bf16: on GPU, and on CPU for LoRA in bf16 autocast.
+    Frozen, they need no fp32 master copy (peft keeps the adapter's weights in fp32), and
+    autocast would otherwise cast each of them to bf16 again in every forward and recompute."""
+    gpu = on_gpu()
+    return gpu or (config.method == "lora" and bf16_compute(config, gpu))
+
+
 def uses_fsdp() -> bool:
     """Whether `accelerate launch` started this process under FSDP (it says so in the env)."""
     return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
@@ -349,7 +357,7 @@ def build_sft_trainer(
     model = AutoModelForCausalLM.from_pretrained(
         base_model_path,
         quantization_config=quantization_config_from(config),
-        dtype=torch.bfloat16 if on_gpu() else torch.float32,
+        dtype=torch.bfloat16 if frozen_base_in_bf16(config) else torch.float32,
         device_map=_device_map(),
     )
     # Prompt-learning methods add virtual tokens in peft's own forward, which the answer-only
