@@ -20,7 +20,7 @@ from llm_assets.evaluation.generation import (
     ReferenceScoring,
 )
 from llm_assets.evaluation.grounding import GroundedPrompts, groundedness
-from llm_assets.evaluation.perplexity import PerplexityResult
+from llm_assets.evaluation.perplexity import PerplexityResult, perplexity_from_rows
 from llm_assets.serving.guardrails import Guardrails, guard_answers
 from llm_assets.settings import GenerationConfig
 
@@ -243,8 +243,6 @@ def stored_perplexities(
     """label -> split ("golden", "validation") -> the perplexity `answer_golden_set` measured,
     the golden rows in the order of `pair_ids` (so models pair row by row). Raises ValueError
     when the table holds none."""
-    from llm_assets.evaluation.perplexity import perplexity_from_rows
-
     missing = [column for column in PERPLEXITY_COLUMNS if column not in predictions.columns]
     if missing:
         raise ValueError(
