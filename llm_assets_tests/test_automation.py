@@ -22,6 +22,7 @@ from llm_assets_tests.test_staleness import (
     _readers,
     _stale,
     _stand_ins,
+    changed_setting,
     leaf_settings,
     perturbed,
 )
@@ -56,9 +57,7 @@ def test_a_changed_setting_requests_exactly_the_assets_out_of_date_themselves(ma
     profile: Profile = materialized.profile
     checked = 0
     for leaf in leaf_settings(profile)[::9]:
-        changed = perturbed(profile, leaf, profile.base_dir)
-        assert isinstance(changed, Profile)
-        defs = build_definitions(changed, resources=materialized.resources)
+        defs = build_definitions(changed_setting(profile, leaf), resources=materialized.resources)
         requested = requested_by_automation(defs, materialized.instance, _everything(defs))
         assert _names(requested) == _stale(defs, materialized.instance, own=True), leaf
         assert _names(requested) == _names(_readers(defs, leaf)), leaf

@@ -151,6 +151,47 @@ def test_gguf_f16_scores_and_answers_like_the_transformers_model(
     assert ours.new_tokens == theirs.new_tokens
 
 
+def test_context_aware_answers_on_llama_cpp_equal_transformers(
+    tiny_model: Path, exports: Path
+) -> None:
+    """Context-aware decoding on two llama.cpp contexts (evaluation.engine llama-cpp, and the
+    gateway's in-process engine) answers as transformers' batched processor does, and differs
+    from plain decoding."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_assets.evaluation.generation import generate_answers, prompt_texts
+    from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    grounded = [
+        [{"role": "system", "content": f"Be brief. Excerpts: {'Open the trash. ' * 3}"}, *rest]
+        for _, *rest in _conversations()
+    ]
+    prompts = prompt_texts(tokenizer, [messages[:-1] for messages in grounded])
+    closed_book: list[str | None] = list(
+        prompt_texts(tokenizer, [messages[:-1] for messages in _conversations()])
+    )
+    closed_book[1] = None  # a prompt without context decodes plainly
+    config = GenerationConfig(max_new_tokens=12, batch_size=1, context_contrast=1.0)
+    gguf_file = exports / "gguf-f16" / GGUF_FILE
+
+    ours = gguf_generate_answers(
+        load_gguf(gguf_file, 256),
+        tokenizer,
+        prompts,
+        config,
+        "tuned",
+        closed_book,
+        load_gguf(gguf_file, 256),
+    )
+    theirs = generate_answers(model, tokenizer, prompts, config, closed_book=closed_book)
+    plain = generate_answers(model, tokenizer, prompts, config)
+    assert ours.answers == theirs.answers
+    assert ours.new_tokens == theirs.new_tokens
+    assert theirs.answers[1] == plain.answers[1] and theirs.answers != plain.answers
+
+
 @pytest.mark.slow
 def test_smollm2_gguf_f16_answers_token_identical_to_the_merged_model(tmp_path: Path) -> None:
     """The real model: SmolLM2 as a model folder (what merged_model holds for a base without an

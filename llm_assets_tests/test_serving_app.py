@@ -70,6 +70,7 @@ def _client(
     retrieve: Any = None,
     system_prompt: str | None = None,
     guardrails: Guardrails | None = None,
+    generation: GenerationConfig | None = None,
     **config: Any,
 ) -> TestClient:
     settings = ServingConfig(**{"max_tokens": 8, "default_max_tokens": 6, **config})
@@ -78,7 +79,7 @@ def _client(
         store,
         served,
         settings,
-        GenerationConfig(),
+        generation or GenerationConfig(),
         token,
         retrieve,
         system_prompt,
@@ -288,6 +289,32 @@ def test_rag_chunks_are_given_as_context_and_recorded(
     assert _stored(store)[-1]["rag_chunk_ids"] == ["docs/trash#0"]
     # The stored conversation is the user's; the context is found again from the chunk ids.
     assert [m["role"] for m in _stored(store)[-1]["messages"]] == ["user"]
+
+
+def test_answers_with_context_are_decoded_context_aware_as_evaluation_decodes(
+    engine: TransformersEngine, served: ServedModel, store: ExchangeStore
+) -> None:
+    """With evaluation.generation.context_contrast the served answer is the one evaluation's
+    `generate_answers` gives the same grounded prompt and its closed-book twin."""
+    from llm_assets.evaluation.generation import closed_book_texts, generate_answers, prompt_texts
+    from llm_assets.rag.context import grounded_messages, with_system_prompt
+
+    chunk = RetrievedChunk("docs/trash#0", "trash", "docs", "trash.md", "", "Trash: 30 days.", 1)
+    generation = GenerationConfig(context_contrast=1.0)
+    with _client(
+        engine, served, store, retrieve=lambda question, k: [chunk], generation=generation
+    ) as rag_client:
+        body = _chat(rag_client, max_tokens=8).json()
+
+    grounded, used = grounded_messages([QUESTION], [chunk], None, ServingConfig().rag_max_chars)
+    assert used == ["docs/trash#0"] == body["rag_chunk_ids"]
+    tokenizer, config = engine.tokenizer, generation.model_copy(update={"max_new_tokens": 8})
+    prompts = prompt_texts(tokenizer, [grounded])
+    twins = closed_book_texts(tokenizer, [with_system_prompt([QUESTION], None)])
+    evaluated = generate_answers(engine.model, tokenizer, prompts, config, closed_book=twins)
+    plain = generate_answers(engine.model, tokenizer, prompts, config)
+    assert body["choices"][0]["message"]["content"] == evaluated.answers[0]
+    assert evaluated.answers != plain.answers
 
 
 def test_questions_out_of_scope_get_the_reply_without_the_model(

@@ -166,3 +166,54 @@ def test_the_engine_wants_its_key_and_stops_with_close(export_dir: Path, tmp_pat
         engine.close()
     assert engine.process is not None and engine.process.poll() is not None
     assert TestClient(app).get("/healthz").status_code == 503
+
+
+def test_in_process_engine_decodes_context_aware_like_evaluation(export_dir: Path) -> None:
+    """serving.engine llama-cpp with context_contrast: the gateway's in-process engine answers
+    (whole and streamed, three streams at once) as evaluation's llama.cpp loop does."""
+    from dataclasses import replace
+
+    from llm_assets.datasets.chat_template import load_chat_tokenizer
+    from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
+    from llm_assets.export.gguf import GGUF_FILE
+    from llm_assets.serving.llama_cpp_local import LlamaCppLocalEngine
+    from llm_assets.serving.protocol import Sampling
+
+    engine = LlamaCppLocalEngine.start(export_dir)
+    try:
+        prompts, closed_texts = [], []
+        for question in QUESTIONS[:3]:
+            user = [{"role": "user", "content": question}]
+            context = {"role": "system", "content": f"Be brief. Excerpts: {question * 2}"}
+            closed = engine.prepare([{"role": "system", "content": "Be brief."}, *user])
+            closed_texts.append(closed.text)
+            prompts.append(
+                replace(engine.prepare([context, *user]), closed_book_ids=closed.token_ids)
+            )
+        sampling = Sampling(16, 0.0, 1.0, 1.1, context_contrast=1.0)
+        whole = [engine.complete(prompt, sampling) for prompt in prompts]
+
+        def streamed(prompt: Any) -> tuple[str, Any]:
+            stream = engine.stream(prompt, sampling)
+            return "".join(stream), stream.completion
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            streams = list(pool.map(streamed, prompts))
+    finally:
+        engine.close()
+
+    tokenizer = load_chat_tokenizer(str(export_dir))
+    config = GenerationConfig(max_new_tokens=16, repetition_penalty=1.1, context_contrast=1.0)
+    gguf_file = export_dir / GGUF_FILE
+    evaluated = gguf_generate_answers(
+        load_gguf(gguf_file, 512),
+        tokenizer,
+        [prompt.text for prompt in prompts],
+        config,
+        closed_book=closed_texts,
+        closed_llm=load_gguf(gguf_file, 512),
+    )
+    assert [completion.text for completion in whole] == evaluated.answers
+    assert [completion.completion_tokens for completion in whole] == evaluated.new_tokens
+    for (text, completion), expected in zip(streams, whole, strict=True):
+        assert text.strip() == expected.text and completion == expected

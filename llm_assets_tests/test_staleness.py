@@ -116,6 +116,16 @@ def perturbed(model: BaseModel, path: str, base_dir: Path) -> BaseModel:
     return model.model_copy(update={name: _changed(value, annotation, base_dir, name)})
 
 
+def changed_setting(profile: Profile, leaf: str) -> Profile:
+    """`profile` with the setting at `leaf` changed to another valid value."""
+    if leaf in SOURCE_NAMING:
+        changed = _with_value(profile, leaf, SOURCE_NAMING[leaf](profile))
+    else:
+        changed = perturbed(profile, leaf, profile.base_dir)
+    assert isinstance(changed, Profile)
+    return changed
+
+
 def _with_value(model: BaseModel, path: str, value: Any) -> BaseModel:
     name, _, rest = path.partition(".")
     if rest:
@@ -217,11 +227,7 @@ def test_every_setting_makes_exactly_its_readers_and_their_descendants_stale(mat
     assert len(leaves) > 200, "the default profile has a few hundred settings"
     wrong, read = [], 0
     for leaf in leaves:
-        if leaf in SOURCE_NAMING:
-            changed = _with_value(profile, leaf, SOURCE_NAMING[leaf](profile))
-        else:
-            changed = perturbed(profile, leaf, profile.base_dir)
-        assert isinstance(changed, Profile)
+        changed = changed_setting(profile, leaf)
         defs = build_definitions(changed, resources=materialized.resources)
         readers = _readers(defs, leaf)
         read += bool(readers)

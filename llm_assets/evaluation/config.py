@@ -24,6 +24,15 @@ class GenerationConfig(StrictModel):
         description="penalty on tokens already in the answer (never the prompt's: a fact "
         "copied from the retrieved context is not repetition); 1.0: none",
     )
+    context_contrast: float = Field(
+        0.5,
+        ge=0.0,
+        le=4.0,
+        description="context-aware decoding of answers with retrieved context (Shi et al. "
+        "2024): each token from (1 + a) log p(token | context, question) - a log "
+        "p(token | question), so what the context says outweighs what the model remembers; "
+        "costs a second decode of the prompt without context; 0: plain decoding",
+    )
     batch_size: int = Field(8, ge=1, description="prompts generated together (left-padded)")
     seed: int = 0
 

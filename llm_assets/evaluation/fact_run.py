@@ -99,6 +99,7 @@ def _model_answers(
     from llm_assets.evaluation.generation import (
         Answerer,
         ModelUnderTest,
+        closed_book_texts,
         prompt_texts,
         transformers_answers,
     )
@@ -114,6 +115,7 @@ def _model_answers(
         tokenizer,
         {"tuned": prompt_texts(tokenizer, grounded.conversations)},
         evaluation.generation,
+        closed_book={"tuned": closed_book_texts(tokenizer, grounded.closed_book)},
     )["tuned"].answers
 
 

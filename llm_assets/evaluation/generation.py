@@ -8,7 +8,7 @@ which is the one training used), under the same generation settings. Only the we
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,23 +101,40 @@ def prompt_texts(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> l
     return [render_chat(tokenizer, messages, for_generation=True) for messages in conversations]
 
 
+def closed_book_texts(
+    tokenizer: Any, conversations: Sequence[list[dict[str, str]] | None]
+) -> list[str | None]:
+    """`prompt_texts` of the closed-book twins of grounded prompts (`GroundedPrompts.closed_book`),
+    None kept where a prompt has no context."""
+    return [
+        None if messages is None else render_chat(tokenizer, messages, for_generation=True)
+        for messages in conversations
+    ]
+
+
 def generate_answers(
     model: Any,
     tokenizer: Any,
     prompts: list[str],
     config: GenerationConfig,
     label: str = "model",
+    closed_book: Sequence[str | None] | None = None,
 ) -> Generations:
     """Answers to already-rendered `prompts`, in the order given. Prompts of similar length are
     batched together, with left padding (so every row's answer starts right after its prompt):
-    a batch then computes little padding. Special tokens are stripped from the answers."""
+    a batch then computes little padding. Special tokens are stripped from the answers. With
+    `closed_book` (each prompt without its retrieved context, None where it has none) and
+    `config.context_contrast` > 0, answers with context are decoded context-aware."""
     import torch
+
+    from llm_assets.evaluation.context_aware import ClosedBookContrast, ContextContrast
 
     device = next(model.parameters()).device
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
     all_encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in prompts]
+    contrasted = _contrasted_ids(tokenizer, prompts, closed_book, config)
     by_length = sorted(range(len(prompts)), key=lambda index: len(all_encoded[index]))
     answers: list[str] = [""] * len(prompts)
     new_tokens: list[int] = [0] * len(prompts)
@@ -139,6 +156,11 @@ def generate_answers(
             if config.do_sample
             else {"do_sample": False}
         )
+        processors = answer_repetition_penalty(config.repetition_penalty, width)
+        if contrasted is not None:
+            twins = [contrasted[index] for index in rows]
+            contrast = ContextContrast(config.context_contrast)
+            processors.insert(0, ClosedBookContrast(model, twins, width, pad_id, contrast))
         batch_started = time.perf_counter()
         with torch.no_grad():
             output = model.generate(
@@ -147,7 +169,7 @@ def generate_answers(
                 max_new_tokens=config.max_new_tokens,
                 # 1.0 overrides a model's own default: the penalty is the processor's.
                 repetition_penalty=1.0,
-                logits_processor=answer_repetition_penalty(config.repetition_penalty, width),
+                logits_processor=processors,
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
                 **sampling,
@@ -166,6 +188,24 @@ def generate_answers(
         batch_latencies_ms=latencies,
         batch_of_answer=batch_of_answer,
     )
+
+
+def _contrasted_ids(
+    tokenizer: Any,
+    prompts: list[str],
+    closed_book: Sequence[str | None] | None,
+    config: GenerationConfig,
+) -> list[list[int] | None] | None:
+    """The token ids of each prompt's closed-book twin when answers are decoded context-aware
+    (None for a prompt without context); None when none is."""
+    if config.context_contrast == 0 or closed_book is None or not any(closed_book):
+        return None
+    if len(closed_book) != len(prompts):
+        raise ValueError(f"{len(closed_book)} closed-book prompts for {len(prompts)} prompts")
+    return [
+        None if text is None else tokenizer(text, add_special_tokens=False)["input_ids"]
+        for text in closed_book
+    ]
 
 
 def answer_repetition_penalty(penalty: float, prompt_length: int) -> list[Any]:
@@ -212,7 +252,8 @@ class Answerer(Protocol):
     """One model's weights answering sets of rendered prompts, loaded once for all of them:
     {label: prompts} -> {label: answers}. The sets are the same weights asked different ways
     (closed-book and with retrieved context). With `scoring`, each answer set also carries the
-    model's perplexity on those conversations, measured on the same load."""
+    model's perplexity on those conversations, measured on the same load. `closed_book` gives,
+    for a set with retrieved context, each prompt without it (context-aware decoding)."""
 
     def __call__(
         self,
@@ -221,6 +262,7 @@ class Answerer(Protocol):
         prompt_sets: Mapping[str, list[str]],
         config: GenerationConfig,
         scoring: ReferenceScoring | None = None,
+        closed_book: Mapping[str, Sequence[str | None]] | None = None,
     ) -> dict[str, Generations]: ...
 
 
@@ -230,17 +272,20 @@ def transformers_answers(
     prompt_sets: Mapping[str, list[str]],
     config: GenerationConfig,
     scoring: ReferenceScoring | None = None,
+    closed_book: Mapping[str, Sequence[str | None]] | None = None,
 ) -> dict[str, Generations]:
     """`model` loaded with `load_model`, answering each set with `generate_answers` (and scored
     as `scoring` says), then released (evaluation.engine: transformers)."""
     import gc
 
     loaded = load_model(model)
+    twins = closed_book or {}
     try:
         scores = scoring.score(loaded, tokenizer) if scoring else {}
         return {
             label: replace(
-                generate_answers(loaded, tokenizer, prompts, config, label), perplexity=scores
+                generate_answers(loaded, tokenizer, prompts, config, label, twins.get(label)),
+                perplexity=scores,
             )
             for label, prompts in prompt_sets.items()
         }

@@ -64,6 +64,9 @@ class GroundedPrompts:
     contexts: list[str]
     # The closest chunk's score for each question (None closed-book): the scope guard reads it.
     top_relevance: list[float | None]
+    # The same conversation without its context where it has one (None where it has none):
+    # what context-aware decoding contrasts the answer against.
+    closed_book: list[list[dict[str, str]] | None]
 
 
 def ground_prompts(
@@ -78,15 +81,24 @@ def ground_prompts(
         grounded = [grounded_messages(list(p), [], system_prompt, 0)[0] for p in prompts]
         empty: list[list[str]] = [[] for _ in prompts]
         return GroundedPrompts(
-            grounded, empty, [[] for _ in prompts], ["" for _ in prompts], [None for _ in prompts]
+            grounded,
+            empty,
+            [[] for _ in prompts],
+            ["" for _ in prompts],
+            [None for _ in prompts],
+            [None for _ in prompts],
         )
     hits = search_many([last_question(p) for p in prompts], context.k) if prompts else []
     conversations, ids, chunk_texts, contexts = [], [], [], []
+    closed_book: list[list[dict[str, str]] | None] = []
     for prompt, chunks in zip(prompts, hits, strict=True):
         messages, used = grounded_messages(list(prompt), chunks, system_prompt, context.max_chars)
         conversations.append(messages)
         ids.append(used)
         chunk_texts.append([chunk.text for chunk in chunks if chunk.chunk_id in used])
         contexts.append(context_text(chunks, context.max_chars)[0] if used else "")
+        closed_book.append(
+            grounded_messages(list(prompt), [], system_prompt, 0)[0] if used else None
+        )
     top = [chunks[0].score if chunks else None for chunks in hits]
-    return GroundedPrompts(conversations, ids, chunk_texts, contexts, top)
+    return GroundedPrompts(conversations, ids, chunk_texts, contexts, top, closed_book)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,30 +98,54 @@ def answer_token_ids(
     config: GenerationConfig,
     stop_ids: set[int],
     rng: Any = None,
+    closed_book: tuple[Any, list[int]] | None = None,
 ) -> list[int]:
     """The answer's token ids (without the stop token) to one tokenized prompt: greedy, or
-    sampled with temperature and top-p when `config.do_sample`."""
+    sampled with temperature and top-p when `config.do_sample`. With `closed_book` (a second
+    llama.cpp context over the same file, and the prompt's ids without its retrieved context)
+    and `config.context_contrast` > 0, decoded context-aware as `generation` does."""
+    return list(answer_tokens(llm, prompt_ids, config, stop_ids, rng, closed_book))
+
+
+def answer_tokens(
+    llm: Any,
+    prompt_ids: list[int],
+    config: GenerationConfig,
+    stop_ids: set[int],
+    rng: Any = None,
+    closed_book: tuple[Any, list[int]] | None = None,
+) -> Iterator[int]:
+    """`answer_token_ids` one token at a time, as each is chosen (serving streams them)."""
     import numpy as np
 
+    from llm_assets.evaluation.context_aware import ContextContrast, contrasted_log_probs
+
+    contrast = ContextContrast(config.context_contrast) if config.context_contrast else None
+    closed_llm = closed_book[0] if closed_book and contrast else None
     llm.reset()
     llm.eval(prompt_ids)
+    if closed_llm is not None and closed_book is not None:
+        closed_llm.reset()
+        closed_llm.eval(closed_book[1])
     # Only the answer's own tokens are penalized, as in transformers (answer_repetition_penalty)
     # and llama.cpp's sampler: a fact copied from the prompt's context is not repetition.
     seen = np.zeros(llm.n_vocab(), dtype=bool)
-    produced: list[int] = []
     for _ in range(config.max_new_tokens):
         logits = _last_logits(llm)
+        if closed_llm is not None and contrast is not None:
+            logits = contrasted_log_probs(logits, _last_logits(closed_llm), contrast)
         logits = _penalized(logits, seen, config.repetition_penalty)
         if config.do_sample:
             token = _sample(logits, config, rng or np.random.default_rng(config.seed))
         else:
             token = int(np.argmax(logits))
         if token in stop_ids:
-            break
-        produced.append(token)
+            return
+        yield token
         seen[token] = True
         llm.eval([token])
-    return produced
+        if closed_llm is not None:
+            closed_llm.eval([token])
 
 
 def _last_logits(llm: Any) -> Any:
@@ -151,9 +176,13 @@ def gguf_generate_answers(
     prompts: list[str],
     config: GenerationConfig,
     label: str = "model",
+    closed_book: Sequence[str | None] | None = None,
+    closed_llm: Any = None,
 ) -> Generations:
     """Answers to already-rendered `prompts`, in order, like `generation.generate_answers`
-    (one prompt at a time: each is its own "batch" in the latencies)."""
+    (one prompt at a time: each is its own "batch" in the latencies). With `closed_book` and
+    `closed_llm` (a second context over the same file) answers with context are decoded
+    context-aware when `config.context_contrast` > 0."""
     import numpy as np
 
     stop_ids = {
@@ -162,10 +191,14 @@ def gguf_generate_answers(
     rng = np.random.default_rng(config.seed)
     answers, new_tokens, latencies = [], [], []
     started = time.perf_counter()
-    for text in prompts:
+    twins = list(closed_book) if closed_book is not None else [None] * len(prompts)
+    for text, twin in zip(prompts, twins, strict=True):
         prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        contrast = None
+        if twin is not None and closed_llm is not None:
+            contrast = (closed_llm, tokenizer(twin, add_special_tokens=False)["input_ids"])
         answer_started = time.perf_counter()
-        produced = answer_token_ids(llm, prompt_ids, config, stop_ids, rng)
+        produced = answer_token_ids(llm, prompt_ids, config, stop_ids, rng, contrast)
         latencies.append(1000 * (time.perf_counter() - answer_started))
         new_tokens.append(len(produced))
         answers.append(tokenizer.decode(produced, skip_special_tokens=True).strip())

@@ -163,12 +163,20 @@ def answer_golden_set(
     tuned/<mode>) are loaded once. Returns PREDICTION_COLUMNS; with `validation`
     conversations also PERPLEXITY_COLUMNS, scored at `max_length` tokens on the same load (the
     golden conversations as they are, without retrieved context)."""
-    from llm_assets.evaluation.generation import prompt_texts, transformers_answers
+    from llm_assets.evaluation.generation import (
+        closed_book_texts,
+        prompt_texts,
+        transformers_answers,
+    )
 
     rows = golden_rows(golden)
     questions = [prompt[-1]["content"] for prompt in golden_prompts(golden)]
     texts = {
         mode: prompt_texts(tokenizer, grounded.conversations)
+        for mode, grounded in prompts_by_mode.items()
+    }
+    twins = {
+        mode: closed_book_texts(tokenizer, grounded.closed_book)
         for mode, grounded in prompts_by_mode.items()
     }
     by_weights: dict[tuple[str, str | None], list[Contender]] = {}
@@ -182,8 +190,9 @@ def answer_golden_set(
     generated: dict[str, Generations] = {}
     for same_weights in by_weights.values():
         prompt_sets = {c.model.label: texts[c.mode] for c in same_weights}
+        closed_book = {c.model.label: twins[c.mode] for c in same_weights}
         generated |= (answer or transformers_answers)(
-            same_weights[0].model, tokenizer, prompt_sets, config, scoring
+            same_weights[0].model, tokenizer, prompt_sets, config, scoring, closed_book
         )
     tables = []
     for contender in models:

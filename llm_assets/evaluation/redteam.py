@@ -296,7 +296,11 @@ def run_redteam(
     `system_prompt` and, with `search_many`, with retrieved context in `context`'s format, as
     serving asks it; under `generation`; then scored as served, after `guardrails`, with the
     model's own answers scored too (`model_passed`)."""
-    from llm_assets.evaluation.generation import prompt_texts, transformers_answers
+    from llm_assets.evaluation.generation import (
+        closed_book_texts,
+        prompt_texts,
+        transformers_answers,
+    )
     from llm_assets.evaluation.grounding import ground_prompts
 
     grounded = ground_prompts(
@@ -307,7 +311,10 @@ def run_redteam(
     )
     conversations = grounded.conversations
     prompts = {model.label: prompt_texts(tokenizer, conversations)}
-    answers = (answer or transformers_answers)(model, tokenizer, prompts, generation)
+    closed_book = {model.label: closed_book_texts(tokenizer, grounded.closed_book)}
+    answers = (answer or transformers_answers)(
+        model, tokenizer, prompts, generation, closed_book=closed_book
+    )
     model_answers = answers[model.label].answers
     read = [read_text(messages) for messages in conversations]
     if guardrails is None:

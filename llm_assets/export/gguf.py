@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -345,6 +345,7 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
         prompt_sets: Mapping[str, list[str]],
         config: GenerationConfig,
         scoring: ReferenceScoring | None = None,
+        closed_book: Mapping[str, Sequence[str | None]] | None = None,
     ) -> dict[str, Generations]:
         import gc
 
@@ -352,7 +353,8 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
         from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
 
         if model.adapter_path and model.method in PROMPT_LEARNING_METHODS:
-            return transformers_answers(model, tokenizer, prompt_sets, config, scoring)
+            return transformers_answers(model, tokenizer, prompt_sets, config, scoring, closed_book)
+        twins = closed_book or {}
         with tempfile.TemporaryDirectory(prefix="gguf-eval-") as work:
             folder = Path(work) / "model"
             loaded = load_model(model)
@@ -372,9 +374,18 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
                 default=1,
             )
             llm = load_gguf(Path(work) / "f16.gguf", longest + config.max_new_tokens)
+            # Context-aware decoding reads the closed-book prompt on a context of its own.
+            contrasted = config.context_contrast > 0 and any(any(texts) for texts in twins.values())
+            closed_llm = (
+                load_gguf(Path(work) / "f16.gguf", longest + config.max_new_tokens)
+                if contrasted
+                else None
+            )
             return {
                 label: replace(
-                    gguf_generate_answers(llm, tokenizer, prompts, config, label),
+                    gguf_generate_answers(
+                        llm, tokenizer, prompts, config, label, twins.get(label), closed_llm
+                    ),
                     perplexity=scores,
                 )
                 for label, prompts in prompt_sets.items()

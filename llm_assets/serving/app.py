@@ -15,6 +15,7 @@ import hmac
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -319,6 +320,10 @@ class _Answerer:
         declined = self.guardrails.declines(relevance)
         read = read_text(prompt_messages)
         prompt = self.engine.prepare(prompt_messages)
+        if chunk_ids and self.generation.context_contrast > 0:
+            # Context-aware decoding contrasts the answer with the same conversation unread.
+            closed_book = self.engine.prepare(with_system_prompt(messages, self.system_prompt))
+            prompt = replace(prompt, closed_book_ids=closed_book.token_ids)
         sampling = self._fitted(sampling_for(request, self.config, self.generation), prompt)
         exchange = Exchange(
             response_id=new_response_id(),
@@ -430,7 +435,7 @@ class _Answerer:
             )
         if sampling.max_tokens <= room:
             return sampling
-        return Sampling(room, sampling.temperature, sampling.top_p, sampling.repetition_penalty)
+        return replace(sampling, max_tokens=room)
 
     def _events(
         self,

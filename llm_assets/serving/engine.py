@@ -27,10 +27,13 @@ class EngineUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Prompt:
-    """A conversation rendered with the training chat template, and its token ids."""
+    """A conversation rendered with the training chat template, and its token ids; with
+    retrieved context, and when answers are decoded context-aware, also the ids of the same
+    conversation without the context."""
 
     text: str
     token_ids: list[int]
+    closed_book_ids: list[int] | None = None
 
 
 @dataclass
@@ -178,15 +181,24 @@ class TransformersEngine:
             else {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
         )
         stopping = StoppingCriteriaList([_Cancelled(cancelled)] if cancelled else [])
+        processors = answer_repetition_penalty(sampling.repetition_penalty, len(prompt.token_ids))
+        if prompt.closed_book_ids and sampling.context_contrast > 0:
+            from llm_assets.evaluation.context_aware import ClosedBookContrast, ContextContrast
+
+            contrast = ContextContrast(sampling.context_contrast)
+            processors.insert(
+                0,
+                ClosedBookContrast(
+                    self.model, [prompt.closed_book_ids], input_ids.shape[1], self._pad_id, contrast
+                ),
+            )
         with torch.no_grad():
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 max_new_tokens=sampling.max_tokens,
                 repetition_penalty=1.0,
-                logits_processor=answer_repetition_penalty(
-                    sampling.repetition_penalty, len(prompt.token_ids)
-                ),
+                logits_processor=processors,
                 pad_token_id=self._pad_id,
                 eos_token_id=self.tokenizer.eos_token_id,
                 streamer=streamer,

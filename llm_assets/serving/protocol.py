@@ -108,6 +108,8 @@ class Sampling:
     temperature: float
     top_p: float
     repetition_penalty: float
+    # Context-aware decoding of a prompt with retrieved context (evaluation.generation's).
+    context_contrast: float = 0.0
 
     @property
     def greedy(self) -> bool:
@@ -169,6 +171,7 @@ def sampling_for(
         temperature=temperature,
         top_p=request.top_p if request.top_p is not None else generation.top_p,
         repetition_penalty=generation.repetition_penalty,
+        context_contrast=generation.context_contrast,
     )
 
 

@@ -95,18 +95,34 @@ def build_app(
         read_manifest()  # says how to build the index when none is materialized
         retrieve_chunks("warm-up", 1)  # opens the store and embedder now, not in a request
         retrieve = retrieve_chunks
+    # Context-aware decoding needs each step's logits, which the engines' servers do not return.
+    contrasted = rag and profile.evaluation.generation.context_contrast > 0
     if config.engine == "llama-cpp":
         import mlflow
 
-        from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine
         from llm_assets.serving.models import gguf_export_of
 
-        engine: Any = LlamaCppServerEngine.start(
-            gguf_export_of(mlflow, served, config.gguf_format), threads=config.engine_threads
-        )
+        export = gguf_export_of(mlflow, served, config.gguf_format)
+        if contrasted:
+            from llm_assets.serving.llama_cpp_local import LlamaCppLocalEngine
+
+            engine: Any = LlamaCppLocalEngine.start(export)
+        else:
+            from llm_assets.serving.llama_cpp_server import LlamaCppServerEngine
+
+            engine = LlamaCppServerEngine.start(export, threads=config.engine_threads)
     elif config.engine == "vllm":
+        from llm_assets.serving.engine import EngineUnavailable
         from llm_assets.serving.vllm_server import VllmServerEngine
 
+        if contrasted:
+            raise EngineUnavailable(
+                "evaluation.generation.context_contrast is "
+                f"{profile.evaluation.generation.context_contrast}: context-aware decoding "
+                "needs every step's logits, which vLLM's server does not return; serve with "
+                "serving.engine llama-cpp or transformers, or set context_contrast: 0 (and "
+                "evaluate again)"
+            )
         engine = VllmServerEngine.start(
             served.model, profile.evaluation.generation.repetition_penalty
         )
@@ -158,10 +174,11 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     served = resolve_served_model(profile, options)
     weights = served.gguf_dir or served.model.adapter_path or served.model.base_model_path
     engine_name: str = profile.serving.engine
-    if engine_name == "llama-cpp":
-        engine_name += f" ({profile.serving.gguf_format})"
-    print(f"serving {served.name}: {served.source} ({weights}), engine {engine_name}")
     rag, trained_with = served_retrieval(profile, options, served)
+    if engine_name == "llama-cpp":
+        where = "in process" if rag and profile.evaluation.generation.context_contrast else ""
+        engine_name += f" ({', '.join(filter(None, [profile.serving.gguf_format, where]))})"
+    print(f"serving {served.name}: {served.source} ({weights}), engine {engine_name}")
     app = build_app(profile, served, token, rag, trained_with)
     where = f"http://{options.host}:{options.port}"
     print(f"OpenAI API: {where}/v1   chat page: {where}/", end="")
@@ -174,6 +191,8 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     if rag:
         why = " (the model was trained with them)" if trained_with else ""
         print(f"RAG: the closest rag_index chunks are given to the model as context{why}")
+        if contrast := profile.evaluation.generation.context_contrast:
+            print(f"context-aware decoding: alpha {contrast} against the prompt without context")
     guard = app.state.guardrails
     if rag and guard.min_relevance is not None:
         print(
