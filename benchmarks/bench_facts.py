@@ -133,8 +133,10 @@ def main() -> None:
         "stated_with_doc_chunk": with_ids,
         "rows": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=2))
+    from llm_assets.storage import atomic_file
+
+    with atomic_file(args.output) as temporary:
+        temporary.write_text(json.dumps(summary, indent=2))
     print(f"wrote {args.output}")
 
 

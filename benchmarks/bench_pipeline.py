@@ -170,8 +170,10 @@ def main() -> None:
         ratio = walls[1] / walls[0]
         print(f"\nmultiprocess / in_process wall-clock ratio: {ratio:.2f}")
         summary["multiprocess_over_in_process"] = round(ratio, 3)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=2))
+    from llm_assets.storage import atomic_file
+
+    with atomic_file(args.output) as temporary:
+        temporary.write_text(json.dumps(summary, indent=2))
     print(f"wrote {args.output}")
 
 

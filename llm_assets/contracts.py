@@ -450,6 +450,7 @@ class EvalReport(Contract):
     review_export_id: str
     review_dir: str
     judge: JudgeSummary | None = None  # None in reports made before the judge existed
+    decoding: str = ""  # GenerationConfig.describe() of the answers; "" in older reports
     promotion: PromotionVerdict | None = None  # None only before the gate has judged it
     report_path: str
     report_html_path: str

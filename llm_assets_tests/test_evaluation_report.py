@@ -211,6 +211,22 @@ def test_report_shows_metrics_failed_criterion_and_figures(tmp_path: Path) -> No
     assert "<b>FAILED</b>" in page and "<table>" in page
 
 
+def test_report_says_how_answers_were_decoded(tmp_path: Path) -> None:
+    from llm_assets.evaluation.config import GenerationConfig
+
+    contrasted = GenerationConfig(context_contrast=0.5).describe()
+    assert contrasted == (
+        "greedy, at most 96 new tokens, repetition penalty 1.1 on answer tokens; answers with "
+        "retrieved context decoded context-aware (a = 0.5)"
+    )
+    plain = GenerationConfig(context_contrast=0, repetition_penalty=1.0, do_sample=True)
+    assert plain.describe().startswith("sampled (temperature 0.7, top-p 0.95, seed 0)")
+    assert plain.describe().endswith("no repetition penalty; no context-aware decoding")
+    markdown = render_eval_report(report_metrics(tmp_path) | {"decoding": contrasted})[0]
+    assert f"- Decoding: {contrasted}" in markdown
+    assert "- Decoding:" not in render_eval_report(report_metrics(tmp_path))[0]
+
+
 def test_report_without_reviews_or_loss_says_what_to_do(tmp_path: Path) -> None:
     metrics = report_metrics(tmp_path) | {"human_reviews": 0, "human_scores": {}}
     markdown, _, page, figures = render_eval_report(metrics, [])

@@ -36,6 +36,25 @@ class GenerationConfig(StrictModel):
     batch_size: int = Field(8, ge=1, description="prompts generated together (left-padded)")
     seed: int = 0
 
+    def describe(self) -> str:
+        """How answers are decoded, in a sentence a report reader can check against serving."""
+        how = (
+            f"sampled (temperature {self.temperature:g}, top-p {self.top_p:g}, seed {self.seed})"
+            if self.do_sample
+            else "greedy"
+        )
+        penalty = (
+            f"repetition penalty {self.repetition_penalty:g} on answer tokens"
+            if self.repetition_penalty != 1.0
+            else "no repetition penalty"
+        )
+        contrast = (
+            f"answers with retrieved context decoded context-aware (a = {self.context_contrast:g})"
+            if self.context_contrast > 0
+            else "no context-aware decoding"
+        )
+        return f"{how}, at most {self.max_new_tokens} new tokens, {penalty}; {contrast}"
+
 
 class JudgeConfig(StrictModel):
     """An LLM judge that scores golden answers 1-5 on the human review rubric through an

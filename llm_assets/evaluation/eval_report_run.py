@@ -78,6 +78,7 @@ def run_eval_report(
             **redteam_fields(redteam_report),
             **human_fields(human_review_scores),
             "judge": judge_scores.summary(),
+            "decoding": config.generation.describe(),
             "report_path": str(report_dir / "report.md"),
             "report_html_path": str(report_dir / "report.html"),
         }

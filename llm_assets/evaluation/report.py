@@ -163,6 +163,8 @@ def _overview(metrics: dict[str, Any], baseline: str) -> Section:
     if metrics.get("champion_skipped"):
         lines.append(f"- Champion not compared: {metrics['champion_skipped']}")
     lines.append(f"- Baseline of the A/B comparison: **{baseline}**")
+    if metrics.get("decoding"):
+        lines.append(f"- Decoding: {metrics['decoding']}")
     section.blocks.append("\n".join(lines))
     return section
 

@@ -112,17 +112,10 @@ def build_app(
 
             engine = LlamaCppServerEngine.start(export, threads=config.engine_threads)
     elif config.engine == "vllm":
-        from llm_assets.serving.engine import EngineUnavailable
-        from llm_assets.serving.vllm_server import VllmServerEngine
+        from llm_assets.serving.vllm_server import VllmServerEngine, refuse_context_contrast
 
         if contrasted:
-            raise EngineUnavailable(
-                "evaluation.generation.context_contrast is "
-                f"{profile.evaluation.generation.context_contrast}: context-aware decoding "
-                "needs every step's logits, which vLLM's server does not return; serve with "
-                "serving.engine llama-cpp or transformers, or set context_contrast: 0 (and "
-                "evaluate again)"
-            )
+            refuse_context_contrast(profile.evaluation.generation.context_contrast)
         engine = VllmServerEngine.start(
             served.model, profile.evaluation.generation.repetition_penalty
         )

@@ -162,3 +162,14 @@ class VllmServerEngine(EngineProcess):
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body
+
+
+def refuse_context_contrast(alpha: float) -> None:
+    """Raise EngineUnavailable: answers with retrieved context are decoded context-aware
+    (`alpha` > 0), which needs every step's logits, and vLLM's server returns none."""
+    raise EngineUnavailable(
+        f"evaluation.generation.context_contrast is {alpha}: context-aware decoding needs "
+        "every step's logits, which vLLM's server does not return; serve with serving.engine "
+        "llama-cpp or transformers, or set context_contrast: 0 (and evaluate again, so that "
+        "what is served is what was evaluated)"
+    )
