@@ -217,3 +217,17 @@ def test_in_process_engine_decodes_context_aware_like_evaluation(export_dir: Pat
     assert [completion.completion_tokens for completion in whole] == evaluated.new_tokens
     for (text, completion), expected in zip(streams, whole, strict=True):
         assert text.strip() == expected.text and completion == expected
+
+
+def test_an_export_without_gguf_is_refused_and_the_context_is_capped(
+    export_dir: Path, tmp_path: Path
+) -> None:
+    from llm_assets.serving.engine import EngineUnavailable
+    from llm_assets.serving.llama_cpp_server import served_gguf
+
+    with pytest.raises(EngineUnavailable, match=f"{tmp_path} holds no model.gguf"):
+        served_gguf(tmp_path)
+    gguf_file, trained = served_gguf(export_dir)
+    assert gguf_file == export_dir / "model.gguf"
+    assert served_gguf(export_dir, 64)[1] == 64
+    assert served_gguf(export_dir, trained + 1000)[1] == trained

@@ -42,19 +42,9 @@ class LlamaCppLocalEngine:
         """Both contexts over `export_dir`/model.gguf, at most `context_length` tokens."""
         from llm_assets.datasets.chat_template import load_chat_tokenizer
         from llm_assets.evaluation.llama_cpp_engine import LlamaCppUnavailable, load_gguf
-        from llm_assets.export.gguf import GGUF_FILE, gguf_metadata
+        from llm_assets.serving.llama_cpp_server import served_gguf
 
-        gguf_file = export_dir / GGUF_FILE
-        if not gguf_file.is_file():
-            raise EngineUnavailable(
-                f"serving.engine is llama-cpp, but {export_dir} holds no {GGUF_FILE}: serve a "
-                "GGUF export (export.formats: gguf-f16 or gguf-q4_k_m, materialize "
-                "quantized_export), or set serving.engine: transformers"
-            )
-        metadata = gguf_metadata(gguf_file)
-        architecture = metadata.get("general.architecture", "llama")
-        trained = int(metadata.get(f"{architecture}.context_length", 2048))
-        context = min(context_length or trained, trained)
+        gguf_file, context = served_gguf(export_dir, context_length)
         try:
             grounded = load_gguf(gguf_file, context)
             closed_book = load_gguf(gguf_file, context)

@@ -17,7 +17,25 @@ from llm_assets.serving.engine import EngineUnavailable, Prompt
 from llm_assets.serving.engine_process import EngineProcess, free_port
 from llm_assets.serving.protocol import Sampling
 
-__all__ = ["LlamaCppServerEngine", "engine_command", "free_port"]
+__all__ = ["LlamaCppServerEngine", "engine_command", "free_port", "served_gguf"]
+
+
+def served_gguf(export_dir: Path, context_length: int | None = None) -> tuple[Path, int]:
+    """The GGUF file of an export folder and the context to serve it with: `context_length`,
+    at most what the model was trained for (all of it when None)."""
+    from llm_assets.export.gguf import GGUF_FILE, gguf_metadata
+
+    gguf_file = export_dir / GGUF_FILE
+    if not gguf_file.is_file():
+        raise EngineUnavailable(
+            f"serving.engine is llama-cpp, but {export_dir} holds no {GGUF_FILE}: serve a "
+            "GGUF export (export.formats: gguf-f16 or gguf-q4_k_m, materialize "
+            "quantized_export), or set serving.engine: transformers"
+        )
+    metadata = gguf_metadata(gguf_file)
+    architecture = metadata.get("general.architecture", "llama")
+    trained = int(metadata.get(f"{architecture}.context_length", 2048))
+    return gguf_file, min(context_length or trained, trained)
 
 
 def engine_command(
@@ -67,15 +85,8 @@ class LlamaCppServerEngine(EngineProcess):
     ) -> LlamaCppServerEngine:
         """Start the engine on `export_dir`/model.gguf and wait until it answers."""
         from llm_assets.datasets.chat_template import load_chat_tokenizer
-        from llm_assets.export.gguf import GGUF_FILE, gguf_metadata
 
-        gguf_file = export_dir / GGUF_FILE
-        if not gguf_file.is_file():
-            raise EngineUnavailable(
-                f"serving.engine is llama-cpp, but {export_dir} holds no {GGUF_FILE}: serve a "
-                "GGUF export (export.formats: gguf-f16 or gguf-q4_k_m, materialize "
-                "quantized_export), or set serving.engine: transformers"
-            )
+        gguf_file, context = served_gguf(export_dir, context_length)
         try:
             import llama_cpp.server  # noqa: F401
         except ImportError as error:
@@ -84,10 +95,6 @@ class LlamaCppServerEngine(EngineProcess):
                 "llama-cpp-python[server]"
             ) from error
         tokenizer = load_chat_tokenizer(str(export_dir))
-        metadata = gguf_metadata(gguf_file)
-        architecture = metadata.get("general.architecture", "llama")
-        trained = int(metadata.get(f"{architecture}.context_length", 2048))
-        context = min(context_length or trained, trained)
         port, api_key = free_port(), secrets.token_hex(16)
         # Half the cores by default, as llama.cpp does: its threads spin while waiting for each
         # other, so a core taken by other work (the gateway, another process) stalls them all.
