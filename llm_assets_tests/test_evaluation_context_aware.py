@@ -121,7 +121,7 @@ def test_the_closed_book_side_reads_like_a_full_forward_at_every_step() -> None:
     ]
     width = 20  # the grounded prompts' padded width: the processor only reads what follows
     contrast = ContextContrast(alpha=1.0, plausibility=0.0)
-    processor = ClosedBookContrast(model, [closed[0], None, closed[1]], width, 0, contrast)
+    processor = ClosedBookContrast(model, [closed[0], None, closed[1]], 0, contrast)
     generator = torch.Generator().manual_seed(0)
     grounded_ids = torch.randint(3, 200, (3, width), generator=generator)
     answer = torch.empty((3, 0), dtype=torch.long)

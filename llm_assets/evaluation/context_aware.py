@@ -15,6 +15,7 @@ fed the same answer tokens, so both read the same answer so far.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -77,31 +78,33 @@ class ClosedBookContrast:
         self,
         model: Any,
         closed_book_ids: list[list[int] | None],
-        prompt_width: int,
         pad_id: int,
         contrast: ContextContrast,
     ) -> None:
         self.model = model
         self.rows = [row for row, ids in enumerate(closed_book_ids) if ids is not None]
         self.prompts = [ids for ids in closed_book_ids if ids is not None]
-        self.prompt_width = prompt_width
         self.pad_id = pad_id
         self.contrast = contrast
         self.cache: Any = None
         self.attention: Any = None
+        self.row_index: Any = None  # `rows` as a tensor on the model's device, from the first step
+        # transformers 5 names the key/value cache `cache`; 4.x `past_key_values`.
+        self.cache_argument = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if not self.rows:
             return scores
         import torch
 
-        device = input_ids.device
-        rows = torch.tensor(self.rows, device=device)
         with torch.no_grad():
             if self.cache is None:
-                closed_logits = self._start(device)
+                self.row_index = torch.tensor(self.rows, device=input_ids.device)
+                closed_logits = self._start(input_ids.device)
             else:
-                last = input_ids[rows, -1:]
+                last = input_ids[self.row_index, -1:]
                 self.attention = torch.cat(
                     [self.attention, torch.ones_like(last, dtype=self.attention.dtype)], dim=1
                 )
@@ -111,10 +114,11 @@ class ClosedBookContrast:
                     attention_mask=self.attention,
                     position_ids=positions,
                     use_cache=True,
-                    **{self._cache_argument: self.cache},
+                    **{self.cache_argument: self.cache},
                 )
                 self.cache = _cache_of(output)
                 closed_logits = output.logits[:, -1, :]
+        rows = self.row_index
         scores = scores.clone()
         scores[rows] = contrasted_log_probs(scores[rows], closed_logits, self.contrast).to(
             scores.dtype
@@ -140,14 +144,6 @@ class ClosedBookContrast:
         )
         self.cache = _cache_of(output)
         return output.logits[:, -1, :]
-
-    @property
-    def _cache_argument(self) -> str:
-        # transformers 5 names the key/value cache `cache`; 4.x `past_key_values`.
-        import inspect
-
-        parameters = inspect.signature(self.model.forward).parameters
-        return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _cache_of(output: Any) -> Any:

@@ -160,7 +160,7 @@ def generate_answers(
         if contrasted is not None:
             twins = [contrasted[index] for index in rows]
             contrast = ContextContrast(config.context_contrast)
-            processors.insert(0, ClosedBookContrast(model, twins, width, pad_id, contrast))
+            processors.insert(0, ClosedBookContrast(model, twins, pad_id, contrast))
         batch_started = time.perf_counter()
         with torch.no_grad():
             output = model.generate(

@@ -187,10 +187,7 @@ class TransformersEngine:
 
             contrast = ContextContrast(sampling.context_contrast)
             processors.insert(
-                0,
-                ClosedBookContrast(
-                    self.model, [prompt.closed_book_ids], input_ids.shape[1], self._pad_id, contrast
-                ),
+                0, ClosedBookContrast(self.model, [prompt.closed_book_ids], self._pad_id, contrast)
             )
         with torch.no_grad():
             output = self.model.generate(

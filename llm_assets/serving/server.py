@@ -66,6 +66,13 @@ def resolve_served_model(profile: Profile, options: ServeOptions) -> ServedModel
     return served_from_registry(mlflow, name, options.model_version)
 
 
+def decodes_context_aware(profile: Profile, rag: bool) -> bool:
+    """Whether served answers read retrieved context and are decoded context-aware: then every
+    step's logits are needed, which the engines' own servers do not return (llama-cpp is run
+    in the gateway's process instead, vLLM refuses)."""
+    return rag and profile.evaluation.generation.context_contrast > 0
+
+
 def build_app(
     profile: Profile,
     served: ServedModel,
@@ -95,8 +102,7 @@ def build_app(
         read_manifest()  # says how to build the index when none is materialized
         retrieve_chunks("warm-up", 1)  # opens the store and embedder now, not in a request
         retrieve = retrieve_chunks
-    # Context-aware decoding needs each step's logits, which the engines' servers do not return.
-    contrasted = rag and profile.evaluation.generation.context_contrast > 0
+    contrasted = decodes_context_aware(profile, rag)
     if config.engine == "llama-cpp":
         import mlflow
 
@@ -169,7 +175,7 @@ def run_server(profile: Profile, options: ServeOptions) -> None:
     engine_name: str = profile.serving.engine
     rag, trained_with = served_retrieval(profile, options, served)
     if engine_name == "llama-cpp":
-        where = "in process" if rag and profile.evaluation.generation.context_contrast else ""
+        where = "in process" if decodes_context_aware(profile, rag) else ""
         engine_name += f" ({', '.join(filter(None, [profile.serving.gguf_format, where]))})"
     print(f"serving {served.name}: {served.source} ({weights}), engine {engine_name}")
     app = build_app(profile, served, token, rag, trained_with)
