@@ -106,6 +106,10 @@ class RagIndex(Contract):
     model: str
     embedder: dict[str, Scalar]
     hnsw_ef_search: int
+    # How `retrieve` ranks chunks; manifests written before hybrid search existed are dense.
+    search: Literal["dense", "hybrid"] = "dense"
+    hybrid_candidates: int = 50
+    rrf_k: int = 60
     k: int
     recall_at_k: float
     mrr: float

@@ -96,7 +96,9 @@ def ground_prompts(
         conversations.append(messages)
         ids.append(used)
         chunk_texts.append([chunk.text for chunk in chunks if chunk.chunk_id in used])
-        contexts.append(context_text(chunks, context.max_chars)[0] if used else "")
+        contexts.append(
+            context_text(chunks, context.max_chars, last_question(prompt))[0] if used else ""
+        )
         closed_book.append(
             grounded_messages(list(prompt), [], system_prompt, 0)[0] if used else None
         )

@@ -52,6 +52,16 @@ class RagConfig(StrictModel):
         "(store: pgvector), e.g. postgresql+psycopg://rag:secret@db:5432/rag",
     )
     pgvector_table: str = Field("rag_chunks", pattern=r"^[a-z_][a-z0-9_]*$")
+    search: Literal["dense", "hybrid"] = Field(
+        "dense",
+        description="dense: cosine similarity of the embeddings; hybrid: that and BM25 over the "
+        "chunks' words, fused by reciprocal rank (finds rare names, settings and error codes "
+        "the embedding ranks low; store: faiss only)",
+    )
+    hybrid_candidates: int = Field(
+        50, ge=1, description="hybrid: how deep each of the two rankings is read before fusing"
+    )
+    rrf_k: int = Field(60, ge=1, description="hybrid: reciprocal rank fusion's constant")
     ann_min_chunks: int = Field(
         10_000, ge=0, description="from this many chunks on an HNSW index; below, exact search"
     )
@@ -68,5 +78,10 @@ class RagConfig(StrictModel):
             raise ValueError(
                 f"overlap_tokens ({self.overlap_tokens}) must be smaller than window_tokens "
                 f"({self.window_tokens})"
+            )
+        if self.search == "hybrid" and self.store != "faiss":
+            raise ValueError(
+                "search: hybrid reads the chunks of a FAISS store; with store: pgvector use "
+                "search: dense"
             )
         return self

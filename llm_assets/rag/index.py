@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,23 +115,46 @@ class FaissStore:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    def lexical_documents(self) -> list[str]:
+        """Each chunk's heading and text, in row order: what lexical search indexes."""
+        columns = self._columns
+        return [
+            f"{heading}\n{text}" if heading else text
+            for heading, text in zip(columns["heading"], columns["text"], strict=True)
+        ]
+
+    def chunk_id_at(self, row: int) -> str:
+        return self._columns["chunk_id"][row]
+
+    def chunks_at(self, query: np.ndarray, rows: Sequence[int]) -> list[RetrievedChunk]:
+        """The chunks at `rows`, each scored by its cosine similarity to `query` (a unit
+        vector), as `search` would have scored it."""
+        if not rows:
+            return []
+        vectors = np.vstack([self.index.reconstruct(int(row)) for row in rows])
+        scores = vectors @ np.asarray(query, dtype=np.float32).ravel()
+        return [self._hit(int(row), float(score)) for row, score in zip(rows, scores, strict=True)]
+
+    def _hit(self, row: int, score: float) -> RetrievedChunk:
+        columns = self._columns
+        return RetrievedChunk(
+            chunk_id=columns["chunk_id"][row],
+            record_id=columns["record_id"][row],
+            source=columns["source"][row],
+            uri=columns["uri"][row],
+            heading=columns["heading"][row],
+            text=columns["text"][row],
+            score=score,
+        )
+
     def search(self, queries: np.ndarray, k: int) -> list[list[RetrievedChunk]]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self.info["index"] == "hnsw":
             self.index.hnsw.efSearch = max(int(self.info["hnsw_ef_search"]), k)
         scores, rows = self.index.search(queries, k)
-        columns = self._columns
         return [
             [
-                RetrievedChunk(
-                    chunk_id=columns["chunk_id"][row],
-                    record_id=columns["record_id"][row],
-                    source=columns["source"][row],
-                    uri=columns["uri"][row],
-                    heading=columns["heading"][row],
-                    text=columns["text"][row],
-                    score=float(score),
-                )
+                self._hit(int(row), float(score))
                 for score, row in zip(query_scores, query_rows, strict=True)
                 if row >= 0
             ]

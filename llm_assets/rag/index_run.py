@@ -42,14 +42,15 @@ def run_rag_index(
     the pgvector table), measure retrieval of the golden questions whose record is indexed and
     log the settings and scores to a new MLflow run. Its value is the manifest `retrieve()`
     opens."""
-    from llm_assets.rag.retrieval import Retriever, evaluate_retrieval
+    from llm_assets.rag.retrieval import evaluate_retrieval, search_over
 
     store, info, location = _write_store(
         config, rag_chunks, stacked_vectors(rag_embeddings), folders, run_id
     )
     embedder = rag_embedder(config, base_dir, folders)
     indexed = set(rag_chunks["source"] + "/" + rag_chunks["record_id"])
-    quality = evaluate_retrieval(Retriever(store, embedder), golden_set, config.eval_k, indexed)
+    retriever = search_over(store, embedder, config.search, config.hybrid_candidates, config.rrf_k)
+    quality = evaluate_retrieval(retriever, golden_set, config.eval_k, indexed)
     k = config.eval_k
     with start_mlflow_run(f"rag-index-{run_id[:8]}") as run:
         _log_to_mlflow(config, quality, len(rag_chunks))
@@ -63,6 +64,9 @@ def run_rag_index(
         model=config.embedding_model,
         embedder=embedder.describe(),
         hnsw_ef_search=config.hnsw_ef_search,
+        search=config.search,
+        hybrid_candidates=config.hybrid_candidates,
+        rrf_k=config.rrf_k,
         k=k,
         recall_at_k=quality.recall_at_k,
         mrr=quality.mrr,
@@ -74,6 +78,7 @@ def run_rag_index(
         "dagster/row_count": info["rows"],
         "store": config.store,
         "index": info["index"],
+        "search": config.search,
         "dim": info["dim"],
         "model": config.embedding_model,
         "backend": embedder.backend,

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from llm_assets.contracts import RagIndex
 from llm_assets.rag.embedding import Embedder, embedder_from_description
-from llm_assets.rag.index import RetrievedChunk, VectorStore, open_store
+from llm_assets.rag.index import FaissStore, RetrievedChunk, StoreError, VectorStore, open_store
+from llm_assets.rag.lexical import RRF_K, LexicalIndex, reciprocal_rank_fusion
 from llm_assets.settings import state_dir
 
 # Where the asset store keeps the rag_index manifest (LocalAssetIOManager: <key>.json).
@@ -26,25 +28,78 @@ MANIFEST_NAME = "rag_index.json"
 
 
 class Retriever:
-    """A store and the embedder its vectors were made with."""
+    """A store and the embedder its vectors were made with; with `lexical` (hybrid search),
+    also BM25 over the same chunks, the two rankings fused by reciprocal rank."""
 
-    def __init__(self, store: VectorStore, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        lexical: LexicalIndex | None = None,
+        candidates: int = 50,
+        rrf_k: int = RRF_K,
+    ) -> None:
         self.store = store
         self.embedder = embedder
+        self.lexical = lexical
+        self.candidates = candidates
+        self.rrf_k = rrf_k
 
     def retrieve(self, query: str, k: int = 5) -> list[RetrievedChunk]:
         """The `k` chunks closest to `query`, closest first."""
         return self.retrieve_many([query], k)[0]
 
     def retrieve_many(self, queries: Sequence[str], k: int = 5) -> list[list[RetrievedChunk]]:
+        """For each query its `k` best chunks, best first, each scored by its cosine similarity
+        to the query (also in hybrid search, where the order is the fused one)."""
         if not queries:
             return []
-        return self.store.search(self.embedder.encode(list(queries)), k)
+        vectors = self.embedder.encode(list(queries))
+        if self.lexical is None:
+            return self.store.search(vectors, k)
+        store = cast(FaissStore, self.store)  # search_over gives lexical search a FAISS store
+        # Each ranking is read to the same depth, so a chunk only one of them finds can still
+        # come first when that one ranks it high.
+        depth = max(k, self.candidates)
+        dense = store.search(vectors, depth)
+        lexical = self.lexical.search(queries, depth)
+        results = []
+        for vector, dense_hits, lexical_rows in zip(vectors, dense, lexical, strict=True):
+            found = {hit.chunk_id: hit for hit in dense_hits}
+            lexical_ids = {store.chunk_id_at(row): row for row in lexical_rows}
+            best = reciprocal_rank_fusion([list(found), list(lexical_ids)], self.rrf_k)[:k]
+            only_lexical = [lexical_ids[chunk_id] for chunk_id in best if chunk_id not in found]
+            found.update({hit.chunk_id: hit for hit in store.chunks_at(vector, only_lexical)})
+            results.append([found[chunk_id] for chunk_id in best])
+        return results
 
 
 def open_retriever(manifest: RagIndex) -> Retriever:
-    """The retriever of a `rag_index` manifest: its store, and its embedder loaded again."""
-    return Retriever(open_store(manifest), embedder_from_description(dict(manifest.embedder)))
+    """The retriever of a `rag_index` manifest: its store, its embedder loaded again, and the
+    search it was measured with."""
+    return search_over(
+        open_store(manifest),
+        embedder_from_description(dict(manifest.embedder)),
+        manifest.search,
+        manifest.hybrid_candidates,
+        manifest.rrf_k,
+    )
+
+
+def search_over(
+    store: VectorStore, embedder: Embedder, search: str, candidates: int, rrf_k: int
+) -> Retriever:
+    """A retriever over `store`: dense, or hybrid with a BM25 index of the store's chunks
+    (built when opened: about a second per 10k chunks)."""
+    if search == "dense":
+        return Retriever(store, embedder)
+    if not isinstance(store, FaissStore):
+        raise StoreError(
+            f"{search} search reads the chunks of a FAISS store; this index is in "
+            f"{type(store).__name__} (set rag.search: dense, or rag.store: faiss)"
+        )
+    lexical = LexicalIndex(store.lexical_documents())
+    return Retriever(store, embedder, lexical, candidates=candidates, rrf_k=rrf_k)
 
 
 def default_manifest_path() -> Path:
