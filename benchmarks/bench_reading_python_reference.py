@@ -30,6 +30,17 @@ from llm_assets.storage import atomic_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided binomial test of `wins` against `losses` at even odds."""
+    from math import comb
+
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def main() -> None:
     from llm_assets.contracts import Adapter
     from llm_assets.datasets.chat_template import load_chat_tokenizer
@@ -115,6 +126,16 @@ def main() -> None:
             answers[f"{label}/{mode}"] = texts
             print(f"{label:<6} {mode:<11} stated {sum(stated):>2}/{len(texts)}  {seconds:.0f} s")
 
+    # Paired: the questions one model states and the other does not, and the exact two-sided
+    # sign test on them (is the split further from even than chance makes it?).
+    tuned_only, base_only = (
+        sum(
+            facts_stated(a, f) and not facts_stated(b, f)
+            for a, b, f in zip(answers[x], answers[y], facts, strict=True)
+        )
+        for x, y in (("tuned/retrieval", "base/retrieval"), ("base/retrieval", "tuned/retrieval"))
+    )
+    sign_p = sign_test(tuned_only, base_only)
     print(
         f"\nPython reference, {len(questions)} questions; the fact was in the retrieved context "
         f"of {in_context} ({profile.rag.search} search, k {context.k}, {context.max_chars} chars)"
@@ -125,6 +146,10 @@ def main() -> None:
             f"{row['model']:<6} {row['mode']:<11} {row['stated']:>3}/{row['of']:<3} "
             f"{row['groundedness']:>12.3f}"
         )
+    print(
+        f"with retrieval, stated by tuned only: {tuned_only}, by base only: {base_only} "
+        f"(sign test p = {sign_p:.2f})"
+    )
     result = {
         "command": "python benchmarks/bench_reading_python_reference.py "
         f"--state {args.state} --profile {args.profile}",
@@ -132,6 +157,9 @@ def main() -> None:
         "context": {"k": context.k, "max_chars": context.max_chars, "search": profile.rag.search},
         "fact_in_context": in_context,
         "results": rows,
+        "retrieval_tuned_only": tuned_only,
+        "retrieval_base_only": base_only,
+        "sign_test_p": round(sign_p, 4),
         "answers": [
             {"id": row["id"], "facts": row["facts"], **{key: a[i] for key, a in answers.items()}}
             for i, row in enumerate(questions)
