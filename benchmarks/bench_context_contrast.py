@@ -16,7 +16,6 @@ answer's content terms found in the question or its context) and the time, as a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -52,7 +51,7 @@ def main() -> None:
     from llm_assets.rag.context import read_context_format
     from llm_assets.rag.retrieval import open_retriever
     from llm_assets.settings import load_profile
-    from llm_assets.storage import atomic_file
+    from llm_assets.storage import write_json_atomically
 
     profile = load_profile(args.profile)
     assets = args.state / "assets"
@@ -113,25 +112,19 @@ def main() -> None:
             f"| {row['alpha']} | {row['rouge_l']:.4f} | {row['groundedness']:.3f} "
             f"| {row['seconds']:.0f} | {ratio} |"
         )
-    with atomic_file(args.output) as temporary:
-        temporary.write_text(
-            json.dumps(
-                {
-                    "command": " ".join(
-                        ["python", "benchmarks/bench_context_contrast.py", *sys.argv[1:]]
-                    ),
-                    "rows": len(prompts),
-                    "adapter": adapter.path,
-                    "context": {"k": context.k, "max_chars": context.max_chars},
-                    "max_new_tokens": generation.max_new_tokens,
-                    "batch_size": generation.batch_size,
-                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                    "results": results,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+    write_json_atomically(
+        args.output,
+        {
+            "command": " ".join(["python", "benchmarks/bench_context_contrast.py", *sys.argv[1:]]),
+            "rows": len(prompts),
+            "adapter": adapter.path,
+            "context": {"k": context.k, "max_chars": context.max_chars},
+            "max_new_tokens": generation.max_new_tokens,
+            "batch_size": generation.batch_size,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "results": results,
+        },
+    )
     print(f"wrote {args.output}")
 
 

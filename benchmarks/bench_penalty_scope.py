@@ -80,6 +80,7 @@ def main() -> None:
     from llm_assets.evaluation.generation import ModelUnderTest, load_model, prompt_texts
     from llm_assets.evaluation.grounding import groundedness
     from llm_assets.settings import GenerationConfig
+    from llm_assets.storage import write_json_atomically
 
     adapter = json.loads((args.state / "assets/qlora_adapter.json").read_text())
     validation = datasets.load_from_disk(str(args.state / "assets/sft_dataset.hfds"))["validation"]
@@ -127,20 +128,16 @@ def main() -> None:
             f"| {row['penalty_over']} | {row['rouge_l']:.4f} | {row['groundedness']:.3f} "
             f"| {row['seconds']:.0f} |"
         )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps(
-            {
-                "rows": len(rows),
-                "adapter": adapter["path"],
-                "repetition_penalty": config.repetition_penalty,
-                "max_new_tokens": config.max_new_tokens,
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json_atomically(
+        args.output,
+        {
+            "rows": len(rows),
+            "adapter": adapter["path"],
+            "repetition_penalty": config.repetition_penalty,
+            "max_new_tokens": config.max_new_tokens,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "results": results,
+        },
     )
     print(f"wrote {args.output}")
 

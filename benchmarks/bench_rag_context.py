@@ -19,24 +19,18 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from llm_assets.storage import atomic_file
+from llm_assets.storage import write_json_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fact_in(text: str, facts: list[str]) -> bool:
-    folded = " ".join(text.lower().split())
-    return all(" ".join(fact.lower().split()) in folded for fact in facts)
-
-
 def main() -> None:
-    from llm_assets.evaluation.facts import read_fact_questions
+    from llm_assets.evaluation.facts import facts_stated, read_fact_questions
     from llm_assets.rag.context import context_text
     from llm_assets.rag.retrieval import open_retriever, read_manifest
     from llm_assets.settings import load_profile
@@ -71,13 +65,15 @@ def main() -> None:
             timing[f"{search}/{name}"] = (time.perf_counter() - started) / len(asked) * 1000
             facts = questions["facts"].tolist()
             in_chunks = sum(
-                any(fact_in(chunk.text, fact) for chunk in chunks)
+                any(facts_stated(chunk.text, fact) for chunk in chunks)
                 for chunks, fact in zip(hits, facts, strict=True)
             )
             for budget in args.budgets:
                 for cut in ("head", "focused"):
                     held = sum(
-                        fact_in(context_text(chunks, budget, q if cut == "focused" else "")[0], f)
+                        facts_stated(
+                            context_text(chunks, budget, q if cut == "focused" else "")[0], f
+                        )
                         for chunks, q, f in zip(hits, asked, facts, strict=True)
                     )
                     rows.append(
@@ -111,8 +107,7 @@ def main() -> None:
         "results": rows,
         "ms_per_query": {key: round(value, 2) for key, value in timing.items()},
     }
-    with atomic_file(args.output) as temporary:
-        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json_atomically(args.output, result)
     print(f"wrote {args.output}")
 
 

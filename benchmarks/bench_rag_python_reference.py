@@ -20,7 +20,6 @@ writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -30,14 +29,10 @@ from typing import Any
 
 import pandas as pd
 
-from llm_assets.storage import atomic_file
+from llm_assets.storage import write_json_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "benchmarks" / "data" / "python_reference_facts.jsonl"
-
-
-def fact_in(text: str, fact: str) -> bool:
-    return " ".join(fact.lower().split()) in " ".join(text.lower().split())
 
 
 def reference_records() -> pd.DataFrame:
@@ -91,11 +86,8 @@ def reference_index(rag: Any, work: Path) -> ReferenceIndex:
     return ReferenceIndex(records, chunks, FaissStore(work / "store"), embedder, embed_seconds)
 
 
-def read_questions(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 def main() -> None:
+    from llm_assets.evaluation.facts import facts_stated, read_fact_questions
     from llm_assets.rag.context import context_text
     from llm_assets.settings import load_profile
 
@@ -111,9 +103,9 @@ def main() -> None:
     args = parser.parse_args()
 
     rag = load_profile(args.profile).rag
-    questions = read_questions(args.questions)
-    asked = [row["question"] for row in questions]
-    facts = [row["facts"][0] for row in questions]
+    questions = read_fact_questions(args.questions)
+    asked = questions["instruction"].tolist()
+    facts = questions["facts"].tolist()
     index = reference_index(rag, Path(tempfile.mkdtemp(prefix="bench_rag_python_reference-")))
     records, chunks, embed_seconds = index.records, index.chunks, index.embed_seconds
 
@@ -128,22 +120,22 @@ def main() -> None:
         row: dict[str, Any] = {"search": search, "ms_per_query": round(ms, 2)}
         for k in (1, 3, 5):
             row[f"fact_in_top_{k}"] = sum(
-                any(fact_in(chunk.text, fact) for chunk in chunks_[:k])
+                any(facts_stated(chunk.text, fact) for chunk in chunks_[:k])
                 for chunks_, fact in zip(hits, facts, strict=True)
             )
         found_at_3[search] = [
-            any(fact_in(chunk.text, fact) for chunk in chunks_[:3])
+            any(facts_stated(chunk.text, fact) for chunk in chunks_[:3])
             for chunks_, fact in zip(hits, facts, strict=True)
         ]
         for budget in args.budgets:
             for cut in ("head", "focused"):
                 row[f"in_context_{budget}_{cut}"] = sum(
-                    fact_in(context_text(c[:3], budget, q if cut == "focused" else "")[0], f)
+                    facts_stated(context_text(c[:3], budget, q if cut == "focused" else "")[0], f)
                     for c, q, f in zip(hits, asked, facts, strict=True)
                 )
         rows.append(row)
 
-    ids = [row["id"] for row in questions]
+    ids = questions["pair_id"].tolist()
     only = {
         f"only_{a}": [i for i, x, y in zip(ids, found_at_3[a], found_at_3[b], strict=True) if x > y]
         for a, b in (("dense", "hybrid"), ("hybrid", "dense"))
@@ -176,8 +168,7 @@ def main() -> None:
         "results": rows,
         **only,
     }
-    with atomic_file(args.output) as temporary:
-        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json_atomically(args.output, result)
     print(f"wrote {args.output}")
 
 

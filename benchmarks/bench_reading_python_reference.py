@@ -17,15 +17,14 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_rag_python_reference import QUESTIONS, read_questions, reference_index
+from bench_rag_python_reference import QUESTIONS, reference_index
 
-from llm_assets.storage import atomic_file
+from llm_assets.storage import write_json_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +43,7 @@ def sign_test(wins: int, losses: int) -> float:
 def main() -> None:
     from llm_assets.contracts import Adapter
     from llm_assets.datasets.chat_template import load_chat_tokenizer
-    from llm_assets.evaluation.facts import facts_stated
+    from llm_assets.evaluation.facts import facts_stated, read_fact_questions
     from llm_assets.evaluation.generation import (
         ModelUnderTest,
         closed_book_texts,
@@ -73,11 +72,12 @@ def main() -> None:
     context = read_context_format(adapter.path) or ContextFormat(
         profile.serving.rag_k, profile.serving.rag_max_chars
     )
-    questions = read_questions(args.questions)
-    facts = [row["facts"] for row in questions]
+    questions = read_fact_questions(args.questions)
+    asked = questions["instruction"].tolist()
+    facts = questions["facts"].tolist()
     index = reference_index(profile.rag, Path(tempfile.mkdtemp(prefix="bench_reading-")))
     retriever = index.retriever(profile.rag.search, profile.rag)
-    conversations = [[{"role": "user", "content": row["question"]}] for row in questions]
+    conversations = [[{"role": "user", "content": question}] for question in asked]
     system_prompt = profile.datasets.system_prompt
     grounded = ground_prompts(conversations, retriever.retrieve_many, context, system_prompt)
     closed = ground_prompts(conversations, None, context, system_prompt)
@@ -110,8 +110,8 @@ def main() -> None:
             seconds = time.perf_counter() - started
             stated = [facts_stated(a, f) for a, f in zip(texts, facts, strict=True)]
             grounded_share = [
-                groundedness(a, [row["question"], c])
-                for a, row, c in zip(texts, questions, prompts.contexts, strict=True)
+                groundedness(a, [question, c])
+                for a, question, c in zip(texts, asked, prompts.contexts, strict=True)
             ]
             rows.append(
                 {
@@ -161,12 +161,11 @@ def main() -> None:
         "retrieval_base_only": base_only,
         "sign_test_p": round(sign_p, 4),
         "answers": [
-            {"id": row["id"], "facts": row["facts"], **{key: a[i] for key, a in answers.items()}}
-            for i, row in enumerate(questions)
+            {"id": pair_id, "facts": fact, **{key: a[i] for key, a in answers.items()}}
+            for i, (pair_id, fact) in enumerate(zip(questions["pair_id"], facts, strict=True))
         ],
     }
-    with atomic_file(args.output) as temporary:
-        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json_atomically(args.output, result)
     print(f"wrote {args.output}")
 
 

@@ -34,6 +34,12 @@ def atomic_file(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def write_json_atomically(path: Path, value: Any) -> None:
+    """`value` as indented JSON at `path`, which holds the old file or the whole new one."""
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
 @contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path` that becomes `path` only if the block succeeds.

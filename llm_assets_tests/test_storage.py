@@ -1,9 +1,16 @@
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from llm_assets.storage import atomic_directory, atomic_file, frame_digest, point_link_at
+from llm_assets.storage import (
+    atomic_directory,
+    atomic_file,
+    frame_digest,
+    point_link_at,
+    write_json_atomically,
+)
 
 
 def test_atomic_file_keeps_previous_version_when_writer_fails(tmp_path: Path) -> None:
@@ -15,6 +22,16 @@ def test_atomic_file_keeps_previous_version_when_writer_fails(tmp_path: Path) ->
             raise OSError("disk full")
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
+
+
+def test_json_written_atomically_replaces_whole_or_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "results" / "bench.json"
+    write_json_atomically(path, {"rows": 3})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"rows": 3}
+    with pytest.raises(TypeError):
+        write_json_atomically(path, {"rows": object()})  # not JSON: nothing is replaced
+    assert json.loads(path.read_text(encoding="utf-8")) == {"rows": 3}
+    assert [p.name for p in path.parent.iterdir()] == ["bench.json"]
 
 
 def test_atomic_directory_appears_whole_or_not_at_all(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def _question_stop_words() -> frozenset[str]:
 
 
 def content_words(text: str) -> set[str]:
-    """The stemmed words of `text` that are not stop words, as lexical search splits them."""
+    """The stemmed words of `text` that are not stop words: split and stemmed as the BM25 index
+    splits them, with the longer stop-word list."""
     stop = _question_stop_words()
     words = [word for word in _WORD.findall(text.lower()) if word not in stop]
     return set(_stemmer().stemWords(words))
