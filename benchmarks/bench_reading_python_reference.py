@@ -40,8 +40,22 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def main() -> None:
+def tuned_adapter(state: Path, profile: Any) -> tuple[Any, Any]:
+    """The `qlora_adapter` manifest of a materialized state and the context format it was
+    trained with (the profile's serving one for an adapter trained without retrieval)."""
     from llm_assets.contracts import Adapter
+    from llm_assets.rag.context import ContextFormat, read_context_format
+
+    adapter = Adapter.model_validate_json(
+        (state / "assets" / "qlora_adapter.json").read_text(encoding="utf-8")
+    )
+    context = read_context_format(adapter.path) or ContextFormat(
+        profile.serving.rag_k, profile.serving.rag_max_chars
+    )
+    return adapter, context
+
+
+def main() -> None:
     from llm_assets.datasets.chat_template import load_chat_tokenizer
     from llm_assets.evaluation.facts import facts_stated, read_fact_questions
     from llm_assets.evaluation.generation import (
@@ -51,7 +65,6 @@ def main() -> None:
         transformers_answers,
     )
     from llm_assets.evaluation.grounding import ground_prompts, groundedness
-    from llm_assets.rag.context import ContextFormat, read_context_format
     from llm_assets.settings import load_profile
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -66,12 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     profile = load_profile(args.profile)
-    adapter = Adapter.model_validate_json(
-        (args.state / "assets" / "qlora_adapter.json").read_text(encoding="utf-8")
-    )
-    context = read_context_format(adapter.path) or ContextFormat(
-        profile.serving.rag_k, profile.serving.rag_max_chars
-    )
+    adapter, context = tuned_adapter(args.state, profile)
     questions = read_fact_questions(args.questions)
     asked = questions["instruction"].tolist()
     facts = questions["facts"].tolist()

@@ -134,3 +134,59 @@ def test_stored_perplexities_pair_models_by_golden_row_and_refuse_old_tables() -
     assert stored["tuned"]["validation"].perplexity == pytest.approx(math.exp(4.0 / 4))
     with pytest.raises(ValueError, match="materialize golden_predictions again"):
         stored_perplexities(table.drop(columns=["validation_nll"]), ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "native", "expected"),
+    [("off", True, False), ("on", False, True), ("auto", True, True), ("auto", False, False)],
+)
+def test_answers_in_bf16_follow_the_setting_and_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, setting: str, native: bool, expected: bool
+) -> None:
+    from llm_assets.evaluation.generation import answers_in_bf16
+    from llm_assets.settings import GenerationConfig
+
+    monkeypatch.setattr("llm_assets.training.sft.cpu_multiplies_bf16", lambda: native)
+    assert answers_in_bf16(GenerationConfig(cpu_bf16=setting)) is expected
+
+
+def test_bf16_answers_come_after_fp32_perplexity_on_the_same_load(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Perplexity is scored on the fp32 load; only then are the weights cast to answer."""
+    import torch
+
+    from llm_assets.evaluation import generation
+    from llm_assets.evaluation.generation import (
+        ModelUnderTest,
+        ReferenceScoring,
+        generate_answers,
+        transformers_answers,
+    )
+    from llm_assets.settings import GenerationConfig
+
+    answered_in: list[Any] = []
+
+    def recording_dtype(loaded: Any, *args: Any, **kwargs: Any) -> Any:
+        answered_in.append(next(loaded.parameters()).dtype)
+        return generate_answers(loaded, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate_answers", recording_dtype)
+
+    tokenizer, model = tiny_model(seed=7)
+    model.save_pretrained(tmp_path / "model")
+    conversations = [to_messages("How do I restart?", "Quit and reopen it.")]
+    prompts = [render_chat(tokenizer, [{"role": "user", "content": "Sync?"}], True)]
+    config = GenerationConfig(max_new_tokens=5, repetition_penalty=1.0, cpu_bf16="on")
+    scoring = ReferenceScoring({"golden": conversations}, max_length=512)
+
+    model_under_test = ModelUnderTest("base", str(tmp_path / "model"))
+    result = transformers_answers(model_under_test, tokenizer, {"base": prompts}, config, scoring)
+    result = result["base"]
+
+    assert answered_in == [torch.bfloat16]
+    fp32 = perplexity(model, tokenizer, conversations, max_length=512)
+    assert result.perplexity["golden"].row_nll == pytest.approx(fp32.row_nll, rel=1e-5)
+    bf16_answers = generate_answers(model.to(torch.bfloat16), tokenizer, prompts, config)
+    assert result.answers == bf16_answers.answers
+    assert result.new_tokens == bf16_answers.new_tokens

@@ -34,6 +34,14 @@ class GenerationConfig(StrictModel):
         "costs a second decode of the prompt without context; 0: plain decoding",
     )
     batch_size: int = Field(8, ge=1, description="prompts generated together (left-padded)")
+    cpu_bf16: Literal["off", "auto", "on"] = Field(
+        "off",
+        description="on CPU and evaluation.engine transformers, answer with the weights cast to "
+        "bf16 once loaded (after the LoRA merge; perplexity is measured in fp32 first): auto "
+        "where the CPU multiplies bf16 "
+        "natively (AMX or AVX512-BF16; elsewhere bf16 is emulated and slower), on always, off "
+        "never. Exports are always measured in the precision they ship; GPUs answer in bf16",
+    )
     seed: int = 0
 
     def describe(self) -> str:
@@ -53,7 +61,12 @@ class GenerationConfig(StrictModel):
             if self.context_contrast > 0
             else "no context-aware decoding"
         )
-        return f"{how}, at most {self.max_new_tokens} new tokens, {penalty}; {contrast}"
+        precision = {
+            "off": "",
+            "auto": "; bf16 weights where the CPU multiplies bf16 natively",
+            "on": "; bf16 weights",
+        }[self.cpu_bf16]
+        return f"{how}, at most {self.max_new_tokens} new tokens, {penalty}; {contrast}{precision}"
 
 
 class JudgeConfig(StrictModel):

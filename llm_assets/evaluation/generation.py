@@ -96,6 +96,27 @@ def load_model(model: ModelUnderTest) -> Any:
     return loaded
 
 
+def answers_in_bf16(config: GenerationConfig) -> bool:
+    """Whether a CPU answers with bf16 weights, as `config.cpu_bf16` says."""
+    if config.cpu_bf16 != "auto":
+        return config.cpu_bf16 == "on"
+    from llm_assets.training.sft import cpu_multiplies_bf16
+
+    return cpu_multiplies_bf16()
+
+
+def in_answering_precision(loaded: Any, config: GenerationConfig) -> Any:
+    """`loaded` (a `load_model` result) cast to bf16 when `answers_in_bf16`. The cast comes
+    after the LoRA merge, so the adapter is folded in at full precision. On 2 CPU cores with
+    AMX answers come 1.7x as fast, stating the same facts (benchmarks/bench_eval_precision.py
+    measures them both ways)."""
+    import torch
+
+    if not answers_in_bf16(config) or next(loaded.parameters()).dtype == torch.bfloat16:
+        return loaded
+    return loaded.to(torch.bfloat16)
+
+
 def prompt_texts(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> list[str]:
     """Each conversation without its final answer, rendered as a generation prompt."""
     return [render_chat(tokenizer, messages, for_generation=True) for messages in conversations]
@@ -282,6 +303,7 @@ def transformers_answers(
     twins = closed_book or {}
     try:
         scores = scoring.score(loaded, tokenizer) if scoring else {}
+        loaded = in_answering_precision(loaded, config)
         return {
             label: replace(
                 generate_answers(loaded, tokenizer, prompts, config, label, twins.get(label)),
