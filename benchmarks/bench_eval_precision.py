@@ -27,7 +27,7 @@ from typing import Any
 
 from bench_rag_python_reference import QUESTIONS as PYTHON_QUESTIONS
 from bench_rag_python_reference import reference_index
-from bench_reading_python_reference import tuned_adapter
+from bench_reading_python_reference import stated_by_one_only, tuned_adapter
 
 from llm_assets.storage import write_json_atomically
 
@@ -109,14 +109,7 @@ def main() -> None:
     comparison = []
     for name in question_sets:
         fp32, bf16 = answers["fp32"][name], answers["bf16"][name]
-        fp32_only = sum(
-            facts_stated(a, f) and not facts_stated(b, f)
-            for a, b, f in zip(fp32, bf16, facts[name], strict=True)
-        )
-        bf16_only = sum(
-            facts_stated(b, f) and not facts_stated(a, f)
-            for a, b, f in zip(fp32, bf16, facts[name], strict=True)
-        )
+        fp32_only, bf16_only = stated_by_one_only(fp32, bf16, facts[name])
         comparison.append(
             {
                 "questions": name,

@@ -40,6 +40,17 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def stated_by_one_only(first: list[str], second: list[str], facts: list[Any]) -> tuple[int, int]:
+    """Paired: how many questions `first`'s answer states the fact of and `second`'s does not,
+    and the other way round."""
+    from llm_assets.evaluation.facts import facts_stated
+
+    by_first = [facts_stated(a, f) for a, f in zip(first, facts, strict=True)]
+    by_second = [facts_stated(b, f) for b, f in zip(second, facts, strict=True)]
+    pairs = list(zip(by_first, by_second, strict=True))
+    return sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
+
+
 def tuned_adapter(state: Path, profile: Any) -> tuple[Any, Any]:
     """The `qlora_adapter` manifest of a materialized state and the context format it was
     trained with (the profile's serving one for an adapter trained without retrieval)."""
@@ -136,12 +147,8 @@ def main() -> None:
 
     # Paired: the questions one model states and the other does not, and the exact two-sided
     # sign test on them (is the split further from even than chance makes it?).
-    tuned_only, base_only = (
-        sum(
-            facts_stated(a, f) and not facts_stated(b, f)
-            for a, b, f in zip(answers[x], answers[y], facts, strict=True)
-        )
-        for x, y in (("tuned/retrieval", "base/retrieval"), ("base/retrieval", "tuned/retrieval"))
+    tuned_only, base_only = stated_by_one_only(
+        answers["tuned/retrieval"], answers["base/retrieval"], facts
     )
     sign_p = sign_test(tuned_only, base_only)
     print(

@@ -98,11 +98,9 @@ def load_model(model: ModelUnderTest) -> Any:
 
 def answers_in_bf16(config: GenerationConfig) -> bool:
     """Whether a CPU answers with bf16 weights, as `config.cpu_bf16` says."""
-    if config.cpu_bf16 != "auto":
-        return config.cpu_bf16 == "on"
-    from llm_assets.training.sft import cpu_multiplies_bf16
+    from llm_assets.training.sft import cpu_bf16_chosen
 
-    return cpu_multiplies_bf16()
+    return cpu_bf16_chosen(config.cpu_bf16)
 
 
 def in_answering_precision(loaded: Any, config: GenerationConfig) -> Any:

@@ -63,11 +63,15 @@ def cpu_multiplies_bf16() -> bool:
     return any(bool(getattr(torch.cpu, check, lambda: False)()) for check in checks)
 
 
+def cpu_bf16_chosen(setting: str) -> bool:
+    """A `cpu_bf16` setting (training's or evaluation's) on this CPU: "on" always, "auto" where
+    it multiplies bf16 natively, "off" never."""
+    return setting == "on" or (setting == "auto" and cpu_multiplies_bf16())
+
+
 def bf16_compute(config: TrainingConfig, gpu: bool) -> bool:
     """Whether training computes in bf16: always on GPU, on CPU as `training.cpu_bf16` says."""
-    if gpu or config.cpu_bf16 == "on":
-        return True
-    return config.cpu_bf16 == "auto" and cpu_multiplies_bf16()
+    return gpu or cpu_bf16_chosen(config.cpu_bf16)
 
 
 def frozen_base_in_bf16(config: TrainingConfig) -> bool:
