@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import platform
 import subprocess
 import sys
@@ -83,6 +84,16 @@ VARIANTS: dict[str, dict[str, object]] = {
     "answer-only loss, 2 x 4, bf16 autocast, one malloc arena": {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
         "cpu_bf16": "on", "environment": {"MALLOC_ARENA_MAX": "1"},
+    },
+    # One row a micro-batch: no padding, half the activations of 2 x 4 kept without
+    # checkpointing.
+    "answer-only loss, 1 x 8, bf16 autocast": {
+        "loss": "answers", "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+        "cpu_bf16": "on",
+    },
+    "answer-only loss, 1 x 8, bf16 autocast, no checkpointing": {
+        "loss": "answers", "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+        "gradient_checkpointing": False, "cpu_bf16": "on",
     },
     "answer-only loss, 8 x 1, bf16 autocast": {
         "loss": "answers", "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
@@ -221,7 +232,7 @@ def main() -> None:
             f"{row['train_loss']:>7.4f}"
         )
     report = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "profile": str(args.profile.resolve().relative_to(ROOT)),
         "machine": {
             "python": platform.python_version(),

@@ -190,3 +190,38 @@ def test_bf16_answers_come_after_fp32_perplexity_on_the_same_load(
     bf16_answers = generate_answers(model.to(torch.bfloat16), tokenizer, prompts, config)
     assert result.answers == bf16_answers.answers
     assert result.new_tokens == bf16_answers.new_tokens
+
+
+def test_perplexity_in_bf16_when_asked_is_the_bf16_weights_perplexity(tmp_path: Any) -> None:
+    """cpu_bf16_perplexity: the perplexity is the bf16 model's, measured on the same load."""
+    import torch
+
+    from llm_assets.evaluation.generation import (
+        ModelUnderTest,
+        ReferenceScoring,
+        transformers_answers,
+    )
+    from llm_assets.settings import GenerationConfig
+
+    tokenizer, model = tiny_model(seed=7)
+    model.save_pretrained(tmp_path / "model")
+    conversations = [to_messages("How do I restart?", "Quit and reopen it.")]
+    prompts = [render_chat(tokenizer, [{"role": "user", "content": "Sync?"}], True)]
+    scoring = ReferenceScoring({"golden": conversations}, max_length=512)
+    model_under_test = ModelUnderTest("base", str(tmp_path / "model"))
+
+    def measured(config: GenerationConfig) -> list[float]:
+        result = transformers_answers(model_under_test, tokenizer, {"b": prompts}, config, scoring)
+        return result["b"].perplexity["golden"].row_nll
+
+    settings = {"max_new_tokens": 2, "repetition_penalty": 1.0, "cpu_bf16": "on"}
+    in_bf16 = measured(GenerationConfig(**settings, cpu_bf16_perplexity=True))
+    in_fp32 = measured(GenerationConfig(**settings))
+    bf16 = perplexity(model.to(torch.bfloat16), tokenizer, conversations, max_length=512)
+    assert in_bf16 == pytest.approx(bf16.row_nll, rel=1e-6)
+    assert in_bf16 != pytest.approx(in_fp32, rel=1e-6)
+    # Without bf16 answers the setting changes nothing: perplexity stays fp32.
+    off = {**settings, "cpu_bf16": "off"}
+    assert measured(GenerationConfig(**off, cpu_bf16_perplexity=True)) == pytest.approx(
+        in_fp32, rel=1e-5
+    )

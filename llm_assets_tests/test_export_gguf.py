@@ -151,6 +151,39 @@ def test_gguf_f16_scores_and_answers_like_the_transformers_model(
     assert ours.new_tokens == theirs.new_tokens
 
 
+def test_an_export_is_measured_on_the_threads_torch_computes_on(
+    exports: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline step's llama.cpp gets the step's threads (torch's), not half the cores a
+    server leaves itself."""
+    import torch
+
+    from llm_assets.evaluation import llama_cpp_engine
+    from llm_assets.evaluation.llama_cpp_engine import step_threads
+    from llm_assets.export.gguf import measure_gguf_export
+
+    loaded_on: list[int | None] = []
+    load = llama_cpp_engine.load_gguf
+
+    def recording(path: Path, context: int, all_logits: bool = False, threads: int | None = None):
+        loaded_on.append(threads)
+        return load(path, context, all_logits, threads)
+
+    monkeypatch.setattr(llama_cpp_engine, "load_gguf", recording)
+    config = GenerationConfig(max_new_tokens=4, batch_size=1)
+    measure_gguf_export(
+        exports / "gguf-f16", "gguf-f16", _conversations()[:1], 256, config, lambda a, r: 0.0
+    )
+    assert loaded_on == [torch.get_num_threads()] * 2
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert step_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_context_aware_answers_on_llama_cpp_equal_transformers(
     tiny_model: Path, exports: Path
 ) -> None:

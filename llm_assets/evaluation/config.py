@@ -42,6 +42,12 @@ class GenerationConfig(StrictModel):
         "natively (AMX or AVX512-BF16; elsewhere bf16 is emulated and slower), on always, off "
         "never. Exports are always measured in the precision they ship; GPUs answer in bf16",
     )
+    cpu_bf16_perplexity: bool = Field(
+        False,
+        description="with cpu_bf16 in effect, measure the golden and validation perplexity on "
+        "the bf16 weights too (as on a GPU) instead of on the fp32 load first; the "
+        "quantized_export comparison stays fp32",
+    )
     seed: int = 0
 
     def describe(self) -> str:
@@ -66,6 +72,8 @@ class GenerationConfig(StrictModel):
             "auto": "; bf16 weights where the CPU multiplies bf16 natively",
             "on": "; bf16 weights",
         }[self.cpu_bf16]
+        if precision and self.cpu_bf16_perplexity:
+            precision += ", for perplexity too"
         return f"{how}, at most {self.max_new_tokens} new tokens, {penalty}; {contrast}{precision}"
 
 

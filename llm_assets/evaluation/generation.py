@@ -300,6 +300,8 @@ def transformers_answers(
     loaded = load_model(model)
     twins = closed_book or {}
     try:
+        if config.cpu_bf16_perplexity:
+            loaded = in_answering_precision(loaded, config)
         scores = scoring.score(loaded, tokenizer) if scoring else {}
         loaded = in_answering_precision(loaded, config)
         return {

@@ -26,9 +26,12 @@ class LlamaCppUnavailable(RuntimeError):
     """llama-cpp-python is not installed here; the message says how to install it."""
 
 
-def load_gguf(path: Path, context_length: int, all_logits: bool = False) -> Any:
+def load_gguf(
+    path: Path, context_length: int, all_logits: bool = False, threads: int | None = None
+) -> Any:
     """A `llama_cpp.Llama` over the file, on the CPU; `all_logits` keeps the logits of every
-    prompt position (perplexity needs them, generation does not)."""
+    prompt position (perplexity needs them, generation does not). `threads` defaults to half the
+    cores, as served; a pipeline step passes `step_threads()`."""
     try:
         from llama_cpp import Llama
     except ImportError as error:
@@ -40,7 +43,7 @@ def load_gguf(path: Path, context_length: int, all_logits: bool = False) -> Any:
 
     # Half the cores for prompts as for tokens (llama-cpp-python's default gives prompts every
     # core): its threads spin while waiting, and a busy core stalls them all.
-    threads = max(1, (os.cpu_count() or 2) // 2)
+    threads = threads or max(1, (os.cpu_count() or 2) // 2)
     return Llama(
         model_path=str(path),
         n_ctx=context_length,
@@ -50,6 +53,16 @@ def load_gguf(path: Path, context_length: int, all_logits: bool = False) -> Any:
         logits_all=all_logits,
         verbose=False,
     )
+
+
+def step_threads() -> int:
+    """The threads a pipeline step gives llama.cpp: those torch computes with in the same step
+    (every core unless OMP_NUM_THREADS or torch.set_num_threads says otherwise). A step has its
+    cores to itself (one step at a time in process; multiprocess runs cap torch's threads the
+    same way), unlike a server sharing them with its request threads."""
+    import torch
+
+    return max(1, torch.get_num_threads())
 
 
 def gguf_perplexity(

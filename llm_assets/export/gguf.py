@@ -311,6 +311,7 @@ def measure_gguf_export(
         gguf_generate_answers,
         gguf_perplexity,
         load_gguf,
+        step_threads,
     )
 
     tokenizer = AutoTokenizer.from_pretrained(export_dir)
@@ -318,9 +319,10 @@ def measure_gguf_export(
     longest = max(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in prompts)
     gguf_file = export_dir / GGUF_FILE
     started = time.perf_counter()
-    llm = load_gguf(gguf_file, longest + generation.max_new_tokens)
+    threads = step_threads()
+    llm = load_gguf(gguf_file, longest + generation.max_new_tokens, threads=threads)
     load_seconds = time.perf_counter() - started
-    scorer = load_gguf(gguf_file, max_length, all_logits=True)
+    scorer = load_gguf(gguf_file, max_length, all_logits=True, threads=threads)
     score = gguf_perplexity(scorer, tokenizer, conversations, max_length).perplexity
     del scorer
     gguf_generate_answers(
@@ -350,7 +352,11 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
         import gc
 
         from llm_assets.evaluation.generation import load_model
-        from llm_assets.evaluation.llama_cpp_engine import gguf_generate_answers, load_gguf
+        from llm_assets.evaluation.llama_cpp_engine import (
+            gguf_generate_answers,
+            load_gguf,
+            step_threads,
+        )
 
         if model.adapter_path and model.method in PROMPT_LEARNING_METHODS:
             return transformers_answers(model, tokenizer, prompt_sets, config, scoring, closed_book)
@@ -373,11 +379,12 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
                 ),
                 default=1,
             )
-            llm = load_gguf(Path(work) / "f16.gguf", longest + config.max_new_tokens)
+            context = longest + config.max_new_tokens
+            llm = load_gguf(Path(work) / "f16.gguf", context, threads=step_threads())
             # Context-aware decoding reads the closed-book prompt on a context of its own.
             contrasted = config.context_contrast > 0 and any(any(texts) for texts in twins.values())
             closed_llm = (
-                load_gguf(Path(work) / "f16.gguf", longest + config.max_new_tokens)
+                load_gguf(Path(work) / "f16.gguf", context, threads=step_threads())
                 if contrasted
                 else None
             )
