@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import platform
+import shlex
 import subprocess
 import sys
 import time
