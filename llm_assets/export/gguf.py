@@ -379,14 +379,12 @@ def llama_cpp_answerer(default_pre: bool = False) -> Answerer:
                 ),
                 default=1,
             )
-            context = longest + config.max_new_tokens
-            llm = load_gguf(Path(work) / "f16.gguf", context, threads=step_threads())
+            context, threads = longest + config.max_new_tokens, step_threads()
+            llm = load_gguf(Path(work) / "f16.gguf", context, threads=threads)
             # Context-aware decoding reads the closed-book prompt on a context of its own.
             contrasted = config.context_contrast > 0 and any(any(texts) for texts in twins.values())
             closed_llm = (
-                load_gguf(Path(work) / "f16.gguf", context, threads=step_threads())
-                if contrasted
-                else None
+                load_gguf(Path(work) / "f16.gguf", context, threads=threads) if contrasted else None
             )
             return {
                 label: replace(
