@@ -193,9 +193,15 @@ class Profile(StrictModel):
         return path if path.is_absolute() else self.base_dir / path
 
     def facts_path(self) -> Path | None:
-        if self.evaluation.facts_file is None:
+        return self._relative_path(self.evaluation.facts_file)
+
+    def dev_facts_path(self) -> Path | None:
+        return self._relative_path(self.evaluation.dev_facts_file)
+
+    def _relative_path(self, setting: str | None) -> Path | None:
+        if setting is None:
             return None
-        path = Path(self.evaluation.facts_file)
+        path = Path(setting)
         return path if path.is_absolute() else self.base_dir / path
 
     def knowledge_sources(self) -> list[str]:

@@ -103,3 +103,54 @@ def test_the_shipped_fact_questions_state_facts_their_documents_hold() -> None:
     for row in frame.itertuples():
         text = (root / "docs" / row.doc).read_text(encoding="utf-8")
         assert facts_stated(text, row.facts), (row.pair_id, row.facts)
+
+
+def _training_rows(*prompts: str) -> object:
+    import datasets
+
+    count = len(prompts)
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {
+                    "pair_id": [f"row-{n}" for n in range(count)],
+                    "record_id": ["record"] * count,
+                    "source": ["docs"] * count,
+                    "task": ["doc_section"] * count,
+                    "instruction": list(prompts),
+                    "input": [""] * count,
+                    "output": ["See the documentation."] * count,
+                }
+            )
+        }
+    )
+
+
+def _first_question(path: Path) -> str:
+    return str(read_fact_questions(path)["instruction"].iloc[0])
+
+
+def test_the_fact_leak_check_holds_out_the_dev_questions_as_well_as_the_reported_ones() -> None:
+    from llm_assets.defs.grounding import fact_question_leak_check
+    from llm_assets.settings import load_profile
+    from llm_assets_tests.conftest import TINY_PROFILE
+
+    profile = load_profile(TINY_PROFILE)
+    dev, held_out = profile.dev_facts_path(), profile.facts_path()
+    assert dev is not None and held_out is not None
+    check = fact_question_leak_check(profile)
+    clean = "How do I change the language of the desktop app?"
+
+    assert check(_training_rows(clean)).passed
+    for leaked in (_first_question(dev), _first_question(held_out)):
+        result = check(_training_rows(clean, leaked))
+        assert not result.passed, leaked
+        assert "1 train/validation prompts match a factual question" in str(result.description)
+    without_files = profile.model_copy(
+        update={
+            "evaluation": profile.evaluation.model_copy(
+                update={"facts_file": None, "dev_facts_file": None}
+            )
+        }
+    )
+    assert fact_question_leak_check(without_files)(_training_rows(_first_question(dev))).passed

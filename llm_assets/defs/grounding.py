@@ -138,16 +138,19 @@ def redteam_leak_check(profile: Profile) -> dg.AssetChecksDefinition:
 
 
 def fact_question_leak_check(profile: Profile) -> dg.AssetChecksDefinition:
-    facts_path, threshold = profile.facts_path(), profile.datasets.leak_threshold
+    paths = [path for path in (profile.facts_path(), profile.dev_facts_path()) if path]
+    threshold = profile.datasets.leak_threshold
 
     @dg.asset_check(
         asset="sft_dataset",
         blocking=True,
-        description="No held-out factual question (evaluation.facts_file) is a training or "
-        "validation prompt, exactly or as a near duplicate.",
+        description="No factual question, held out (evaluation.facts_file) or choosing "
+        "settings (evaluation.dev_facts_file), is a training or validation prompt, exactly or "
+        "as a near duplicate.",
     )
     def sft_dataset_excludes_fact_questions(sft_dataset: Any) -> dg.AssetCheckResult:
-        leaked = fact_question_leaks(sft_dataset, fact_questions(facts_path), threshold)
+        questions = pd.concat([fact_questions(path) for path in paths] or [fact_questions(None)])
+        leaked = fact_question_leaks(sft_dataset, questions, threshold)
         return _leak_result(leaked, "a factual question")
 
     return sft_dataset_excludes_fact_questions

@@ -157,6 +157,11 @@ class EvaluationConfig(StrictModel):
         description="JSONL of held-out factual questions (id, question, facts: strings a right "
         "answer contains, doc); relative to the profile; never trained on",
     )
+    dev_facts_file: str | None = Field(
+        None,
+        description="JSONL of factual questions in the same form that settings are chosen on "
+        "(benchmarks read them; no report does); relative to the profile; never trained on",
+    )
     least_grounded: int = Field(
         5, ge=0, description="answers with the lowest groundedness listed in the report"
     )

@@ -25,7 +25,7 @@ def read_fact_questions(path: Path) -> pd.DataFrame:
     FACT_COLUMNS (`instruction` the question, `output` the reference answer if any), so the
     leak finder reads them as it reads golden pairs."""
     if not path.is_file():
-        raise FactFileError(f"evaluation.facts_file: {path} not found (relative to the profile)")
+        raise FactFileError(f"factual questions file {path} not found (relative to the profile)")
     rows = []
     for where, number, row in jsonl_rows(path, FactFileError):
         facts = row.get("facts") if isinstance(row, dict) else None
