@@ -85,6 +85,26 @@ VARIANTS: dict[str, dict[str, object]] = {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
         "cpu_bf16": "on", "environment": {"MALLOC_ARENA_MAX": "1"},
     },
+    # Other allocators, preloaded into the variant's process (Debian: libjemalloc2,
+    # libtcmalloc-minimal4); the dynamic loader finds them by name.
+    "answer-only loss, 2 x 4, bf16 autocast, jemalloc": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libjemalloc.so.2"},
+    },
+    "answer-only loss, 2 x 4, bf16 autocast, tcmalloc": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
+    },
+    "answer-only loss, 2 x 4, bf16 autocast, tcmalloc, no checkpointing": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "gradient_checkpointing": False, "cpu_bf16": "on",
+        "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
+    },
+    "answer-only loss, 2 x 4, bf16 autocast, jemalloc, no checkpointing": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "gradient_checkpointing": False, "cpu_bf16": "on",
+        "environment": {"LD_PRELOAD": "libjemalloc.so.2"},
+    },
     # One row a micro-batch: no padding, half the activations of 2 x 4 kept without
     # checkpointing.
     "answer-only loss, 1 x 8, bf16 autocast": {
@@ -118,8 +138,11 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
-def one_variant(state: Path, profile_path: Path, variant: dict[str, object], steps: int) -> dict:
-    """Runs in its own process: build the trainer as qlora_adapter does, train `steps`."""
+def one_variant(
+    state: Path, profile_path: Path, variant: dict[str, object], steps: int, save_steps: int
+) -> dict:
+    """Runs in its own process: build the trainer as qlora_adapter does, train `steps`, saving
+    a checkpoint every `save_steps` (0: never) as a run does."""
     import resource
     import tempfile
     import threading
@@ -159,7 +182,15 @@ def one_variant(state: Path, profile_path: Path, variant: dict[str, object], ste
             config,
             Path(output),
             profile.datasets.max_length,
-            overrides={"max_steps": steps, "eval_strategy": "no", "save_strategy": "no"},
+            overrides={
+                "max_steps": steps,
+                "eval_strategy": "no",
+                **(
+                    {"save_strategy": "steps", "save_steps": save_steps}
+                    if save_steps
+                    else {"save_strategy": "no"}
+                ),
+            },
         )
         trainer = build_sft_trainer(
             base, tokenizer, config, args, train, answer_only_loss=variant["loss"] == "answers"
@@ -181,6 +212,10 @@ def one_variant(state: Path, profile_path: Path, variant: dict[str, object], ste
         "seconds_per_step": round(seconds / steps, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "median_rss_mib": round(sorted(samples)[len(samples) // 2], 1) if samples else None,
+        # The creep: what the resident set reached in the first half of the steps.
+        "peak_rss_first_half_mib": round(max(samples[: len(samples) // 2]), 1)
+        if len(samples) > 1
+        else None,
         "rss_after_model_load_mib": round(before, 1),
         "train_loss": round(float(result.training_loss), 4),
     }
@@ -192,6 +227,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=ROOT / "conf" / "smollm2.yaml")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument(
+        "--save-steps", type=int, default=0, help="save a checkpoint every N steps (0: never)"
+    )
+    parser.add_argument(
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME"
     )
     parser.add_argument(
@@ -200,7 +238,8 @@ def main() -> None:
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant is not None:
-        measured = one_variant(args.state, args.profile, VARIANTS[args.variant], args.steps)
+        variant = VARIANTS[args.variant]
+        measured = one_variant(args.state, args.profile, variant, args.steps, args.save_steps)
         print(json.dumps(measured))
         return
 
@@ -208,6 +247,7 @@ def main() -> None:
     for name in args.variants:
         command = [sys.executable, __file__, "--state", str(args.state), "--variant", name]
         command += ["--profile", str(args.profile), "--steps", str(args.steps)]
+        command += ["--save-steps", str(args.save_steps)]
         extra = VARIANTS[name].get("environment") or {}
         environment = {**os.environ, **cast(dict[str, str], extra)}
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)

@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 
 from llm_assets.config_base import StrictModel
 
+# The malloc of the training process (llm_assets.training.allocator).
+Allocator = Literal["auto", "system", "tcmalloc", "jemalloc"]
+
 
 class TinyModelConfig(StrictModel):
     """The embedded default base model: a small Llama built and pre-trained locally."""
@@ -81,6 +84,7 @@ class TrainingConfig(StrictModel):
         "accelerate_config",
         "num_processes",
         "system_metrics_interval_seconds",
+        "allocator",
     )
     # trl SFTConfig and peft config arguments that a field or the pipeline sets, and what sets
     # them. SFTConfig arguments the pipeline merely defaults (save_total_limit, eval_strategy,
@@ -176,6 +180,13 @@ class TrainingConfig(StrictModel):
         description="on CPU, compute in bf16 autocast (the weights and optimizer stay fp32): "
         "auto where the CPU multiplies bf16 natively (AMX or AVX512-BF16; elsewhere bf16 is "
         "emulated and slower than fp32), on always, off never. GPUs always use bf16",
+    )
+    allocator: Allocator = Field(
+        "auto",
+        description="malloc of the training process: tcmalloc or jemalloc (an error where not "
+        "installed), system (glibc's), or auto (tcmalloc where installed, else jemalloc, else "
+        "glibc's). glibc's lets a CPU step's peak memory creep up; none changes a result "
+        "(Debian/Ubuntu packages libtcmalloc-minimal4, libjemalloc2)",
     )
     logging_steps: int = Field(5, ge=1, description="steps between logged metrics")
     seed: int = Field(42, description="seed of weights init, data order and dropout")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from llm_assets.training.allocator import allocator_in_use, restart_with_allocator
 from llm_assets.training.launch import TrainingSpec
 from llm_assets.training.sft import AdapterTrainingResult, MetricsReporter, train_adapter
 
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, type=Path, help="the TrainingSpec JSON file")
     spec = TrainingSpec.read(parser.parse_args(argv).spec)
+    if argv is None:
+        # As a program only: the process is replaced, so nothing before this may matter.
+        restart_with_allocator(spec.config.allocator)
     if os.environ.get(ORCHESTRATOR_PID_ENV):
         watch_orchestrator(int(os.environ[ORCHESTRATOR_PID_ENV]), _end_process_group)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -167,6 +171,7 @@ def train_and_track(spec: TrainingSpec, pipes: Any) -> dict[str, Any]:
             pipes.log.info(line)
 
     with mlflow.start_run(run_id=spec.mlflow_run_id, log_system_metrics=True):
+        mlflow.set_tag("training.allocator_in_use", allocator_in_use())
         result = train(spec, report)
         mlflow.log_metrics(
             {
@@ -247,6 +252,7 @@ def materialization_metadata(result: AdapterTrainingResult, model_uri: str) -> d
         "total_parameters": result.total_parameters,
         "tokens_per_second": sum(speeds) / len(speeds) if speeds else float("nan"),
         "peak_memory_mib": round(result.peak_memory_mib, 1),
+        "allocator": allocator_in_use(),
         "seconds": round(result.seconds, 1),
         "mlflow_model_uri": model_uri,
         "training_history": {"raw_value": history_table(result.log_history), "type": "md"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from llm_assets.training.allocator import allocator_library
+
 from .conftest import MaterializedGraph
 
 pytestmark = pytest.mark.slow
@@ -18,6 +20,8 @@ def test_training_runs_in_an_accelerate_process_that_streams_steps_to_dagster(
     assert metadata["steps"] == graph.profile.training.max_steps
     assert float(metadata["tokens_per_second"]) > 0  # type: ignore[arg-type]
     assert float(metadata["peak_memory_mib"]) > 0  # type: ignore[arg-type]
+    # The process restarted itself on the allocator the setting resolves to on this machine.
+    assert metadata["allocator"] == allocator_library(graph.profile.training.allocator)[0]
     assert str(metadata["training_history"]).startswith("| step | loss | lr | grad norm |")
     step_lines = [
         entry.user_message
