@@ -44,6 +44,7 @@ def profile_for(profile_path: Path, executor: str, folder: Path) -> Path:
     for section, key, path in (
         ("datasets", "golden_file", profile.golden_path()),
         ("evaluation", "facts_file", profile.facts_path()),
+        ("evaluation", "dev_facts_file", profile.dev_facts_path()),
     ):
         if path is not None:
             raw[section][key] = str(path)
