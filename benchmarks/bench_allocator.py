@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_perplexity_precision import dataset_version
 from bench_reading_python_reference import tuned_adapter
 
 from llm_assets.storage import write_json_atomically
@@ -72,7 +71,9 @@ def measure(state: Path, profile_path: Path, dev: Path) -> dict[str, Any]:
     validation = [
         [dict(m) for m in conversation]
         for conversation in list(
-            datasets.load_from_disk(str(dataset_version(state)))["validation"]["messages"]
+            datasets.load_from_disk(str(state / "assets" / "sft_dataset.hfds"))["validation"][
+                "messages"
+            ]
         )[: evaluation.max_eval_rows]
     ]
     scoring = ReferenceScoring(

@@ -58,7 +58,7 @@ def main() -> None:
     adapter, _ = tuned_adapter(args.state, profile)
     tokenizer = load_chat_tokenizer(adapter.path)
     golden = pd.read_parquet(args.state / "assets" / "golden_set.parquet")
-    sft_dataset = datasets.load_from_disk(str(dataset_version(args.state)))
+    sft_dataset = datasets.load_from_disk(str(args.state / "assets" / "sft_dataset.hfds"))
     validation = [
         [dict(m) for m in conversation]
         for conversation in list(sft_dataset["validation"]["messages"])[: evaluation.max_eval_rows]
@@ -135,16 +135,6 @@ def main() -> None:
     }
     write_json_atomically(args.output, result)
     print(f"wrote {args.output}")
-
-
-def dataset_version(state: Path) -> Path:
-    """The folder of the state's `sft_dataset` (its newest version)."""
-    versions = sorted(
-        (state / "assets" / "sft_dataset.versions").iterdir(), key=lambda p: p.stat().st_mtime
-    )
-    if not versions:
-        raise FileNotFoundError(f"no sft_dataset version under {state / 'assets'}")
-    return versions[-1]
 
 
 if __name__ == "__main__":

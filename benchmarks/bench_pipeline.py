@@ -41,13 +41,8 @@ def profile_for(profile_path: Path, executor: str, folder: Path) -> Path:
     for source, validated in zip(raw["sources"], profile.sources, strict=True):
         source["path"] = profile.source_glob(validated)
     # Files named relative to the profile stay where they are.
-    for section, key, path in (
-        ("datasets", "golden_file", profile.golden_path()),
-        ("evaluation", "facts_file", profile.facts_path()),
-        ("evaluation", "dev_facts_file", profile.dev_facts_path()),
-    ):
-        if path is not None:
-            raw[section][key] = str(path)
+    for (section, key), path in profile.named_files().items():
+        raw[section][key] = str(path)
     raw["execution"] = {"executor": executor, "max_concurrent": os.cpu_count() or 2}
     path = folder / "profile.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -187,18 +187,27 @@ class Profile(StrictModel):
         return self
 
     def golden_path(self) -> Path | None:
-        if self.datasets.golden_file is None:
-            return None
-        path = Path(self.datasets.golden_file)
-        return path if path.is_absolute() else self.base_dir / path
+        return self._profile_path(self.datasets.golden_file)
 
     def facts_path(self) -> Path | None:
-        return self._relative_path(self.evaluation.facts_file)
+        return self._profile_path(self.evaluation.facts_file)
 
     def dev_facts_path(self) -> Path | None:
-        return self._relative_path(self.evaluation.dev_facts_file)
+        return self._profile_path(self.evaluation.dev_facts_file)
 
-    def _relative_path(self, setting: str | None) -> Path | None:
+    def named_files(self) -> dict[tuple[str, str], Path]:
+        """The files the profile names besides its sources, (section, key) -> absolute path:
+        what a copy of the profile elsewhere must point at."""
+        named = {
+            ("datasets", "golden_file"): self.golden_path(),
+            ("evaluation", "facts_file"): self.facts_path(),
+            ("evaluation", "dev_facts_file"): self.dev_facts_path(),
+            ("cleaning", "forget_file"): self.forget_path(),
+        }
+        return {key: path for key, path in named.items() if path is not None}
+
+    def _profile_path(self, setting: str | None) -> Path | None:
+        """A path setting, a relative one read from the profile's folder."""
         if setting is None:
             return None
         path = Path(setting)
@@ -211,10 +220,7 @@ class Profile(StrictModel):
         return [source.name for source in self.sources if source.kind == "documents"]
 
     def forget_path(self) -> Path | None:
-        if self.cleaning.forget_file is None:
-            return None
-        path = Path(self.cleaning.forget_file)
-        return path if path.is_absolute() else self.base_dir / path
+        return self._profile_path(self.cleaning.forget_file)
 
     def source_glob(self, source: SourceConfig) -> str:
         """Where a source reads from: its glob or folder made absolute; for sql, its URL with

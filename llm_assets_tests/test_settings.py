@@ -125,3 +125,21 @@ def test_stage_configs_import_only_the_shared_base() -> None:
         }
         own = {name for name in imported if name and name.startswith("llm_assets")}
         assert own == {"llm_assets.config_base"}, f"{path} imports {own}"
+
+
+def test_named_files_are_absolute_and_only_those_set(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    profile_path = tmp_path / "conf" / "profile.yaml"
+    profile_path.write_text(
+        "sources: [{name: docs, kind: documents, path: docs/*.md}]\n"
+        "datasets: {golden_file: ../golden.jsonl}\n"
+        "evaluation: {facts_file: /data/facts.jsonl, dev_facts_file: dev.jsonl}\n"
+    )
+
+    named = load_profile(profile_path).named_files()
+
+    assert named == {
+        ("datasets", "golden_file"): tmp_path / "conf" / ".." / "golden.jsonl",
+        ("evaluation", "facts_file"): Path("/data/facts.jsonl"),
+        ("evaluation", "dev_facts_file"): tmp_path / "conf" / "dev.jsonl",
+    }

@@ -8,7 +8,7 @@ slowly. tcmalloc and jemalloc reuse them: over 24 steps of the default profile's
 glibc with identical losses, and tcmalloc's step was faster as well.
 
 A library is only used if it is preloaded when the process starts (`LD_PRELOAD`), so the training
-process restarts itself once, in place (`os.execv`, same pid, same arguments and environment
+process restarts itself once, in place (`os.execve`, same pid, same arguments and environment
 plus the preload), before it imports anything heavy. It is looked up on the machine that trains,
 which is not always the orchestrator's (a Kubernetes pod). No library changes a computed number.
 """

@@ -170,8 +170,9 @@ def train_and_track(spec: TrainingSpec, pipes: Any) -> dict[str, Any]:
         else:
             pipes.log.info(line)
 
+    allocator = allocator_in_use()
     with mlflow.start_run(run_id=spec.mlflow_run_id, log_system_metrics=True):
-        mlflow.set_tag("training.allocator_in_use", allocator_in_use())
+        mlflow.set_tag("training.allocator_in_use", allocator)
         result = train(spec, report)
         mlflow.log_metrics(
             {
@@ -182,7 +183,7 @@ def train_and_track(spec: TrainingSpec, pipes: Any) -> dict[str, Any]:
             step=result.global_step,
         )
         model_uri = log_model(spec, result)
-    return materialization_metadata(result, model_uri)
+    return {**materialization_metadata(result, model_uri), "allocator": allocator}
 
 
 def log_model(spec: TrainingSpec, result: AdapterTrainingResult) -> str:
@@ -252,7 +253,6 @@ def materialization_metadata(result: AdapterTrainingResult, model_uri: str) -> d
         "total_parameters": result.total_parameters,
         "tokens_per_second": sum(speeds) / len(speeds) if speeds else float("nan"),
         "peak_memory_mib": round(result.peak_memory_mib, 1),
-        "allocator": allocator_in_use(),
         "seconds": round(result.seconds, 1),
         "mlflow_model_uri": model_uri,
         "training_history": {"raw_value": history_table(result.log_history), "type": "md"},
