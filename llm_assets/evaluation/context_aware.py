@@ -90,9 +90,11 @@ class ClosedBookContrast:
         self.attention: Any = None
         self.row_index: Any = None  # `rows` as a tensor on the model's device, from the first step
         # transformers 5 names the key/value cache `cache`; 4.x `past_key_values`.
-        self.cache_argument = (
-            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        )
+        parameters = inspect.signature(model.forward).parameters
+        self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        # Only the last position's logits are read: the closed-book prompt's head over the
+        # whole vocabulary at every other position would be computed for nothing.
+        self.last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if not self.rows:
@@ -141,6 +143,7 @@ class ClosedBookContrast:
             attention_mask=self.attention,
             position_ids=positions.to(device),
             use_cache=True,
+            **self.last_logits_only,
         )
         self.cache = _cache_of(output)
         return output.logits[:, -1, :]
