@@ -95,8 +95,10 @@ lint: setup
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The runs the UI launches compute on the profile's malloc (execution.allocator), as `make run`.
 dev: setup
-	$(BIN)/dagster dev -w workspace.yaml
+	preload="$$($(BIN)/llm-assets allocator)" && \
+		LD_PRELOAD="$$preload $${LD_PRELOAD:-}" $(BIN)/dagster dev -w workspace.yaml
 
 mlflow: setup
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/var/mlflow/mlflow.db}" \

@@ -40,6 +40,7 @@ def measure(state: Path, profile_path: Path, dev: Path) -> dict[str, Any]:
     """In the allocator's own process: perplexity, then answers, as evaluation computes them."""
     import datasets
 
+    from llm_assets.allocator import allocator_in_use
     from llm_assets.datasets.chat_template import load_chat_tokenizer
     from llm_assets.evaluation.facts import read_fact_questions
     from llm_assets.evaluation.generation import (
@@ -54,7 +55,6 @@ def measure(state: Path, profile_path: Path, dev: Path) -> dict[str, Any]:
     from llm_assets.evaluation.grounding import ground_prompts
     from llm_assets.rag.retrieval import open_retriever, read_manifest
     from llm_assets.settings import load_profile
-    from llm_assets.training.allocator import allocator_in_use
 
     profile = load_profile(profile_path)
     evaluation = profile.evaluation
@@ -106,7 +106,7 @@ def measure(state: Path, profile_path: Path, dev: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    from llm_assets.training.allocator import AllocatorUnavailable, allocator_library
+    from llm_assets.allocator import AllocatorUnavailable, allocator_library
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", type=Path, default=ROOT / "conf" / "smollm2.yaml")

@@ -6,8 +6,9 @@
         --executors in_process --output benchmarks/results/bench_pipeline_smollm2.json
 
 Each executor materializes every asset of the same profile into its own fresh Dagster instance
-and state folder, launched the way the UI launches runs (`dagster asset materialize`). Prints a
-table and writes benchmarks/results/bench_pipeline.json.
+and state folder, launched the way the UI launches runs (`dagster asset materialize`, on the
+malloc `execution.allocator` names, as `make dev` starts Dagster). Prints a table and writes
+benchmarks/results/bench_pipeline.json.
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ def instance_at(home: Path) -> Iterator[Any]:
             os.environ["DAGSTER_HOME"] = previous_home
 
 
+def with_profile_allocator(environment: Any, profile_path: Path) -> dict[str, str]:
+    """`environment` preloading the malloc `execution.allocator` names, as `make dev` starts
+    the Dagster processes whose runs the UI launches."""
+    from llm_assets.allocator import allocator_library, preload_environment
+    from llm_assets.settings import load_profile
+
+    setting = load_profile(profile_path).execution.allocator
+    library = allocator_library(setting, "execution.allocator")[1]
+    return preload_environment(environment, library) or dict(environment)
+
+
 def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{executor}-") as tmp:
         home = keep / executor if keep else Path(tmp)
@@ -96,7 +108,7 @@ def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[st
         shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
         bench_profile = profile_for(profile_path, executor, home)
         env = {
-            **os.environ,
+            **with_profile_allocator(os.environ, bench_profile),
             "DAGSTER_HOME": str(home),
             "LLM_ASSETS_PROFILE": str(bench_profile),
             "LLM_ASSETS_STATE_DIR": str(home / "var"),
@@ -119,7 +131,12 @@ def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[st
                 for stat in instance.get_run_step_stats(run.run_id):
                     seconds = (stat.end_time or 0) - (stat.start_time or 0)
                     steps[stat.step_key] = round(steps.get(stat.step_key, 0.0) + seconds, 2)
-    return {"wall_seconds": round(wall, 1), "runs": len(runs), "steps": steps}
+    return {
+        "wall_seconds": round(wall, 1),
+        "runs": len(runs),
+        "allocator": env.get("LD_PRELOAD") or "system",
+        "steps": steps,
+    }
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ llm-assets recover                          # runs whose process died: failed, s
 llm-assets check-profile conf/*.yaml
 llm-assets ask "How do I restore a deleted file?" -k 5
 llm-assets serve --port 8000                 # the champion, OpenAI API + chat page
+llm-assets allocator                        # the malloc library materialize preloads
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from llm_assets.allocator import (
+    AllocatorUnavailable,
+    allocator_in_use,
+    allocator_library,
+    restart_with_allocator,
+)
 from llm_assets.settings import (
     DEFAULT_PROFILE_PATH,
     PROFILE_ENV_VAR,
@@ -45,15 +52,18 @@ def _where() -> str:
 
 
 def materialize(args: argparse.Namespace) -> int:
+    profile_path = _profile_path(args)
+    profile = load_profile(profile_path)
+    if args.as_program:
+        # In-process steps (evaluation, exports) run on the profile's malloc; the process is
+        # replaced, so this comes before anything heavy is imported.
+        restart_with_allocator(profile.execution.allocator, "execution.allocator")
+
     import dagster as dg
 
     from llm_assets.defs import build_definitions
     from llm_assets.defs.selection import resolve_selection, with_missing_upstream
 
-    profile_path = Path(
-        args.profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH
-    ).resolve()
-    profile = load_profile(profile_path)
     # The repository's dagster.yaml keeps state under var/ relative to DAGSTER_HOME.
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
     os.chdir(os.environ["DAGSTER_HOME"])
@@ -71,7 +81,10 @@ def materialize(args: argparse.Namespace) -> int:
         return _interrupted()
     outcome = "Materialized" if ok else "FAILED"
     seconds = time.perf_counter() - started
-    print(f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path})")
+    print(
+        f"\n{outcome}: {len(wanted)} assets in {seconds:.0f} s (profile {profile_path}, "
+        f"malloc {allocator_in_use()})"
+    )
     print(_where())
     return 0 if ok else 1
 
@@ -301,6 +314,18 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_allocator(args: argparse.Namespace) -> int:
+    """The library `execution.allocator` preloads on this machine (empty for glibc's malloc):
+    what `make dev` sets LD_PRELOAD to for the Dagster processes it starts."""
+    profile = load_profile(_profile_path(args))
+    print(allocator_library(profile.execution.allocator, "execution.allocator")[1] or "")
+    return 0
+
+
+def _profile_path(args: argparse.Namespace) -> Path:
+    return Path(args.profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH).resolve()
+
+
 def write_reference_pages(_: argparse.Namespace) -> int:
     from llm_assets.defs.reference import write_reference
 
@@ -379,10 +404,18 @@ def main(argv: list[str] | None = None) -> int:
     reference.set_defaults(handler=write_reference_pages)
     where = commands.add_parser("where", help="print where outputs and UIs are")
     where.set_defaults(handler=lambda _: print(_where()) or 0)
+    malloc = commands.add_parser(
+        "allocator",
+        help="print the malloc library execution.allocator preloads here (empty: glibc's)",
+    )
+    malloc.add_argument("--profile", default=None, help=f"profile (default: ${PROFILE_ENV_VAR})")
+    malloc.set_defaults(handler=print_allocator)
     args = parser.parse_args(argv)
+    # Only a process started as `llm-assets` may replace itself (never a caller's, e.g. tests).
+    args.as_program = argv is None
     try:
         return int(args.handler(args))
-    except ProfileError as error:
+    except (ProfileError, AllocatorUnavailable) as error:
         print(error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

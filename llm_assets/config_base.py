@@ -2,7 +2,12 @@
 cannot be used raises. Stage `config.py` modules import only this, pydantic and the standard
 library, so `llm_assets.settings` can gather them without an import cycle."""
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
+
+# A process's malloc (llm_assets.allocator): training.allocator, execution.allocator.
+Allocator = Literal["auto", "system", "tcmalloc", "jemalloc"]
 
 
 class ProfileError(ValueError):

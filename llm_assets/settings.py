@@ -29,7 +29,7 @@ from llm_assets.cleaning.config import (
     QualityPreset,
     QualityThresholds,
 )
-from llm_assets.config_base import ProfileError, StrictModel
+from llm_assets.config_base import Allocator, ProfileError, StrictModel
 from llm_assets.datasets.config import (
     DOCUMENT_TEMPLATE_FIELDS,
     AnswerTemplate,
@@ -138,6 +138,13 @@ class ExecutionConfig(StrictModel):
     )
     max_concurrent: int = Field(2, ge=1, description="parallel steps with multiprocess or k8s")
     k8s_namespace: str = Field("llm-assets", description="namespace of the step Jobs (k8s)")
+    allocator: Allocator = Field(
+        "auto",
+        description="malloc of `llm-assets materialize` (its in-process steps) and of the "
+        "Dagster processes `make dev` starts: tcmalloc or jemalloc (an error where not "
+        "installed), system (glibc's), or auto (tcmalloc, else jemalloc, else glibc's); the "
+        "training process takes training.allocator. None changes a result",
+    )
 
 
 class Profile(StrictModel):

@@ -7,10 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from llm_assets.config_base import StrictModel
-
-# The malloc of the training process (llm_assets.training.allocator).
-Allocator = Literal["auto", "system", "tcmalloc", "jemalloc"]
+from llm_assets.config_base import Allocator, StrictModel
 
 
 class TinyModelConfig(StrictModel):

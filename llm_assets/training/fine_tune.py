@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from llm_assets.training.allocator import allocator_in_use, restart_with_allocator
+from llm_assets.allocator import allocator_in_use, restart_with_allocator
 from llm_assets.training.launch import TrainingSpec
 from llm_assets.training.sft import AdapterTrainingResult, MetricsReporter, train_adapter
 

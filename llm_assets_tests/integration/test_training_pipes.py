@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_assets.training.allocator import allocator_library
+from llm_assets.allocator import allocator_library
 
 from .conftest import MaterializedGraph
 
