@@ -100,6 +100,24 @@ VARIANTS: dict[str, dict[str, object]] = {
         "gradient_checkpointing": False, "cpu_bf16": "on",
         "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
     },
+    # Part of the recomputation kept (tcmalloc, as the profile): transformers' every_n_layers
+    # checkpoints only every n-th decoder layer, through sft_overrides (the profile's own
+    # eval_strategy override is repeated since the variant replaces the dict). trl's
+    # `selective` key (keep attention outputs) fails with a peft_config: its wrapper sits on
+    # the PeftModel, the Trainer enables checkpointing on the base model, and torch's
+    # checkpoint refuses the key.
+    "answer-only loss, 2 x 4, bf16 autocast, tcmalloc, every 2nd layer checkpointed": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
+        "sft_overrides": {"eval_strategy": "no",
+                          "gradient_checkpointing_kwargs": {"every_n_layers": 2}},
+    },
+    "answer-only loss, 2 x 4, bf16 autocast, tcmalloc, every 3rd layer checkpointed": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
+        "sft_overrides": {"eval_strategy": "no",
+                          "gradient_checkpointing_kwargs": {"every_n_layers": 3}},
+    },
     "answer-only loss, 2 x 4, bf16 autocast, jemalloc, no checkpointing": {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
         "gradient_checkpointing": False, "cpu_bf16": "on",
