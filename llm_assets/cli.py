@@ -190,7 +190,7 @@ def _run(defs, instance, keys, partition=None) -> bool:  # type: ignore[no-untyp
 
     import dagster as dg
 
-    from llm_assets.defs.pools import claimed_pool_slots, pool_steps
+    from llm_assets.defs.pools import claimed_pool_slots, first_pool_steps
     from llm_assets.defs.run_recovery import process_tags
 
     assets = [*(defs.assets or []), *(defs.asset_checks or [])]
@@ -204,7 +204,7 @@ def _run(defs, instance, keys, partition=None) -> bool:  # type: ignore[no-untyp
     # Pool slots (the GPU) are claimed here, sleeping while another run holds them, rather than
     # by the executor, whose wait spins a core and ignores signals (llm_assets/defs/pools.py).
     with claimed_pool_slots(
-        instance, run_id, pool_steps(assets, keys), recover=lambda: _recover(instance)
+        instance, run_id, first_pool_steps(defs, keys), recover=lambda: _recover(instance)
     ):
         result = job.execute_in_process(
             instance=instance,

@@ -19,8 +19,9 @@ import dagster as dg
 import psutil
 import pytest
 
+from llm_assets import cli
 from llm_assets.defs import build_definitions
-from llm_assets.defs.pools import split_before_pools
+from llm_assets.defs.pools import PoolStep, first_pool_steps, split_before_pools
 from llm_assets.defs.run_recovery import dead_runs_sensor, recover_dead_runs
 from llm_assets.settings import load_profile
 
@@ -217,3 +218,49 @@ def test_the_gpu_run_starts_after_what_training_does_not_depend_on() -> None:
     assert before | after == keys and not before & after
     assert {"qlora_adapter", "eval_report"} <= names
     assert not {"cleaned_corpus", "sft_dataset", "base_model"} & names
+
+
+def test_a_run_with_two_steps_in_a_one_slot_pool_starts_at_once(
+    instance: dg.DagsterInstance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """qlora_adapter then preference_adapter, both in "gpu" (one slot): the CLI claims the
+    first one's slot, the executor the second's when the first frees it; the run never waits
+    on its own claim."""
+
+    @dg.asset(pool="gpu")
+    def fine_tune() -> int:
+        return 1
+
+    @dg.asset(pool="gpu")
+    def tune_on_preferences(fine_tune: int) -> int:
+        return fine_tune + 1
+
+    defs = dg.Definitions(assets=[fine_tune, tune_on_preferences])
+    keys = {fine_tune.key, tune_on_preferences.key}
+    cli.prepare_instance(instance)
+
+    assert first_pool_steps(defs, keys) == [PoolStep("gpu", "fine_tune")]
+    assert cli._run(defs, instance, keys)
+    assert "Waiting for a slot" not in capsys.readouterr().out
+    info = instance.event_log_storage.get_concurrency_info("gpu")
+    assert not info.claimed_slots and not info.pending_steps
+
+
+def test_pool_steps_with_no_first_one_are_left_to_the_executor() -> None:
+    @dg.asset(pool="gpu")
+    def fine_tune_a() -> None: ...
+
+    @dg.asset(pool="gpu")
+    def fine_tune_b() -> None: ...
+
+    defs = dg.Definitions(assets=[fine_tune_a, fine_tune_b])
+
+    assert first_pool_steps(defs, {fine_tune_a.key, fine_tune_b.key}) == []
+    assert first_pool_steps(defs, {fine_tune_b.key}) == [PoolStep("gpu", "fine_tune_b")]
+
+
+def test_the_graph_claims_the_gpu_for_training_only() -> None:
+    defs = build_definitions(load_profile(TINY_PROFILE))
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+
+    assert first_pool_steps(defs, keys) == [PoolStep("gpu", "qlora_adapter")]

@@ -5,7 +5,8 @@ pause between checks, `interval_to_next_pending_claim_check`, is never above 0),
 step spins a core, and it only looks for Ctrl-C/SIGTERM inside steps, so it cannot be stopped
 either. The CLI therefore claims the slots of the pool steps it is about to run itself, for the
 run id it will start, using the instance's own slot table: the executor then finds the slot
-already claimed and starts at once. Waiting happens here, in `time.sleep`, which a signal
+already claimed and starts at once (one slot per pool, for the run's first step in it:
+`first_pool_steps`). Waiting happens here, in `time.sleep`, which a signal
 interrupts; whatever was claimed is released when the run ends or is interrupted. On the
 production instance two claims never interleave (`pool_storage.py`), so two processes claiming
 at the same moment cannot both get the one slot of "gpu".
@@ -34,17 +35,54 @@ class PoolStep:
     step_key: str
 
 
-def pool_steps(assets: Iterable[Any], keys: Iterable[dg.AssetKey]) -> list[PoolStep]:
-    """The steps among the assets of `keys` that run in a pool (the `pool=` of their op)."""
+def _pooled_keys(assets: Iterable[Any], keys: Iterable[dg.AssetKey]) -> dict[PoolStep, set[Any]]:
+    """The steps among the assets of `keys` that run in a pool (the `pool=` of their op), each
+    with its asset keys among `keys`."""
     wanted = set(keys)
-    steps = []
+    steps: dict[PoolStep, set[Any]] = {}
     for asset in assets:
         if not isinstance(asset, dg.AssetsDefinition) or not (set(asset.keys) & wanted):
             continue
         pool = getattr(asset.op, "pool", None)
         if pool:
-            steps.append(PoolStep(pool, asset.op.name))
-    return sorted(set(steps), key=lambda step: (step.pool, step.step_key))
+            steps.setdefault(PoolStep(pool, asset.op.name), set()).update(set(asset.keys) & wanted)
+    return steps
+
+
+def first_pool_steps(defs: dg.Definitions, keys: Iterable[dg.AssetKey]) -> list[PoolStep]:
+    """Of the pool steps among `keys`, the one of each pool that every other step of that
+    pool in the run depends on: the slot a run claims before it starts. The in-process
+    executor runs a run's steps one at a time, so one slot carries the run through a pool;
+    the executor claims each later step's slot itself once the step before has freed its own.
+    (Claiming a slot per step blocked a run on its own claim wherever a pool has fewer slots
+    than the run has steps in it: "gpu" has one, for qlora_adapter and preference_adapter.) A
+    pool whose steps have no such first one gets no claim here: claiming a step the executor
+    does not run first would leave the executor waiting on its own run's slot."""
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
+    pooled = _pooled_keys(assets, keys)
+    graph = defs.resolve_asset_graph()
+    first = []
+    for pool in sorted({step.pool for step in pooled}):
+        steps = [step for step in pooled if step.pool == pool]
+        later = {key for step in steps for key in pooled[step]}
+        for step in steps:
+            downstream = _downstream(graph, pooled[step])
+            if later - pooled[step] <= downstream:
+                first.append(step)
+                break
+    return first
+
+
+def _downstream(graph: Any, keys: set[Any]) -> set[Any]:
+    """Every asset below `keys` in `graph`."""
+    below: set[Any] = set()
+    frontier = list(keys)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child not in below:
+                below.add(child)
+                frontier.append(child)
+    return below
 
 
 def split_before_pools(defs: dg.Definitions, keys: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
