@@ -31,6 +31,7 @@ from llm_assets.settings import (
     ProfileError,
     default_tracking_uri,
     load_profile,
+    resolve_profile_path,
     state_dir,
 )
 
@@ -52,7 +53,7 @@ def _where() -> str:
 
 
 def materialize(args: argparse.Namespace) -> int:
-    profile_path = _profile_path(args)
+    profile_path = resolve_profile_path(args.profile)
     profile = load_profile(profile_path)
     if args.as_program:
         # In-process steps (evaluation, exports) run on the profile's malloc; the process is
@@ -317,13 +318,9 @@ def serve(args: argparse.Namespace) -> int:
 def print_allocator(args: argparse.Namespace) -> int:
     """The library `execution.allocator` preloads on this machine (empty for glibc's malloc):
     what `make dev` sets LD_PRELOAD to for the Dagster processes it starts."""
-    profile = load_profile(_profile_path(args))
+    profile = load_profile(args.profile)
     print(allocator_library(profile.execution.allocator, "execution.allocator")[1] or "")
     return 0
-
-
-def _profile_path(args: argparse.Namespace) -> Path:
-    return Path(args.profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH).resolve()
 
 
 def write_reference_pages(_: argparse.Namespace) -> int:

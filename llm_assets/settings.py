@@ -259,9 +259,14 @@ def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationE
     return "\n".join(lines)
 
 
+def resolve_profile_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Which profile is meant: `path`, else $LLM_ASSETS_PROFILE, else conf/smollm2.yaml."""
+    return Path(path or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH).resolve()
+
+
 def load_profile(path: str | os.PathLike[str] | None = None) -> Profile:
     """Read and validate a profile: `path`, else $LLM_ASSETS_PROFILE, else conf/smollm2.yaml."""
-    profile_path = Path(path or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE_PATH).resolve()
+    profile_path = resolve_profile_path(path)
     if not profile_path.is_file():
         raise ProfileError(f"{profile_path}: profile not found (set {PROFILE_ENV_VAR} or PROFILE=)")
     try:

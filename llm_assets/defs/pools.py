@@ -58,57 +58,47 @@ def first_pool_steps(defs: dg.Definitions, keys: Iterable[dg.AssetKey]) -> list[
     than the run has steps in it: "gpu" has one, for qlora_adapter and preference_adapter.) A
     pool whose steps have no such first one gets no claim here: claiming a step the executor
     does not run first would leave the executor waiting on its own run's slot."""
-    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
-    pooled = _pooled_keys(assets, keys)
+    wanted = set(keys)
+    pooled = _pooled_keys(_assets_of(defs), wanted)
     graph = defs.resolve_asset_graph()
     first = []
     for pool in sorted({step.pool for step in pooled}):
         steps = [step for step in pooled if step.pool == pool]
-        later = {key for step in steps for key in pooled[step]}
+        pool_keys = {key for step in steps for key in pooled[step]}
         for step in steps:
-            downstream = _downstream(graph, pooled[step])
-            if later - pooled[step] <= downstream:
+            if pool_keys - pooled[step] <= _downstream(graph, pooled[step], wanted):
                 first.append(step)
                 break
     return first
-
-
-def _downstream(graph: Any, keys: set[Any]) -> set[Any]:
-    """Every asset below `keys` in `graph`."""
-    below: set[Any] = set()
-    frontier = list(keys)
-    while frontier:
-        for child in graph.get(frontier.pop()).child_keys:
-            if child not in below:
-                below.add(child)
-                frontier.append(child)
-    return below
 
 
 def split_before_pools(defs: dg.Definitions, keys: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
     """`keys` as the runs to start one after the other: what does not depend on a pool step
     first, then the pool steps with what depends on them. A run claims its pool slots when it
     starts, so the GPU is not held while the cleaning and datasets before training run."""
-    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
-    pooled = {
-        key
-        for asset in assets
-        if isinstance(asset, dg.AssetsDefinition) and getattr(asset.op, "pool", None)
-        for key in asset.keys
-        if key in keys
-    }
+    pooled = set().union(*_pooled_keys(_assets_of(defs), keys).values())
     if not pooled:
         return [keys]
-    graph = defs.resolve_asset_graph()
-    after = set(pooled)
-    frontier = list(pooled)
-    while frontier:
-        for child in graph.get(frontier.pop()).child_keys:
-            if child in keys and child not in after:
-                after.add(child)
-                frontier.append(child)
+    after = pooled | _downstream(defs.resolve_asset_graph(), pooled, keys)
     before = keys - after
     return [before, after] if before else [after]
+
+
+def _assets_of(defs: dg.Definitions) -> list[Any]:
+    return [*(defs.assets or []), *(defs.asset_checks or [])]
+
+
+def _downstream(graph: Any, keys: set[Any], within: set[Any]) -> set[Any]:
+    """Every asset of `within` below `keys` in `graph`, through assets of `within` only: what
+    a run of `within` computes after `keys`."""
+    below: set[Any] = set()
+    frontier = list(keys)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child in within and child not in below:
+                below.add(child)
+                frontier.append(child)
+    return below
 
 
 def holders_message(instance: dg.DagsterInstance, pool: str, waiting_run_id: str) -> str:
