@@ -29,7 +29,8 @@ def answer(
 ) -> list[str]:
     import torch
 
-    from llm_assets.evaluation.generation import answer_repetition_penalty, until_eos
+    from llm_assets.evaluation.decoding import until_eos
+    from llm_assets.evaluation.generation import answer_repetition_penalty
 
     answers = []
     for start in range(0, len(prompts), config.batch_size):

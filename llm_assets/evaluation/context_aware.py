@@ -15,10 +15,16 @@ fed the same answer tokens, so both read the same answer so far.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from llm_assets.evaluation.decoding import (
+    cache_argument,
+    cache_of,
+    last_logits_only,
+    left_padded,
+)
 
 
 @dataclass(frozen=True)
@@ -89,12 +95,10 @@ class ClosedBookContrast:
         self.cache: Any = None
         self.attention: Any = None
         self.row_index: Any = None  # `rows` as a tensor on the model's device, from the first step
-        # transformers 5 names the key/value cache `cache`; 4.x `past_key_values`.
-        parameters = inspect.signature(model.forward).parameters
-        self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        self.cache_argument = cache_argument(model)
         # Only the last position's logits are read: the closed-book prompt's head over the
         # whole vocabulary at every other position would be computed for nothing.
-        self.last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+        self.last_logits_only = last_logits_only(model)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if not self.rows:
@@ -118,7 +122,7 @@ class ClosedBookContrast:
                     use_cache=True,
                     **{self.cache_argument: self.cache},
                 )
-                self.cache = _cache_of(output)
+                self.cache = cache_of(output)
                 closed_logits = output.logits[:, -1, :]
         rows = self.row_index
         scores = scores.clone()
@@ -128,14 +132,8 @@ class ClosedBookContrast:
         return scores
 
     def _start(self, device: Any) -> Any:
-        import torch
 
-        width = max(len(ids) for ids in self.prompts)
-        input_ids = torch.full((len(self.prompts), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(self.prompts), width), dtype=torch.long)
-        for row, ids in enumerate(self.prompts):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = left_padded(self.prompts, self.pad_id)
         positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
         self.attention = attention.to(device)
         output = self.model(
@@ -145,10 +143,22 @@ class ClosedBookContrast:
             use_cache=True,
             **self.last_logits_only,
         )
-        self.cache = _cache_of(output)
+        self.cache = cache_of(output)
         return output.logits[:, -1, :]
 
+    def keep_rows(self, kept: list[int]) -> None:
+        """The batch now holds only its rows `kept` (positions before the drop, in order), as
+        `decode_batch` drops answers that ended: the closed-book rows of the others are
+        dropped too, and the rest renumbered."""
+        import torch
 
-def _cache_of(output: Any) -> Any:
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
+        renumbered = {old: new for new, old in enumerate(kept)}
+        staying = [position for position, row in enumerate(self.rows) if row in renumbered]
+        self.rows = [renumbered[self.rows[position]] for position in staying]
+        self.prompts = [self.prompts[position] for position in staying]
+        if self.cache is None:
+            return
+        index = torch.tensor(staying, dtype=torch.long, device=self.attention.device)
+        self.cache.batch_select_indices(index)
+        self.attention = self.attention[index]
+        self.row_index = torch.tensor(self.rows, device=self.attention.device)

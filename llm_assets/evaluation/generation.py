@@ -17,6 +17,7 @@ from llm_assets.datasets.chat_template import render_chat
 from llm_assets.settings import GenerationConfig
 
 if TYPE_CHECKING:
+    from llm_assets.evaluation.decoding import Decoder
     from llm_assets.evaluation.perplexity import PerplexityResult
 
 # Adapters whose weights fold into the base's (prompt methods add virtual tokens instead).
@@ -138,15 +139,18 @@ def generate_answers(
     config: GenerationConfig,
     label: str = "model",
     closed_book: Sequence[str | None] | None = None,
+    decode: Decoder | None = None,
 ) -> Generations:
     """Answers to already-rendered `prompts`, in the order given. Prompts of similar length are
     batched together, with left padding (so every row's answer starts right after its prompt):
     a batch then computes little padding. Special tokens are stripped from the answers. With
     `closed_book` (each prompt without its retrieved context, None where it has none) and
-    `config.context_contrast` > 0, answers with context are decoded context-aware."""
+    `config.context_contrast` > 0, answers with context are decoded context-aware. `decode`
+    decodes each batch (default `decoding.decode_batch`)."""
     import torch
 
     from llm_assets.evaluation.context_aware import ClosedBookContrast, ContextContrast
+    from llm_assets.evaluation.decoding import contiguous_head_input, decode_batch, left_padded
 
     device = next(model.parameters()).device
     pad_id = (
@@ -163,39 +167,26 @@ def generate_answers(
     started = time.perf_counter()
     for start in range(0, len(prompts), config.batch_size):
         rows = by_length[start : start + config.batch_size]
-        encoded = [all_encoded[index] for index in rows]
-        width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids) :] = 1
-        sampling = (
-            {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
-            if config.do_sample
-            else {"do_sample": False}
-        )
+        input_ids, attention = left_padded([all_encoded[index] for index in rows], pad_id)
+        width = input_ids.shape[1]
         processors = answer_repetition_penalty(config.repetition_penalty, width)
         if contrasted is not None:
             twins = [contrasted[index] for index in rows]
             contrast = ContextContrast(config.context_contrast)
             processors.insert(0, ClosedBookContrast(model, twins, pad_id, contrast))
         batch_started = time.perf_counter()
-        with torch.no_grad():
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                max_new_tokens=config.max_new_tokens,
-                # 1.0 overrides a model's own default: the penalty is the processor's.
-                repetition_penalty=1.0,
-                logits_processor=processors,
-                pad_token_id=pad_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **sampling,
+        with torch.no_grad(), contiguous_head_input(model):
+            produced_ids = (decode or decode_batch)(
+                model,
+                input_ids.to(device),
+                attention.to(device),
+                config,
+                processors,
+                tokenizer.eos_token_id,
+                pad_id,
             )
         latencies.append(1000 * (time.perf_counter() - batch_started))
-        for index, generated in zip(rows, output[:, width:].tolist(), strict=True):
-            produced = until_eos(generated, tokenizer.eos_token_id, pad_id)
+        for index, produced in zip(rows, produced_ids, strict=True):
             new_tokens[index] = len(produced)
             answers[index] = tokenizer.decode(produced, skip_special_tokens=True).strip()
             batch_of_answer[index] = len(latencies) - 1
@@ -239,14 +230,6 @@ def answer_repetition_penalty(penalty: float, prompt_length: int) -> list[Any]:
     if penalty == 1.0:
         return []
     return [RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=prompt_length)]
-
-
-def until_eos(token_ids: list[int], eos_id: int | None, pad_id: int | None) -> list[int]:
-    """The generated ids up to (not including) the first end-of-sequence token."""
-    for index, token in enumerate(token_ids):
-        if token == eos_id or token == pad_id:
-            return token_ids[:index]
-    return token_ids
 
 
 @dataclass(frozen=True)

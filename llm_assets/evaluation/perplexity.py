@@ -56,6 +56,8 @@ def perplexity(
     """exp(mean negative log-likelihood per answer token)."""
     import torch
 
+    from llm_assets.evaluation.decoding import contiguous_head_input, left_padded
+
     spans = answer_token_spans(tokenizer, conversations, max_length)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -72,18 +74,15 @@ def perplexity(
         # longest answer, plus the prompt token that predicts its first token) need logits,
         # and the vocabulary projection of the prompts is never computed.
         kept = max(len(ids) - answer_start for ids, answer_start in batch) + 1
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        input_ids, attention = left_padded([ids for ids, _ in batch], pad_id)
         scored = torch.zeros((len(batch), width), dtype=torch.bool)
         for row, (ids, answer_start) in enumerate(batch):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
             scored[row, width - len(ids) + answer_start :] = True
         # Positions count from each row's first real token, as if it were not padded; peft's
         # prompt methods place their virtual tokens themselves and take none.
         positions = {"position_ids": (attention.cumsum(dim=1) - 1).clamp(min=0).to(device)}
         active = getattr(model, "active_peft_config", None)
-        with torch.no_grad():
+        with torch.no_grad(), contiguous_head_input(model):
             logits = model(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llm_assets.evaluation.generation import ModelUnderTest, answer_repetition_penalty, until_eos
+from llm_assets.evaluation.decoding import until_eos
+from llm_assets.evaluation.generation import ModelUnderTest, answer_repetition_penalty
 from llm_assets.serving.protocol import Sampling
 
 

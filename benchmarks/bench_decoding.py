@@ -1,0 +1,198 @@
+"""How long evaluation's transformers decoding and perplexity take, against transformers'
+`generate`, on what `golden_predictions` answers.
+
+    .venv/bin/python benchmarks/bench_decoding.py --state /tmp/run/in_process/var
+
+The tuned adapter of a materialized state, loaded as evaluation loads it (LoRA merged, cast to
+bf16 where the profile says so), answers the state's golden prompts closed-book and with
+retrieved context (context-aware decoding, as the profile asks), and scores its golden
+perplexity, three ways on the same load, in the same process, after an untimed warm-up batch
+of each:
+
+- `generate`, with the vocabulary head reading a strided slice of the hidden states (how
+  evaluation decoded and scored before);
+- `generate`, with the head reading a contiguous copy (`decoding.contiguous_head_input`);
+- `decoding.decode_batch`: the contiguous head, and rows whose answer ended leave the batch.
+
+Every way must give the same answers (counted per prompt against the first). Prints a table
+and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from bench_reading_python_reference import tuned_adapter
+
+from llm_assets.storage import write_json_atomically
+
+ROOT = Path(__file__).resolve().parents[1]
+STRIDED = "generate, head on a strided slice (before)"
+CONTIGUOUS = "generate, contiguous head input"
+DROPPING = "rows leave the batch, contiguous head (now)"
+
+
+def main() -> None:
+    import pandas as pd
+
+    from llm_assets.datasets.chat_template import load_chat_tokenizer
+    from llm_assets.evaluation.decoding import decode_batch, decode_with_generate
+    from llm_assets.evaluation.generation import (
+        ModelUnderTest,
+        closed_book_texts,
+        generate_answers,
+        in_answering_precision,
+        load_model,
+        prompt_texts,
+    )
+    from llm_assets.evaluation.grounding import ground_prompts
+    from llm_assets.evaluation.perplexity import perplexity
+    from llm_assets.evaluation.predictions import golden_prompts, golden_rows
+    from llm_assets.rag.retrieval import open_retriever, read_manifest
+    from llm_assets.settings import load_profile
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", type=Path, default=ROOT / "conf" / "smollm2.yaml")
+    parser.add_argument("--state", type=Path, required=True, help="a state with qlora_adapter")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks/results/bench_decoding.json"
+    )
+    args = parser.parse_args()
+
+    profile = load_profile(args.profile)
+    generation = profile.evaluation.generation
+    adapter, context = tuned_adapter(args.state, profile)
+    golden = pd.read_parquet(args.state / "assets" / "golden_set.parquet").head(
+        profile.evaluation.max_eval_rows
+    )
+    retriever = open_retriever(read_manifest(args.state / "assets" / "rag_index.json"))
+    tokenizer = load_chat_tokenizer(adapter.path)
+    system_prompt = profile.datasets.system_prompt
+    closed = ground_prompts(golden_prompts(golden), None, context, system_prompt)
+    grounded = ground_prompts(
+        golden_prompts(golden), retriever.retrieve_many, context, system_prompt
+    )
+    prompt_sets = {
+        "closed-book": (prompt_texts(tokenizer, closed.conversations), None),
+        "retrieval + context-aware": (
+            prompt_texts(tokenizer, grounded.conversations),
+            closed_book_texts(tokenizer, grounded.closed_book),
+        ),
+    }
+    conversations = list(golden_rows(golden)["messages"])
+    model = in_answering_precision(
+        load_model(ModelUnderTest.from_adapter_manifest("tuned", adapter)), generation
+    )
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+
+    # Untimed: the first batches a process decodes also build its kernels for each shape.
+    for prompts, twins in prompt_sets.values():
+        head = generation.batch_size
+        generate_answers(
+            model, tokenizer, prompts[:head], generation, "warm-up", twins and twins[:head]
+        )
+    perplexity(
+        model, tokenizer, conversations[: generation.batch_size], profile.datasets.max_length
+    )
+
+    ways: dict[str, tuple[Any, bool]] = {
+        STRIDED: (decode_with_generate, True),
+        CONTIGUOUS: (decode_with_generate, False),
+        DROPPING: (decode_batch, False),
+    }
+    rows: list[dict[str, Any]] = []
+    answers: dict[str, dict[str, list[str]]] = {}
+    for way, (decoder, strided) in ways.items():
+        patch: Any = (
+            mock.patch(
+                "llm_assets.evaluation.decoding.contiguous_head_input",
+                lambda _model: contextlib.nullcontext(),
+            )
+            if strided
+            else contextlib.nullcontext()
+        )
+        answers[way] = {}
+        with patch:
+            for name, (prompts, twins) in prompt_sets.items():
+                generated = generate_answers(
+                    model, tokenizer, prompts, generation, way, twins, decode=decoder
+                )
+                answers[way][name] = generated.answers
+                rows.append(
+                    {
+                        "way": way,
+                        "work": f"answers, {name}",
+                        "seconds": round(generated.seconds, 1),
+                        "new_tokens": sum(generated.new_tokens),
+                        "same_answers_as_before": sum(
+                            a == b
+                            for a, b in zip(generated.answers, answers[STRIDED][name], strict=True)
+                        ),
+                        "of": len(prompts),
+                    }
+                )
+                print(f"{way:<45} {name:<27} {generated.seconds:6.1f} s", flush=True)
+            started = time.perf_counter()
+            scored = perplexity(
+                model,
+                tokenizer,
+                conversations,
+                profile.datasets.max_length,
+                generation.batch_size,
+            )
+            took = time.perf_counter() - started
+            rows.append(
+                {
+                    "way": way,
+                    "work": "golden perplexity",
+                    "seconds": round(took, 1),
+                    "perplexity": round(scored.perplexity, 4),
+                }
+            )
+            print(f"{way:<45} {'golden perplexity':<27} {took:6.1f} s", flush=True)
+
+    def seconds(way: str) -> float:
+        return sum(r["seconds"] for r in rows if r["way"] == way)
+
+    before = seconds(STRIDED)
+    print(
+        f"\ntuned adapter, {len(conversations)} golden prompts, {dtype} weights, "
+        f"batches of {generation.batch_size}, up to {generation.max_new_tokens} new tokens, "
+        f"{os.cpu_count()} cores"
+    )
+    print("| way | work | seconds | same answers as before | perplexity |")
+    print("|---|---|---:|---:|---:|")
+    for r in rows:
+        same = f"{r['same_answers_as_before']}/{r['of']}" if "of" in r else ""
+        print(
+            f"| {r['way']} | {r['work']} | {r['seconds']:.1f} | {same} "
+            f"| {r.get('perplexity', '')} |"
+        )
+    totals = {way: round(seconds(way), 1) for way in ways}
+    for way, total in totals.items():
+        print(f"| {way} | all of it | {total:.1f} | {before / total:.2f}x of before | |")
+    result = {
+        "command": f"python benchmarks/bench_decoding.py --state {args.state} "
+        f"--profile {args.profile}",
+        "adapter": adapter.path,
+        "cores": os.cpu_count(),
+        "dtype": dtype,
+        "prompts": len(conversations),
+        "batch_size": generation.batch_size,
+        "max_new_tokens": generation.max_new_tokens,
+        "results": rows,
+        "total_seconds": totals,
+        "speed_up_over_before": {way: round(before / total, 2) for way, total in totals.items()},
+    }
+    write_json_atomically(args.output, result)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
