@@ -193,12 +193,12 @@ def _run(defs, instance, keys, partition=None) -> bool:  # type: ignore[no-untyp
 
     from llm_assets.defs.pools import claimed_pool_slots, first_pool_steps
     from llm_assets.defs.run_recovery import process_tags
+    from llm_assets.defs.selection import assets_and_checks
 
-    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
     selection = sorted(keys, key=lambda key: key.to_user_string())
     job = dg.Definitions(
         jobs=[dg.define_asset_job(CLI_JOB, selection=selection)],
-        assets=assets,
+        assets=assets_and_checks(defs),
         resources=defs.resources,
     ).resolve_job_def(CLI_JOB)
     run_id = str(uuid.uuid4())

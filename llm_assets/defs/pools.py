@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import dagster as dg
 
+from llm_assets.defs.selection import assets_and_checks
+
 POLL_SECONDS = 2.0
 RECOVERY_EVERY_SECONDS = 30.0
 
@@ -59,7 +61,7 @@ def first_pool_steps(defs: dg.Definitions, keys: Iterable[dg.AssetKey]) -> list[
     pool whose steps have no such first one gets no claim here: claiming a step the executor
     does not run first would leave the executor waiting on its own run's slot."""
     wanted = set(keys)
-    pooled = _pooled_keys(_assets_of(defs), wanted)
+    pooled = _pooled_keys(assets_and_checks(defs), wanted)
     graph = defs.resolve_asset_graph()
     first = []
     for pool in sorted({step.pool for step in pooled}):
@@ -76,16 +78,12 @@ def split_before_pools(defs: dg.Definitions, keys: set[dg.AssetKey]) -> list[set
     """`keys` as the runs to start one after the other: what does not depend on a pool step
     first, then the pool steps with what depends on them. A run claims its pool slots when it
     starts, so the GPU is not held while the cleaning and datasets before training run."""
-    pooled = set().union(*_pooled_keys(_assets_of(defs), keys).values())
+    pooled = set().union(*_pooled_keys(assets_and_checks(defs), keys).values())
     if not pooled:
         return [keys]
     after = pooled | _downstream(defs.resolve_asset_graph(), pooled, keys)
     before = keys - after
     return [before, after] if before else [after]
-
-
-def _assets_of(defs: dg.Definitions) -> list[Any]:
-    return [*(defs.assets or []), *(defs.asset_checks or [])]
 
 
 def _downstream(graph: Any, keys: set[Any], within: set[Any]) -> set[Any]:

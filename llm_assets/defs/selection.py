@@ -1,6 +1,8 @@
 """Which assets a materialization needs: the selection, plus upstream that was never made, and
 optionally only what is out of date (`llm_assets.defs.staleness`), as the runs that make them."""
 
+from typing import Any
+
 import dagster as dg
 
 from llm_assets.defs.staleness import (
@@ -17,6 +19,7 @@ __all__ = [
     "ReadableAssetGraph",
     "RecordedVersions",
     "Staleness",
+    "assets_and_checks",
     "only_stale_or_missing",
     "own_reasons",
     "resolve_selection",
@@ -25,6 +28,11 @@ __all__ = [
     "with_execution_siblings",
     "with_missing_upstream",
 ]
+
+
+def assets_and_checks(defs: dg.Definitions) -> list[Any]:
+    """Every asset and asset check `defs` defines: what a job over its keys is built from."""
+    return [*(defs.assets or []), *(defs.asset_checks or [])]
 
 
 def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:

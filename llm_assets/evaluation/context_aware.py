@@ -19,12 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llm_assets.evaluation.decoding import (
-    cache_argument,
-    cache_of,
-    last_logits_only,
-    left_padded,
-)
+from llm_assets.evaluation.decoding import extend, left_padded, prefill
 
 
 @dataclass(frozen=True)
@@ -95,10 +90,6 @@ class ClosedBookContrast:
         self.cache: Any = None
         self.attention: Any = None
         self.row_index: Any = None  # `rows` as a tensor on the model's device, from the first step
-        self.cache_argument = cache_argument(model)
-        # Only the last position's logits are read: the closed-book prompt's head over the
-        # whole vocabulary at every other position would be computed for nothing.
-        self.last_logits_only = last_logits_only(model)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if not self.rows:
@@ -110,20 +101,9 @@ class ClosedBookContrast:
                 self.row_index = torch.tensor(self.rows, device=input_ids.device)
                 closed_logits = self._start(input_ids.device)
             else:
-                last = input_ids[self.row_index, -1:]
-                self.attention = torch.cat(
-                    [self.attention, torch.ones_like(last, dtype=self.attention.dtype)], dim=1
+                closed_logits, self.cache, self.attention = extend(
+                    self.model, input_ids[self.row_index, -1:], self.attention, self.cache
                 )
-                positions = self.attention.sum(dim=1, keepdim=True) - 1
-                output = self.model(
-                    input_ids=last,
-                    attention_mask=self.attention,
-                    position_ids=positions,
-                    use_cache=True,
-                    **{self.cache_argument: self.cache},
-                )
-                self.cache = cache_of(output)
-                closed_logits = output.logits[:, -1, :]
         rows = self.row_index
         scores = scores.clone()
         scores[rows] = contrasted_log_probs(scores[rows], closed_logits, self.contrast).to(
@@ -132,19 +112,10 @@ class ClosedBookContrast:
         return scores
 
     def _start(self, device: Any) -> Any:
-
         input_ids, attention = left_padded(self.prompts, self.pad_id)
-        positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
         self.attention = attention.to(device)
-        output = self.model(
-            input_ids=input_ids.to(device),
-            attention_mask=self.attention,
-            position_ids=positions.to(device),
-            use_cache=True,
-            **self.last_logits_only,
-        )
-        self.cache = cache_of(output)
-        return output.logits[:, -1, :]
+        closed_logits, self.cache = prefill(self.model, input_ids.to(device), self.attention)
+        return closed_logits
 
     def keep_rows(self, kept: list[int]) -> None:
         """The batch now holds only its rows `kept` (positions before the drop, in order), as

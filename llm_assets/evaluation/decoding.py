@@ -11,6 +11,7 @@ position, then greedy or temperature / top-p sampling.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,24 +25,56 @@ Decoder = Callable[
 ]
 
 
-def cache_of(output: Any) -> Any:
+def _cache_of(output: Any) -> Any:
     """The key/value cache a forward pass returned (transformers 5 names it `cache`, 4.x
     `past_key_values`)."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else output.past_key_values
 
 
-def cache_argument(model: Any) -> str:
-    """The name under which `model.forward` takes the key/value cache."""
-    parameters = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+def _forward_parameters(model: Any) -> frozenset[str]:
+    """What `model.forward` takes, read once per model class rather than at every step."""
+    return _class_forward_parameters(model.__class__)
 
 
-def last_logits_only(model: Any) -> dict[str, int]:
-    """The forward option that computes the vocabulary head for the last position only, where
-    the model takes it."""
-    parameters = inspect.signature(model.forward).parameters
-    return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+@functools.cache
+def _class_forward_parameters(model_class: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(model_class.forward).parameters)
+
+
+def prefill(model: Any, input_ids: Any, attention: Any) -> tuple[Any, Any]:
+    """(the logits of each row's last position, the key/value cache) of a left-padded batch
+    (`attention` 1 on real tokens). Positions count from each row's first real token, and the
+    vocabulary head is computed for the last position only where the model allows it (every
+    other position's would be computed for nothing)."""
+    parameters = _forward_parameters(model)
+    output = model(
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=(attention.cumsum(dim=1) - 1).clamp(min=0),
+        use_cache=True,
+        **({"logits_to_keep": 1} if "logits_to_keep" in parameters else {}),
+    )
+    return output.logits[:, -1, :], _cache_of(output)
+
+
+def extend(model: Any, tokens: Any, attention: Any, cache: Any) -> tuple[Any, Any, Any]:
+    """One decoding step of a batch `prefill` started: each row fed its next token (`tokens`,
+    [rows, 1]). Returns (the new logits, the cache, the attention mask one position longer)."""
+    import torch
+
+    attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
+    parameters = _forward_parameters(model)
+    # transformers 5 takes the key/value cache as `cache`; 4.x as `past_key_values`.
+    cache_name = "cache" if "cache" in parameters else "past_key_values"
+    output = model(
+        input_ids=tokens,
+        attention_mask=attention,
+        position_ids=attention.sum(dim=1, keepdim=True) - 1,
+        use_cache=True,
+        **{cache_name: cache},
+    )
+    return output.logits[:, -1, :], _cache_of(output), attention
 
 
 def left_padded(encoded: Sequence[list[int]], pad_id: int) -> tuple[Any, Any]:
@@ -104,16 +137,7 @@ def decode_batch(
 
     if _is_prompt_learning(model):
         return decode_with_generate(model, input_ids, attention, config, processors, eos_id, pad_id)
-    cache_name = cache_argument(model)
-    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    output = model(
-        input_ids=input_ids,
-        attention_mask=attention,
-        position_ids=positions,
-        use_cache=True,
-        **last_logits_only(model),
-    )
-    cache = cache_of(output)
+    logits, cache = prefill(model, input_ids, attention)
     droppable = hasattr(cache, "batch_select_indices")
     warpers = _sampling_warpers(config)
     sequences = input_ids
@@ -121,7 +145,7 @@ def decode_batch(
     ended_rows: set[int] = set()
     answers: list[list[int]] = [[] for _ in answering]
     for step in range(config.max_new_tokens):
-        scores = output.logits[:, -1, :].to(dtype=torch.float32)
+        scores = logits.to(dtype=torch.float32)
         for processor in processors:
             scores = processor(sequences, scores)
         if warpers:
@@ -157,15 +181,7 @@ def decode_batch(
                 pad_id if pad_id is not None else 0,
             )
         sequences = torch.cat([sequences, chosen[:, None]], dim=1)
-        attention = torch.cat([attention, attention.new_ones((len(answering), 1))], dim=1)
-        output = model(
-            input_ids=chosen[:, None],
-            attention_mask=attention,
-            position_ids=attention.sum(dim=1, keepdim=True) - 1,
-            use_cache=True,
-            **{cache_name: cache},
-        )
-        cache = cache_of(output)
+        logits, cache, attention = extend(model, chosen[:, None], attention, cache)
     return answers
 
 
