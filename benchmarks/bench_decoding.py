@@ -63,7 +63,24 @@ def main() -> None:
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks/results/bench_decoding.json"
     )
+    parser.add_argument(
+        "--ways",
+        nargs="+",
+        choices=[STRIDED, CONTIGUOUS, DROPPING],
+        default=[STRIDED, CONTIGUOUS, DROPPING],
+        help="which ways to measure (the first is the reference of the answers)",
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also answer with decode_batch at these batch sizes (the answers are compared "
+        "with the profile's batch size: bf16 sums may round differently in other batches)",
+    )
     args = parser.parse_args()
+    if args.batch_sizes and DROPPING not in args.ways:
+        parser.error(f"--batch-sizes compares answers with {DROPPING!r}: keep it in --ways")
 
     profile = load_profile(args.profile)
     generation = profile.evaluation.generation
@@ -101,11 +118,13 @@ def main() -> None:
         model, tokenizer, conversations[: generation.batch_size], profile.datasets.max_length
     )
 
-    ways: dict[str, tuple[Any, bool]] = {
+    every_way: dict[str, tuple[Any, bool]] = {
         STRIDED: (decode_with_generate, True),
         CONTIGUOUS: (decode_with_generate, False),
         DROPPING: (decode_batch, False),
     }
+    ways = {way: every_way[way] for way in args.ways}
+    first = args.ways[0]
     rows: list[dict[str, Any]] = []
     answers: dict[str, dict[str, list[str]]] = {}
     for way, (decoder, strided) in ways.items():
@@ -124,19 +143,7 @@ def main() -> None:
                     model, tokenizer, prompts, generation, way, twins, decode=decoder
                 )
                 answers[way][name] = generated.answers
-                rows.append(
-                    {
-                        "way": way,
-                        "work": f"answers, {name}",
-                        "seconds": round(generated.seconds, 1),
-                        "new_tokens": sum(generated.new_tokens),
-                        "same_answers_as_before": sum(
-                            a == b
-                            for a, b in zip(generated.answers, answers[STRIDED][name], strict=True)
-                        ),
-                        "of": len(prompts),
-                    }
-                )
+                rows.append(answer_row(way, name, generated, answers[first][name]))
                 print(f"{way:<45} {name:<27} {generated.seconds:6.1f} s", flush=True)
             started = time.perf_counter()
             scored = perplexity(
@@ -157,10 +164,25 @@ def main() -> None:
             )
             print(f"{way:<45} {'golden perplexity':<27} {took:6.1f} s", flush=True)
 
+    for batch_size in args.batch_sizes:
+        way = f"{DROPPING}, batches of {batch_size}"
+        resized = generation.model_copy(update={"batch_size": batch_size})
+        for name, (prompts, twins) in prompt_sets.items():
+            generated = generate_answers(
+                model, tokenizer, prompts, resized, way, twins, decode=decode_batch
+            )
+            rows.append(
+                {
+                    **answer_row(way, name, generated, answers[DROPPING][name]),
+                    "compared_with": f"{DROPPING}, batches of {generation.batch_size}",
+                }
+            )
+            print(f"{way:<45} {name:<27} {generated.seconds:6.1f} s", flush=True)
+
     def seconds(way: str) -> float:
         return sum(r["seconds"] for r in rows if r["way"] == way)
 
-    before = seconds(STRIDED)
+    before = seconds(first)
     print(
         f"\ntuned adapter, {len(conversations)} golden prompts, {dtype} weights, "
         f"batches of {generation.batch_size}, up to {generation.max_new_tokens} new tokens, "
@@ -175,11 +197,20 @@ def main() -> None:
             f"| {r.get('perplexity', '')} |"
         )
     totals = {way: round(seconds(way), 1) for way in ways}
+    answering = {r["way"]: round(seconds(r["way"]), 1) for r in rows if r["way"] not in ways}
+    if answering:
+        own = sum(r["seconds"] for r in rows if r["way"] == DROPPING and "of" in r)
+        for way, total in answering.items():
+            print(
+                f"| {way} | answers only | {total:.1f} | {own / total:.2f}x of batches of "
+                f"{generation.batch_size} | |"
+            )
     for way, total in totals.items():
         print(f"| {way} | all of it | {total:.1f} | {before / total:.2f}x of before | |")
     result = {
         "command": f"python benchmarks/bench_decoding.py --state {args.state} "
-        f"--profile {args.profile}",
+        f"--profile {args.profile}"
+        + (f" --batch-sizes {' '.join(map(str, args.batch_sizes))}" if args.batch_sizes else ""),
         "adapter": adapter.path,
         "cores": os.cpu_count(),
         "dtype": dtype,
@@ -188,10 +219,25 @@ def main() -> None:
         "max_new_tokens": generation.max_new_tokens,
         "results": rows,
         "total_seconds": totals,
+        "answer_seconds_at_other_batch_sizes": answering,
         "speed_up_over_before": {way: round(before / total, 2) for way, total in totals.items()},
     }
     write_json_atomically(args.output, result)
     print(f"wrote {args.output}")
+
+
+def answer_row(way: str, work: str, generated: Any, reference: list[str]) -> dict[str, Any]:
+    """One way's answers to one prompt set: time, tokens, and how many equal `reference`."""
+    return {
+        "way": way,
+        "work": f"answers, {work}",
+        "seconds": round(generated.seconds, 1),
+        "new_tokens": sum(generated.new_tokens),
+        "same_answers_as_before": sum(
+            a == b for a, b in zip(generated.answers, reference, strict=True)
+        ),
+        "of": len(reference),
+    }
 
 
 if __name__ == "__main__":

@@ -100,23 +100,27 @@ VARIANTS: dict[str, dict[str, object]] = {
         "gradient_checkpointing": False, "cpu_bf16": "on",
         "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
     },
-    # Part of the recomputation kept (tcmalloc, as the profile): transformers' every_n_layers
-    # checkpoints only every n-th decoder layer, through sft_overrides (the profile's own
-    # eval_strategy override is repeated since the variant replaces the dict). trl's
-    # `selective` key (keep attention outputs) fails with a peft_config: its wrapper sits on
-    # the PeftModel, the Trainer enables checkpointing on the base model, and torch's
-    # checkpoint refuses the key.
+    # Part of the recomputation kept (tcmalloc, as the profile):
+    # training.gradient_checkpointing_every_n_layers (transformers' every_n_layers) recomputes
+    # only every n-th decoder layer. trl's `selective` key (keep attention outputs) fails with
+    # a peft_config: its wrapper sits on the PeftModel, the Trainer enables checkpointing on
+    # the base model, and torch's checkpoint refuses the key.
     "answer-only loss, 2 x 4, bf16 autocast, tcmalloc, every 2nd layer checkpointed": {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
         "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
-        "sft_overrides": {"eval_strategy": "no",
-                          "gradient_checkpointing_kwargs": {"every_n_layers": 2}},
+        "gradient_checkpointing_every_n_layers": 2,
     },
     "answer-only loss, 2 x 4, bf16 autocast, tcmalloc, every 3rd layer checkpointed": {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
         "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
-        "sft_overrides": {"eval_strategy": "no",
-                          "gradient_checkpointing_kwargs": {"every_n_layers": 3}},
+        "gradient_checkpointing_every_n_layers": 3,
+    },
+    # A budget of kept activations instead (training.gradient_checkpointing_kept_token_layers):
+    # each micro-batch keeps as many layers as 10,240 token-layers allow and recomputes the rest.
+    "answer-only loss, 2 x 4, bf16 autocast, tcmalloc, 10,240 token-layers kept": {
+        "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+        "cpu_bf16": "on", "environment": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
+        "gradient_checkpointing_kept_token_layers": 10240,
     },
     "answer-only loss, 2 x 4, bf16 autocast, jemalloc, no checkpointing": {
         "loss": "answers", "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
@@ -178,8 +182,11 @@ def one_variant(
     dataset = load_from_disk(str((assets / "sft_dataset.hfds").resolve()))
     profile = load_profile(profile_path)
     not_training = ("loss", "environment")
+    # A variant states what differs from fp32 with every layer recomputed.
     updates = {
         "cpu_bf16": "off",
+        "gradient_checkpointing_every_n_layers": 1,
+        "gradient_checkpointing_kept_token_layers": None,
         **{key: value for key, value in variant.items() if key not in not_training},
     }
     config = profile.training.model_copy(update=updates)

@@ -82,6 +82,15 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
             "training:\n  method: full\n  peft_overrides: {use_dora: true}\n",
             "method full trains every weight, with no peft config",
         ),
+        (
+            "training:\n  gradient_checkpointing: true\n"
+            "  sft_overrides: {gradient_checkpointing_kwargs: {every_n_layers: 2}}\n",
+            "every_n_layers is set by training.gradient_checkpointing_every_n_layers",
+        ),
+        (
+            "training:\n  gradient_checkpointing_every_n_layers: 2\n",
+            "recomputes layers only with training.gradient_checkpointing: true",
+        ),
     ],
     ids=[
         "scope-guard-without-retrieval",
@@ -89,6 +98,8 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
         "override-of-a-field",
         "override-of-the-pipeline",
         "peft-override-without-peft",
+        "every-n-layers-as-an-override",
+        "every-n-layers-without-checkpointing",
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_the_reason(

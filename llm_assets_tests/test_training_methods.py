@@ -98,6 +98,116 @@ def test_training_config_maps_onto_sft_and_peft_configs(tmp_path: Path) -> None:
     assert peft_config_from(TrainingConfig(method="full")) is None
 
 
+def test_recomputing_fewer_layers_learns_the_same_weights(
+    tiny_inputs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recomputing every 2nd layer's activations, or as many as a token-layer budget leaves,
+    changes the memory and the time of a step, not what it learns; a user's own checkpoint
+    keywords are kept beside every_n_layers."""
+    import torch
+    from datasets import load_from_disk
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from llm_assets.training.sft import train_adapter
+
+    base, data = tiny_inputs
+    splits = load_from_disk(str(data))
+    sft = sft_config_from(
+        TrainingConfig(
+            gradient_checkpointing=True,
+            gradient_checkpointing_every_n_layers=2,
+            sft_overrides={"gradient_checkpointing_kwargs": {"use_reentrant": False}},
+        ),
+        tmp_path / "unused",
+        128,
+    )
+    assert sft.gradient_checkpointing_kwargs == {"use_reentrant": False, "every_n_layers": 2}
+    from llm_assets.training import recompute_budget
+
+    # Which layers each training forward recomputed under the budget, recorded as each runs.
+    recomputed_by_forward: list[tuple[bool, ...]] = []
+    within_budget = recompute_budget.recompute_within_budget
+
+    def recording(backbone: Any, budget: int) -> Any:
+        layers = [m for m in backbone.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+        def record(module: Any, args: Any, kwargs: Any) -> None:
+            if module.training and torch.is_grad_enabled():
+                recomputed_by_forward.append(
+                    tuple(layer.gradient_checkpointing for layer in layers)
+                )
+
+        handle = within_budget(backbone, budget)
+        backbone.register_forward_pre_hook(record, with_kwargs=True)
+        return handle
+
+    monkeypatch.setattr(recompute_budget, "recompute_within_budget", recording)
+    ways: dict[str, dict[str, Any]] = {
+        "every layer": {},
+        "every 2nd layer": {"gradient_checkpointing_every_n_layers": 2},
+        # Micro-batches of 8 rows of 36 tokens: 400 token-layers keep the top one of the two.
+        "a budget": {"gradient_checkpointing_kept_token_layers": 400},
+    }
+    trained = {}
+    for way, setting in ways.items():
+        config = TrainingConfig(
+            method="lora", lora_dropout=0.0, gradient_checkpointing=True, **setting, **FEW_STEPS
+        )
+        result = train_adapter(
+            str(base),
+            splits["train"],
+            splits["validation"],
+            config,
+            128,
+            tmp_path / way.replace(" ", "-"),
+            lambda m, s: None,
+        )
+        if way == "every 2nd layer":
+            layers = [
+                module
+                for module in result.trained_model.modules()
+                if isinstance(module, GradientCheckpointingLayer)
+            ]
+            recomputed = [bool(layer.gradient_checkpointing) for layer in layers]
+            assert recomputed == [index % 2 == 0 for index in range(len(layers))]
+        trained[way] = {
+            name: parameter.detach().clone()
+            for name, parameter in result.trained_model.named_parameters()
+            if parameter.requires_grad
+        }
+    assert (True, False) in recomputed_by_forward, recomputed_by_forward
+    reference = trained["every layer"]
+    assert reference
+    for way, weights in trained.items():
+        assert weights.keys() == reference.keys(), way
+        for name, tensor in weights.items():
+            assert torch.equal(tensor, reference[name]), (way, name)
+
+
+def test_a_token_layer_budget_recomputes_more_layers_for_longer_batches(
+    tiny_inputs: tuple[Path, Path],
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from llm_assets.training.recompute_budget import recompute_within_budget
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_inputs[0]))
+    model.gradient_checkpointing_enable()
+    model.train()
+    handle = recompute_within_budget(model.model, budget=100)
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert len(layers) == 2
+    seen: dict[int, list[bool]] = {}
+    for tokens in (40, 60, 120):
+        model(input_ids=torch.ones((2, tokens // 2), dtype=torch.long))
+        seen[tokens] = [bool(layer.gradient_checkpointing) for layer in layers]
+    handle.remove()
+    # 100 token-layers: 40 tokens keep both layers, 60 keep one, 120 keep none.
+    assert seen == {40: [False, False], 60: [True, False], 120: [True, True]}
+
+
 def test_lora_on_the_last_layers_adapts_only_those(tiny_inputs: tuple[Path, Path]) -> None:
     from transformers import AutoModelForCausalLM
 

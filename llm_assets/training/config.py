@@ -172,6 +172,22 @@ class TrainingConfig(StrictModel):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory, ~30% slower"
     )
+    gradient_checkpointing_every_n_layers: int = Field(
+        1,
+        ge=1,
+        description="with gradient_checkpointing, recompute only every N-th transformer layer "
+        "(transformers' every_n_layers); the others keep their activations: 1 recomputes all, "
+        "2 half of them, for about half the memory saving at about half the recomputation",
+    )
+    gradient_checkpointing_kept_token_layers: int | None = Field(
+        None,
+        ge=1,
+        description="with gradient_checkpointing, a budget for the activations kept, in "
+        "token-layers (a micro-batch's padded tokens x the layers that keep theirs): each "
+        "micro-batch keeps as many layers as fit, spread through the stack, and recomputes the "
+        "others, so short micro-batches recompute little and the longest most, and the peak "
+        "follows the budget, not the longest batch. None: every_n_layers decides",
+    )
     cpu_bf16: Literal["off", "auto", "on"] = Field(
         "off",
         description="on CPU, compute in bf16 autocast (the weights and optimizer stay fp32): "
@@ -225,6 +241,31 @@ class TrainingConfig(StrictModel):
                 if source.startswith("the "):
                     raise ValueError(f"{key}.{name} is set by {source}; remove it")
                 raise ValueError(f"{key}.{name} is set by {source}; set that instead")
+        recomputed = self.sft_overrides.get("gradient_checkpointing_kwargs")
+        if isinstance(recomputed, dict) and "every_n_layers" in recomputed:
+            raise ValueError(
+                "sft_overrides.gradient_checkpointing_kwargs.every_n_layers is set by "
+                "training.gradient_checkpointing_every_n_layers; set that instead"
+            )
+        for name in (
+            "gradient_checkpointing_every_n_layers",
+            "gradient_checkpointing_kept_token_layers",
+        ):
+            chosen = getattr(self, name) not in (None, 1)
+            if chosen and not self.gradient_checkpointing:
+                raise ValueError(
+                    f"training.{name} recomputes layers only with "
+                    "training.gradient_checkpointing: true; turn that on or remove it"
+                )
+        if (
+            self.gradient_checkpointing_every_n_layers > 1
+            and self.gradient_checkpointing_kept_token_layers is not None
+        ):
+            raise ValueError(
+                "training.gradient_checkpointing_every_n_layers and "
+                "gradient_checkpointing_kept_token_layers both choose the layers recomputed; "
+                "keep one"
+            )
         if self.method == "full" and self.peft_overrides:
             raise ValueError(
                 "peft_overrides: method full trains every weight, with no peft config; remove them"

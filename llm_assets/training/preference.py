@@ -21,11 +21,13 @@ from llm_assets.training.sft import (
     MetricsReporter,
     _device_map,
     _metrics_callback,
+    checkpointing_arguments,
     latest_checkpoint,
     on_gpu,
     peak_memory_mib,
     peft_config_from,
     quantization_config_from,
+    recompute_as_configured,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ def preference_config_from(
         per_device_train_batch_size=preference.per_device_train_batch_size,
         gradient_accumulation_steps=preference.gradient_accumulation_steps,
         gradient_checkpointing=training.gradient_checkpointing,
+        **checkpointing_arguments(training),
         lr_scheduler_type="cosine",
         warmup_steps=0.1,
         save_strategy="steps",
@@ -149,6 +152,7 @@ def train_preference_adapter(
         peft_config=peft_config_from(training, model),
         callbacks=[_metrics_callback(report)],
     )
+    recompute_as_configured(trainer.model, training)
     resume_from = latest_checkpoint(checkpoints)
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final_dir = work_dir / "final"

@@ -206,6 +206,7 @@ def sft_arguments(
         per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         gradient_checkpointing=config.gradient_checkpointing,
+        **checkpointing_arguments(config),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         # LoRA leaves most weights without gradients; DDP must not wait for them.
         ddp_find_unused_parameters=False,
@@ -218,6 +219,18 @@ def sft_arguments(
         use_cpu=not gpu,
         report_to="none",
     )
+
+
+def checkpointing_arguments(config: TrainingConfig) -> dict[str, Any]:
+    """The trainer arguments that make gradient checkpointing recompute only every N-th layer
+    (`training.gradient_checkpointing_every_n_layers`); none when every layer is."""
+    if not config.gradient_checkpointing or config.gradient_checkpointing_every_n_layers == 1:
+        return {}
+    return {
+        "gradient_checkpointing_kwargs": {
+            "every_n_layers": config.gradient_checkpointing_every_n_layers
+        }
+    }
 
 
 def sft_config_from(
@@ -233,7 +246,13 @@ def sft_config_from(
 
     chosen = library_overrides(SFTConfig, config.sft_overrides, "training.sft_overrides")
     mapped = sft_arguments(config, output_dir, max_length, on_gpu())
-    return SFTConfig(**{**SFT_DEFAULTS, **chosen, **mapped, **(overrides or {})})
+    arguments = {**SFT_DEFAULTS, **chosen, **mapped}
+    # The profile's every_n_layers joins what sft_overrides passes to torch's checkpoint
+    # (use_reentrant, ...) instead of replacing it.
+    keywords = "gradient_checkpointing_kwargs"
+    if keywords in chosen and keywords in mapped:
+        arguments[keywords] = {**chosen[keywords], **mapped[keywords]}
+    return SFTConfig(**{**arguments, **(overrides or {})})
 
 
 def library_overrides(
@@ -368,7 +387,7 @@ def build_sft_trainer(
     # loss would step around; they keep trl's loss.
     answer_only = answer_only_loss and config.method not in PROMPT_LEARNING_METHODS
     trainer_class = answer_only_sft_trainer() if answer_only else SFTTrainer
-    return trainer_class(
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -377,6 +396,19 @@ def build_sft_trainer(
         peft_config=peft_config_from(config, model),
         callbacks=callbacks,
     )
+    recompute_as_configured(trainer.model, config)
+    return trainer
+
+
+def recompute_as_configured(model: Any, config: TrainingConfig) -> None:
+    """With `training.gradient_checkpointing_kept_token_layers`, each training forward of
+    `model` recomputes only the layers that budget cannot keep (`recompute_budget`)."""
+    budget = config.gradient_checkpointing_kept_token_layers
+    if config.gradient_checkpointing and budget is not None:
+        from llm_assets.training.answer_loss import causal_backbone
+        from llm_assets.training.recompute_budget import recompute_within_budget
+
+        recompute_within_budget(causal_backbone(model), budget)
 
 
 def train_adapter(
