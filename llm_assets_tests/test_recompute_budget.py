@@ -37,3 +37,34 @@ def test_a_model_without_checkpointing_layers_is_refused_by_name() -> None:
 
     with pytest.raises(ValueError, match="Linear has no transformers GradientCheckpointingLayer"):
         recompute_within_budget(torch.nn.Linear(2, 2), budget=100)
+
+
+def test_how_much_is_recomputed_neither_keys_the_checkpoints_nor_makes_the_adapter_stale() -> None:
+    """A run that ran out of memory resumes its checkpoints with more recomputation."""
+    from pathlib import Path
+
+    import dagster as dg
+
+    from llm_assets.contracts import BaseModelFolder, ChatTemplate
+    from llm_assets.defs.training import qlora_adapter_asset
+    from llm_assets.settings import TrainingConfig, load_profile
+    from llm_assets.training.adapter_run import training_inputs_digest
+
+    base = BaseModelFolder.model_construct(weights_digest="w")
+    template = ChatTemplate.model_construct(digest="t")
+    profile = load_profile(Path(__file__).parents[1] / "conf" / "tiny.yaml")
+    ways = [
+        {"gradient_checkpointing": False},
+        {"gradient_checkpointing": True},
+        {"gradient_checkpointing": True, "gradient_checkpointing_every_n_layers": 2},
+        {"gradient_checkpointing": True, "gradient_checkpointing_kept_token_layers": 4096},
+    ]
+    digests, versions = set(), set()
+    for way in ways:
+        training = TrainingConfig(**{**profile.training.model_dump(), **way})
+        digests.add(training_inputs_digest(training, base, {"train": "d"}, template))
+        asset = qlora_adapter_asset(profile.model_copy(update={"training": training}))
+        versions.add(asset.code_versions_by_key[dg.AssetKey("qlora_adapter")])
+    assert len(digests) == 1 and len(versions) == 1
+    learned = TrainingConfig(**{**profile.training.model_dump(), "learning_rate": 1e-3})
+    assert training_inputs_digest(learned, base, {"train": "d"}, template) not in digests

@@ -77,11 +77,17 @@ class TrainingConfig(StrictModel):
 
     # Fields that change how training runs, not what it learns: left out of the folder key of
     # the checkpoints, so a run resumed on another launch set-up continues the same training.
+    # Recomputing activations changes a step's memory and time, not its arithmetic (a test
+    # trains each way and compares the weights): a run that ran out of memory resumes with
+    # more recomputation, and the adapter it made is not stale for it.
     LAUNCH_FIELDS: ClassVar[tuple[str, ...]] = (
         "accelerate_config",
         "num_processes",
         "system_metrics_interval_seconds",
         "allocator",
+        "gradient_checkpointing",
+        "gradient_checkpointing_every_n_layers",
+        "gradient_checkpointing_kept_token_layers",
     )
     # trl SFTConfig and peft config arguments that a field or the pipeline sets, and what sets
     # them. SFTConfig arguments the pipeline merely defaults (save_total_limit, eval_strategy,
