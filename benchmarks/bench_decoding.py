@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -208,9 +210,7 @@ def main() -> None:
     for way, total in totals.items():
         print(f"| {way} | all of it | {total:.1f} | {before / total:.2f}x of before | |")
     result = {
-        "command": f"python benchmarks/bench_decoding.py --state {args.state} "
-        f"--profile {args.profile}"
-        + (f" --batch-sizes {' '.join(map(str, args.batch_sizes))}" if args.batch_sizes else ""),
+        "command": "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "adapter": adapter.path,
         "cores": os.cpu_count(),
         "dtype": dtype,

@@ -91,6 +91,11 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
             "training:\n  gradient_checkpointing_every_n_layers: 2\n",
             "recomputes layers only with training.gradient_checkpointing: true",
         ),
+        (
+            # Even a budget of 1 (nothing kept) means nothing without checkpointing.
+            "training:\n  gradient_checkpointing_kept_token_layers: 1\n",
+            "kept_token_layers recomputes layers only with training.gradient_checkpointing",
+        ),
     ],
     ids=[
         "scope-guard-without-retrieval",
@@ -100,6 +105,7 @@ def test_missing_sources_and_bad_yaml_are_clear(tmp_path: Path) -> None:
         "peft-override-without-peft",
         "every-n-layers-as-an-override",
         "every-n-layers-without-checkpointing",
+        "budget-without-checkpointing",
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_the_reason(

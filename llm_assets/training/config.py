@@ -253,20 +253,18 @@ class TrainingConfig(StrictModel):
                 "sft_overrides.gradient_checkpointing_kwargs.every_n_layers is set by "
                 "training.gradient_checkpointing_every_n_layers; set that instead"
             )
-        for name in (
-            "gradient_checkpointing_every_n_layers",
-            "gradient_checkpointing_kept_token_layers",
+        every_n = self.gradient_checkpointing_every_n_layers > 1
+        budget = self.gradient_checkpointing_kept_token_layers is not None
+        for name, chosen in (
+            ("gradient_checkpointing_every_n_layers", every_n),
+            ("gradient_checkpointing_kept_token_layers", budget),
         ):
-            chosen = getattr(self, name) not in (None, 1)
             if chosen and not self.gradient_checkpointing:
                 raise ValueError(
                     f"training.{name} recomputes layers only with "
                     "training.gradient_checkpointing: true; turn that on or remove it"
                 )
-        if (
-            self.gradient_checkpointing_every_n_layers > 1
-            and self.gradient_checkpointing_kept_token_layers is not None
-        ):
+        if every_n and budget:
             raise ValueError(
                 "training.gradient_checkpointing_every_n_layers and "
                 "gradient_checkpointing_kept_token_layers both choose the layers recomputed; "
