@@ -6,13 +6,16 @@
 The tuned adapter of a materialized state, loaded as evaluation loads it (LoRA merged, cast to
 bf16 where the profile says so), answers the state's golden prompts closed-book and with
 retrieved context (context-aware decoding, as the profile asks), and scores its golden
-perplexity, three ways on the same load, in the same process, after an untimed warm-up batch
+perplexity, four ways on the same load, in the same process, after an untimed warm-up batch
 of each:
 
 - `generate`, with the vocabulary head reading a strided slice of the hidden states (how
   evaluation decoded and scored before);
 - `generate`, with the head reading a contiguous copy (`decoding.contiguous_head_input`);
-- `decoding.decode_batch`: the contiguous head, and rows whose answer ended leave the batch.
+- `decoding.decode_batch` on transformers' key/value cache (which concatenates every layer's
+  cache at each step): the contiguous head, and rows whose answer ended leave the batch;
+- `decoding.decode_batch` as evaluation runs it: the same, on a cache that writes each step in
+  place (`kv_cache.preallocated_cache`).
 
 Every way must give the same answers (counted per prompt against the first). Prints a table
 and writes JSON.
@@ -37,7 +40,10 @@ from llm_assets.storage import write_json_atomically
 ROOT = Path(__file__).resolve().parents[1]
 STRIDED = "generate, head on a strided slice (before)"
 CONTIGUOUS = "generate, contiguous head input"
-DROPPING = "rows leave the batch, contiguous head (now)"
+DROPPING = "rows leave the batch, contiguous head, concatenating cache"
+IN_PLACE = "rows leave the batch, contiguous head, cache written in place (now)"
+# What the ways were called in earlier result files' commands.
+EARLIER_NAMES = {"rows leave the batch, contiguous head (now)": DROPPING}
 
 
 def main() -> None:
@@ -68,8 +74,9 @@ def main() -> None:
     parser.add_argument(
         "--ways",
         nargs="+",
-        choices=[STRIDED, CONTIGUOUS, DROPPING],
-        default=[STRIDED, CONTIGUOUS, DROPPING],
+        type=lambda name: EARLIER_NAMES.get(name, name),
+        choices=[STRIDED, CONTIGUOUS, DROPPING, IN_PLACE],
+        default=[STRIDED, CONTIGUOUS, DROPPING, IN_PLACE],
         help="which ways to measure (the first is the reference of the answers)",
     )
     parser.add_argument(
@@ -81,8 +88,8 @@ def main() -> None:
         "with the profile's batch size: bf16 sums may round differently in other batches)",
     )
     args = parser.parse_args()
-    if args.batch_sizes and DROPPING not in args.ways:
-        parser.error(f"--batch-sizes compares answers with {DROPPING!r}: keep it in --ways")
+    if args.batch_sizes and IN_PLACE not in args.ways:
+        parser.error(f"--batch-sizes compares answers with {IN_PLACE!r}: keep it in --ways")
 
     profile = load_profile(args.profile)
     generation = profile.evaluation.generation
@@ -120,26 +127,34 @@ def main() -> None:
         model, tokenizer, conversations[: generation.batch_size], profile.datasets.max_length
     )
 
-    every_way: dict[str, tuple[Any, bool]] = {
-        STRIDED: (decode_with_generate, True),
-        CONTIGUOUS: (decode_with_generate, False),
-        DROPPING: (decode_batch, False),
+    def concatenating_cache(_model: Any, _answer_positions: int) -> None:
+        return None
+
+    no_patch: Any = contextlib.nullcontext
+    every_way: dict[str, tuple[Any, Any]] = {
+        STRIDED: (
+            decode_with_generate,
+            lambda: mock.patch(
+                "llm_assets.evaluation.decoding.contiguous_head_input",
+                lambda _model: contextlib.nullcontext(),
+            ),
+        ),
+        CONTIGUOUS: (decode_with_generate, no_patch),
+        DROPPING: (
+            decode_batch,
+            lambda: mock.patch(
+                "llm_assets.evaluation.kv_cache.preallocated_cache", concatenating_cache
+            ),
+        ),
+        IN_PLACE: (decode_batch, no_patch),
     }
     ways = {way: every_way[way] for way in args.ways}
     first = args.ways[0]
     rows: list[dict[str, Any]] = []
     answers: dict[str, dict[str, list[str]]] = {}
-    for way, (decoder, strided) in ways.items():
-        patch: Any = (
-            mock.patch(
-                "llm_assets.evaluation.decoding.contiguous_head_input",
-                lambda _model: contextlib.nullcontext(),
-            )
-            if strided
-            else contextlib.nullcontext()
-        )
+    for way, (decoder, patch) in ways.items():
         answers[way] = {}
-        with patch:
+        with patch():
             for name, (prompts, twins) in prompt_sets.items():
                 generated = generate_answers(
                     model, tokenizer, prompts, generation, way, twins, decode=decoder
@@ -167,7 +182,7 @@ def main() -> None:
             print(f"{way:<45} {'golden perplexity':<27} {took:6.1f} s", flush=True)
 
     for batch_size in args.batch_sizes:
-        way = f"{DROPPING}, batches of {batch_size}"
+        way = f"{IN_PLACE}, batches of {batch_size}"
         resized = generation.model_copy(update={"batch_size": batch_size})
         for name, (prompts, twins) in prompt_sets.items():
             generated = generate_answers(
@@ -175,8 +190,8 @@ def main() -> None:
             )
             rows.append(
                 {
-                    **answer_row(way, name, generated, answers[DROPPING][name]),
-                    "compared_with": f"{DROPPING}, batches of {generation.batch_size}",
+                    **answer_row(way, name, generated, answers[IN_PLACE][name]),
+                    "compared_with": f"{IN_PLACE}, batches of {generation.batch_size}",
                 }
             )
             print(f"{way:<45} {name:<27} {generated.seconds:6.1f} s", flush=True)
@@ -201,7 +216,7 @@ def main() -> None:
     totals = {way: round(seconds(way), 1) for way in ways}
     answering = {r["way"]: round(seconds(r["way"]), 1) for r in rows if r["way"] not in ways}
     if answering:
-        own = sum(r["seconds"] for r in rows if r["way"] == DROPPING and "of" in r)
+        own = sum(r["seconds"] for r in rows if r["way"] == IN_PLACE and "of" in r)
         for way, total in answering.items():
             print(
                 f"| {way} | answers only | {total:.1f} | {own / total:.2f}x of batches of "

@@ -73,7 +73,8 @@ class ClosedBookContrast:
     """A transformers logits processor for one left-padded batch of `generate`: it decodes the
     batch's closed-book prompts alongside (with their own key/value cache), and replaces the
     scores of every row that has context with `contrasted_log_probs`. Rows without context
-    (`closed_book_ids[row]` is None) keep their scores."""
+    (`closed_book_ids[row]` is None) keep their scores. `answer_positions`: the decoding steps
+    to keep room for in that cache (`decoding.prefill`)."""
 
     def __init__(
         self,
@@ -81,8 +82,10 @@ class ClosedBookContrast:
         closed_book_ids: list[list[int] | None],
         pad_id: int,
         contrast: ContextContrast,
+        answer_positions: int = 0,
     ) -> None:
         self.model = model
+        self.answer_positions = answer_positions
         self.rows = [row for row, ids in enumerate(closed_book_ids) if ids is not None]
         self.prompts = [ids for ids in closed_book_ids if ids is not None]
         self.pad_id = pad_id
@@ -114,7 +117,9 @@ class ClosedBookContrast:
     def _start(self, device: Any) -> Any:
         input_ids, attention = left_padded(self.prompts, self.pad_id)
         self.attention = attention.to(device)
-        closed_logits, self.cache = prefill(self.model, input_ids.to(device), self.attention)
+        closed_logits, self.cache = prefill(
+            self.model, input_ids.to(device), self.attention, self.answer_positions
+        )
         return closed_logits
 
     def keep_rows(self, kept: list[int]) -> None:

@@ -42,18 +42,31 @@ def _class_forward_parameters(model_class: Any) -> frozenset[str]:
     return frozenset(inspect.signature(model_class.forward).parameters)
 
 
-def prefill(model: Any, input_ids: Any, attention: Any) -> tuple[Any, Any]:
+def _cache_parameter(parameters: frozenset[str]) -> str:
+    # transformers 5 takes the key/value cache as `cache`; 4.x as `past_key_values`.
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def prefill(
+    model: Any, input_ids: Any, attention: Any, answer_positions: int = 0
+) -> tuple[Any, Any]:
     """(the logits of each row's last position, the key/value cache) of a left-padded batch
     (`attention` 1 on real tokens). Positions count from each row's first real token, and the
     vocabulary head is computed for the last position only where the model allows it (every
-    other position's would be computed for nothing)."""
+    other position's would be computed for nothing). With `answer_positions`, the cache keeps
+    room for that many decoding steps and writes them in place (`kv_cache.preallocated_cache`)
+    where the model's cache allows it."""
+    from llm_assets.evaluation.kv_cache import preallocated_cache
+
     parameters = _forward_parameters(model)
+    cache = preallocated_cache(model, answer_positions) if answer_positions else None
     output = model(
         input_ids=input_ids,
         attention_mask=attention,
         position_ids=(attention.cumsum(dim=1) - 1).clamp(min=0),
         use_cache=True,
         **({"logits_to_keep": 1} if "logits_to_keep" in parameters else {}),
+        **({_cache_parameter(parameters): cache} if cache is not None else {}),
     )
     return output.logits[:, -1, :], _cache_of(output)
 
@@ -64,15 +77,12 @@ def extend(model: Any, tokens: Any, attention: Any, cache: Any) -> tuple[Any, An
     import torch
 
     attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
-    parameters = _forward_parameters(model)
-    # transformers 5 takes the key/value cache as `cache`; 4.x as `past_key_values`.
-    cache_name = "cache" if "cache" in parameters else "past_key_values"
     output = model(
         input_ids=tokens,
         attention_mask=attention,
         position_ids=attention.sum(dim=1, keepdim=True) - 1,
         use_cache=True,
-        **{cache_name: cache},
+        **{_cache_parameter(_forward_parameters(model)): cache},
     )
     return output.logits[:, -1, :], _cache_of(output), attention
 
@@ -137,7 +147,7 @@ def decode_batch(
 
     if _is_prompt_learning(model):
         return decode_with_generate(model, input_ids, attention, config, processors, eos_id, pad_id)
-    logits, cache = prefill(model, input_ids, attention)
+    logits, cache = prefill(model, input_ids, attention, config.max_new_tokens)
     droppable = hasattr(cache, "batch_select_indices")
     warpers = _sampling_warpers(config)
     sequences = input_ids

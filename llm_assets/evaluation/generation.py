@@ -173,7 +173,9 @@ def generate_answers(
         if contrasted is not None:
             twins = [contrasted[index] for index in rows]
             contrast = ContextContrast(config.context_contrast)
-            processors.insert(0, ClosedBookContrast(model, twins, pad_id, contrast))
+            processors.insert(
+                0, ClosedBookContrast(model, twins, pad_id, contrast, config.max_new_tokens)
+            )
         batch_started = time.perf_counter()
         with torch.no_grad(), contiguous_head_input(model):
             produced_ids = (decode or decode_batch)(
