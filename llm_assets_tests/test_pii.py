@@ -85,6 +85,21 @@ def test_redact_pii_batch_matches_single_redaction() -> None:
     assert redact_pii_batch(texts, ALL) == [redact_pii(text, ALL) for text in texts]
 
 
+def test_an_empty_batch_does_not_load_the_analyzer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter without feedback redacts nothing: loading spaCy and Presidio for it cost each
+    such preferences run 5 s."""
+    import llm_assets.cleaning.pii as pii
+
+    def not_needed() -> None:
+        raise AssertionError("the analyzer was built for no text")
+
+    monkeypatch.setattr(pii, "pii_analyzer", not_needed)
+    assert redact_pii_batch([], ALL) == []
+    assert pii.ner_batch([], ALL) == []
+    with pytest.raises(ValueError, match="cleaning.pii_entities takes"):
+        redact_pii_batch([], ["NOT_AN_ENTITY"])
+
+
 def test_pseudonyms_are_consistent_within_a_batch() -> None:
     texts = [
         "Mark Ruiz wrote from mark@example.com.",

@@ -569,6 +569,9 @@ def redact_pii_batch(
     `key` seeds the pseudonym hash (a random one per call when left out).
     """
     wanted = _validated(entities)
+    if not texts:
+        # Nothing to read: the analyzer (spaCy and Presidio, seconds to load) is not built.
+        return []
     allow = list(allow)
     pseudonymizer = Pseudonymizer(key, stable_pseudonyms) if pseudonymize else None
     artifacts = ner_batch(texts, wanted, allow)
@@ -592,6 +595,8 @@ def ner_batch(
     few such lines, and the model's cost grows with every token it reads. Each text is then
     tokenized whole (cheap) and carries the PERSON entities found in its lines, mapped back.
     """
+    if not texts:
+        return []
     artifacts: list[Any] = [_no_tokens()] * len(texts)
     if "PERSON" not in entities:
         return artifacts
