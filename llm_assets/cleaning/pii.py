@@ -569,9 +569,6 @@ def redact_pii_batch(
     `key` seeds the pseudonym hash (a random one per call when left out).
     """
     wanted = _validated(entities)
-    if not texts:
-        # Nothing to read: the analyzer (spaCy and Presidio, seconds to load) is not built.
-        return []
     allow = list(allow)
     pseudonymizer = Pseudonymizer(key, stable_pseudonyms) if pseudonymize else None
     artifacts = ner_batch(texts, wanted, allow)
@@ -596,6 +593,7 @@ def ner_batch(
     tokenized whole (cheap) and carries the PERSON entities found in its lines, mapped back.
     """
     if not texts:
+        # Nothing to read: the analyzer (spaCy and Presidio, seconds to load) is not built.
         return []
     artifacts: list[Any] = [_no_tokens()] * len(texts)
     if "PERSON" not in entities:
