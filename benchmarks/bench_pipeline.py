@@ -4,22 +4,36 @@
     .venv/bin/python benchmarks/bench_pipeline.py --profile llm_assets_tests/profiles/tiny.yaml
     .venv/bin/python benchmarks/bench_pipeline.py --profile conf/smollm2.yaml \
         --executors in_process --output benchmarks/results/bench_pipeline_smollm2.json
+    .venv/bin/python benchmarks/bench_pipeline.py --profile conf/smollm2.yaml \
+        --executors in_process --baseline e84b3f9 --rounds 2 \
+        --output benchmarks/results/bench_pipeline_smollm2_against_e84b3f9.json
 
 Each executor materializes every asset of the same profile into its own fresh Dagster instance
 and state folder, launched the way the UI launches runs (`dagster asset materialize`, on the
 malloc `execution.allocator` names, as `make dev` starts Dagster). Prints a table and writes
 benchmarks/results/bench_pipeline.json.
+
+With `--baseline REV`, the graph of the working tree is timed against the graph of git
+revision REV on the same machine in the same run, because a shared 2-core host's speed moves by
+10-30 % from hour to hour and a time from another day compares hosts, not code. REV's files are
+extracted from git into a temporary folder and REV's own copy of this script times them (its
+code imported through PYTHONPATH, in this virtual environment, so REV's dependencies must be
+installed here); its profile is the file at the same path in REV. The two alternate, baseline
+first in odd rounds and last in even ones, so a drift of the host's speed weighs on both; the
+table gives each side's median and the ratio of the medians, and the JSON every round.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -99,10 +113,10 @@ def with_profile_allocator(environment: Any, profile_path: Path) -> dict[str, st
     return preload_environment(environment, library) or dict(environment)
 
 
-def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[str, object]:
+def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{executor}-") as tmp:
         home = keep / executor if keep else Path(tmp)
-        if home.exists():
+        if keep and home.exists():
             raise SystemExit(f"{home} exists: --keep-state needs a new folder")
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -139,6 +153,137 @@ def materialize(profile_path: Path, executor: str, keep: Path | None) -> dict[st
     }
 
 
+def git(*arguments: str) -> str:
+    completed = subprocess.run(
+        ["git", "-C", str(ROOT), *arguments], capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"git {' '.join(arguments)}: {completed.stderr.strip()}")
+    return completed.stdout.strip()
+
+
+def extract_revision(revision: str, into: Path) -> str:
+    """The project's files at git `revision`, written into `into`; returns the commit."""
+    commit = git("rev-parse", "--verify", f"{revision}^{{commit}}")
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit], capture_output=True, check=True
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return commit
+
+
+def materialize_revision(
+    tree: Path, profile: Path, executor: str, keep: Path | None, output: Path
+) -> dict[str, Any]:
+    """One timing of the graph of the project extracted in `tree`, by its own copy of this
+    script, on its code (PYTHONPATH) and its copy of `profile` (a path relative to the root)."""
+    tree_profile = tree / profile
+    if not tree_profile.is_file():
+        raise SystemExit(f"the baseline has no {profile}: pass a profile both revisions hold")
+    command = [sys.executable, "benchmarks/bench_pipeline.py", "--profile", str(tree_profile)]
+    command += ["--executors", executor, "--output", str(output)]
+    command += ["--keep-state", str(keep)] if keep else []
+    python_path = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
+    completed = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": python_path})
+    if completed.returncode != 0:
+        raise SystemExit(f"the baseline's graph failed (exit {completed.returncode})")
+    result: dict[str, Any] = json.loads(output.read_text())["results"][executor]
+    return result
+
+
+def round_order(round_index: int) -> tuple[str, str]:
+    """Baseline first in odd rounds (1, 3, …), last in even ones: over two rounds a steady
+    drift of the host's speed weighs on both sides alike."""
+    return ("baseline", "current") if round_index % 2 == 0 else ("current", "baseline")
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def against_baseline(
+    profile: Path, executor: str, revision: str, rounds: int, keep: Path | None
+) -> dict[str, Any]:
+    """The working tree's graph and revision's, alternating for `rounds` rounds."""
+    try:
+        relative_profile = profile.relative_to(ROOT)
+    except ValueError:
+        raise SystemExit(f"{profile}: with --baseline, the profile must be inside {ROOT}") from None
+    timed: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        commit = extract_revision(revision, tree)
+        for index in range(rounds):
+            measured: dict[str, Any] = {"order": list(round_order(index))}
+            for side in round_order(index):
+                # The baseline's copy of this script may refuse a temporary folder that
+                # exists, so it always gets a new one.
+                side_keep = (keep or Path(tmp) / "states") / f"{side}-{index + 1}"
+                print(f"round {index + 1}/{rounds}: {side}", file=sys.stderr, flush=True)
+                if side == "baseline":
+                    output = Path(tmp) / f"baseline-{index + 1}.json"
+                    measured[side] = materialize_revision(
+                        tree, relative_profile, executor, side_keep, output
+                    )
+                else:
+                    measured[side] = materialize(profile, executor, side_keep)
+            measured["current_over_baseline"] = round(
+                measured["current"]["wall_seconds"] / measured["baseline"]["wall_seconds"], 3
+            )
+            timed.append(measured)
+    walls = {
+        side: median([float(r[side]["wall_seconds"]) for r in timed])
+        for side in ("baseline", "current")
+    }
+    step_names = sorted({step for r in timed for side in walls for step in r[side]["steps"]})
+    steps = {
+        step: {
+            side: median([float(r[side]["steps"][step]) for r in timed if step in r[side]["steps"]])
+            if any(step in r[side]["steps"] for r in timed)
+            else None
+            for side in walls
+        }
+        for step in step_names
+    }
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "baseline": {"revision": revision, "commit": commit},
+        "current": {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(status)},
+        "executor": executor,
+        "rounds": timed,
+        "median_wall_seconds": walls,
+        "current_over_baseline": round(walls["current"] / walls["baseline"], 3),
+        "median_step_seconds": steps,
+    }
+
+
+def print_against_baseline(comparison: dict[str, Any]) -> None:
+    def cell(value: float | None, width: int, digits: int = 2) -> str:
+        return f" {value:>{width}.{digits}f}" if value is not None else f" {'-':>{width}}"
+
+    baseline = comparison["baseline"]["commit"][:7]
+    print(f"\n{'step (median s)':58} {'baseline ' + baseline:>17} {'current':>10} {'ratio':>7}")
+    for step, sides in comparison["median_step_seconds"].items():
+        before, now = sides["baseline"], sides["current"]
+        ratio = now / before if before and now is not None else None
+        print(f"{step:58}" + cell(before, 17) + cell(now, 10) + cell(ratio, 7))
+    for index, measured in enumerate(comparison["rounds"], start=1):
+        print(
+            f"{f'WALL CLOCK, round {index} (' + ' then '.join(measured['order']) + ')':58}"
+            f" {measured['baseline']['wall_seconds']:>17.1f}"
+            f" {measured['current']['wall_seconds']:>10.1f}"
+            f" {measured['current_over_baseline']:>7.2f}"
+        )
+    walls = comparison["median_wall_seconds"]
+    print(
+        f"{'WALL CLOCK, median':58} {walls['baseline']:>17.1f} {walls['current']:>10.1f}"
+        f" {comparison['current_over_baseline']:>7.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", type=Path, default=ROOT / "conf" / "tiny.yaml")
@@ -158,8 +303,37 @@ def main() -> None:
         default=None,
         help="keep each executor's instance and outputs in <folder>/<executor> (reports, models)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=None,
+        help="also time the graph of git revision REV, alternating with the working tree's, "
+        "and report the ratio (one executor)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --baseline: how many pairs to time"
+    )
     args = parser.parse_args()
     executors: list[str] = args.executors
+    from llm_assets.storage import atomic_file
+
+    if args.baseline:
+        if len(executors) != 1 or args.rounds < 1:
+            raise SystemExit("--baseline times one executor (--executors …) for --rounds ≥ 1")
+        comparison = against_baseline(
+            args.profile.resolve(), executors[0], args.baseline, args.rounds, args.keep_state
+        )
+        print(f"\nprofile: {args.profile}   machine: {os.cpu_count()} cores, {platform.machine()}")
+        print_against_baseline(comparison)
+        comparison |= {
+            "profile": str(args.profile),
+            "cores": os.cpu_count(),
+            "command": " ".join(["python", "benchmarks/bench_pipeline.py", *sys.argv[1:]]),
+        }
+        with atomic_file(args.output) as temporary:
+            temporary.write_text(json.dumps(comparison, indent=2))
+        print(f"wrote {args.output}")
+        return
 
     results = {
         executor: materialize(args.profile.resolve(), executor, args.keep_state)
@@ -183,8 +357,6 @@ def main() -> None:
         ratio = walls[1] / walls[0]
         print(f"\nmultiprocess / in_process wall-clock ratio: {ratio:.2f}")
         summary["multiprocess_over_in_process"] = round(ratio, 3)
-    from llm_assets.storage import atomic_file
-
     with atomic_file(args.output) as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     print(f"wrote {args.output}")
