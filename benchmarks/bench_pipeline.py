@@ -212,6 +212,11 @@ def against_baseline(
         relative_profile = profile.relative_to(ROOT)
     except ValueError:
         raise SystemExit(f"{profile}: with --baseline, the profile must be inside {ROOT}") from None
+    # Read before the runs: what was timed, even if the tree changes while they run.
+    current = {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
     timed: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
         tree = Path(tmp) / "tree"
@@ -248,10 +253,9 @@ def against_baseline(
         }
         for step in step_names
     }
-    status = git("status", "--porcelain", "--untracked-files=no")
     return {
         "baseline": {"revision": revision, "commit": commit},
-        "current": {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(status)},
+        "current": current,
         "executor": executor,
         "rounds": timed,
         "median_wall_seconds": walls,
