@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import yaml
@@ -198,12 +199,6 @@ def round_order(round_index: int) -> tuple[str, str]:
     return ("baseline", "current") if round_index % 2 == 0 else ("current", "baseline")
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def against_baseline(
     profile: Path, executor: str, revision: str, rounds: int, keep: Path | None
 ) -> dict[str, Any]:
@@ -243,16 +238,13 @@ def against_baseline(
         side: median([float(r[side]["wall_seconds"]) for r in timed])
         for side in ("baseline", "current")
     }
+
+    def step_median(side: str, step: str) -> float | None:
+        seconds = [float(r[side]["steps"][step]) for r in timed if step in r[side]["steps"]]
+        return median(seconds) if seconds else None
+
     step_names = sorted({step for r in timed for side in walls for step in r[side]["steps"]})
-    steps = {
-        step: {
-            side: median([float(r[side]["steps"][step]) for r in timed if step in r[side]["steps"]])
-            if any(step in r[side]["steps"] for r in timed)
-            else None
-            for side in walls
-        }
-        for step in step_names
-    }
+    steps = {step: {side: step_median(side, step) for side in walls} for step in step_names}
     return {
         "baseline": {"revision": revision, "commit": commit},
         "current": current,
@@ -321,6 +313,12 @@ def main() -> None:
     executors: list[str] = args.executors
     from llm_assets.storage import atomic_file
 
+    described = {
+        "profile": str(args.profile),
+        "cores": os.cpu_count(),
+        "command": " ".join(["python", "benchmarks/bench_pipeline.py", *sys.argv[1:]]),
+    }
+
     if args.baseline:
         if len(executors) != 1 or args.rounds < 1:
             raise SystemExit("--baseline times one executor (--executors …) for --rounds ≥ 1")
@@ -329,11 +327,7 @@ def main() -> None:
         )
         print(f"\nprofile: {args.profile}   machine: {os.cpu_count()} cores, {platform.machine()}")
         print_against_baseline(comparison)
-        comparison |= {
-            "profile": str(args.profile),
-            "cores": os.cpu_count(),
-            "command": " ".join(["python", "benchmarks/bench_pipeline.py", *sys.argv[1:]]),
-        }
+        comparison |= described
         with atomic_file(args.output) as temporary:
             temporary.write_text(json.dumps(comparison, indent=2))
         print(f"wrote {args.output}")
@@ -351,12 +345,7 @@ def main() -> None:
         print(f"{step:58}" + "".join(f" {cell:>15.2f}" for cell in cells))
     walls = [float(results[e]["wall_seconds"]) for e in executors]  # type: ignore[arg-type]
     print(f"{'WALL CLOCK (process start to finish)':58}" + "".join(f" {w:>15.1f}" for w in walls))
-    summary: dict[str, object] = {
-        "profile": str(args.profile),
-        "cores": os.cpu_count(),
-        "results": results,
-        "command": " ".join(["python", "benchmarks/bench_pipeline.py", *sys.argv[1:]]),
-    }
+    summary: dict[str, object] = {**described, "results": results}
     if len(walls) == 2:
         ratio = walls[1] / walls[0]
         print(f"\nmultiprocess / in_process wall-clock ratio: {ratio:.2f}")
